@@ -1,0 +1,208 @@
+"""`tf.data` pipelines whose data position is a pure function of the step.
+
+The distributed iterator of `tf.distribute` cannot be checkpointed, so the
+training pipeline is built from indices instead of from a stateful shuffle:
+
+  range(first element) -> [per-replica batch of global example ids]
+    -> per-epoch `index_shuffle(seed, epoch)` -> parallel map (gather, cast,
+    scale) -> prefetch(AUTOTUNE)
+
+The stream of example ids is global: step `s` consumes ids
+`[s * G, (s + 1) * G)` where `G` is the global batch, and id `i` is example
+`shuffle(i mod N; seed, epoch=i div N)`. Replica `r` of `R` takes ids
+`s * G + r * B ... + B - 1` with `B = G / R`. Hence
+
+* each epoch visits every example exactly once, batches may span epochs;
+* the examples of a global step do not depend on the number of replicas or
+  workers (the property that makes 1 and N replicas train alike);
+* a restart at step `s` only needs `start_step=s`: nothing is skipped by
+  reading.
+
+Sharding is explicit (input pipeline `p` of `P` serves the replicas
+`p * R/P ... (p + 1) * R/P - 1`), so tf.data's auto-sharding is switched off.
+The arrays sit in memory once per input pipeline: that is the cache.
+"""
+
+from collections.abc import Callable
+import math
+
+import numpy as np
+import tensorflow as tf
+
+# Third word of every shuffle key, so the keys differ from other uses of seed.
+_SHUFFLE_SALT = 0x5EED
+
+DatasetFn = Callable[[tf.distribute.InputContext], tf.data.Dataset]
+
+
+def per_replica_batch_size(global_batch_size: int, num_replicas: int) -> int:
+  """Returns global / replicas, or raises ValueError when it does not divide."""
+  if global_batch_size <= 0 or global_batch_size % num_replicas:
+    raise ValueError(
+        f"the global batch size ({global_batch_size}) must be a positive"
+        f" multiple of the number of replicas ({num_replicas}).")
+  return global_batch_size // num_replicas
+
+
+def eval_steps(num_examples: int, global_batch_size: int) -> int:
+  """Steps that cover `num_examples` once; the last batch is padded."""
+  return math.ceil(num_examples / global_batch_size)
+
+
+def _replica_layout(input_context: tf.distribute.InputContext | None,
+                    global_batch_size: int) -> tuple[int, int, int]:
+  """Returns (per-replica batch, replicas per pipeline, first replica id)."""
+  if input_context is None:
+    input_context = tf.distribute.InputContext()
+  num_replicas = input_context.num_replicas_in_sync
+  batch_size = per_replica_batch_size(global_batch_size, num_replicas)
+  if num_replicas % input_context.num_input_pipelines:
+    raise ValueError(
+        f"{num_replicas} replicas cannot be split evenly over"
+        f" {input_context.num_input_pipelines} input pipelines.")
+  local_replicas = num_replicas // input_context.num_input_pipelines
+  return (batch_size, local_replicas,
+          input_context.input_pipeline_id * local_replicas)
+
+
+def _batch_example_ids(element: tf.Tensor, *, global_batch_size: int,
+                       batch_size: int, local_replicas: int,
+                       first_replica: int) -> tf.Tensor:
+  """Global example ids [B] of the `element`-th batch of one input pipeline."""
+  step = element // local_replicas
+  replica = first_replica + element % local_replicas
+  start = step * global_batch_size + replica * batch_size
+  return start + tf.range(batch_size, dtype=tf.int64)
+
+
+def _shuffled_positions(example_ids: tf.Tensor, *, num_examples: int,
+                        seed: int) -> tf.Tensor:
+  """Maps global ids to array rows through a seeded per-epoch permutation.
+
+  Each id carries its own (seed, epoch) key, so a batch that spans the end
+  of an epoch takes its rows from two permutations.
+  """
+  epochs = example_ids // num_examples
+  keys = tf.stack([tf.fill(tf.shape(epochs), tf.constant(seed, tf.int64)),
+                   epochs, tf.fill(tf.shape(epochs), tf.constant(_SHUFFLE_SALT, tf.int64))],
+                  axis=1)
+  # The raw op: the tf.random.experimental wrapper mis-pads per-index seeds.
+  return tf.raw_ops.RandomIndexShuffle(
+      index=example_ids % num_examples, seed=keys,
+      max_index=tf.constant(num_examples - 1, tf.int64), rounds=4)
+
+
+def _pipeline_options() -> tf.data.Options:
+  options = tf.data.Options()
+  # Sharding is done by index arithmetic; auto-sharding would drop data.
+  options.experimental_distribute.auto_shard_policy = (
+      tf.data.experimental.AutoShardPolicy.OFF)
+  options.deterministic = True
+  return options
+
+
+def _to_float(features: tf.Tensor, feature_scale: float) -> tf.Tensor:
+  features = tf.cast(features, tf.float32)
+  if feature_scale != 1.0:
+    features = features * feature_scale
+  return features
+
+
+def create_train_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
+                            global_batch_size: int, seed: int,
+                            start_step: int = 0, shuffle: bool = True,
+                            feature_scale: float = 1.0) -> DatasetFn:
+  """Returns a `dataset_fn` for `strategy.distribute_datasets_from_function`.
+
+  Args:
+    features: Training features [N, ...]; kept in memory.
+    labels: Integer labels [N].
+    global_batch_size: Examples per step over all replicas.
+    seed: Shuffle seed; the order of epoch `e` depends only on (seed, e).
+    start_step: The first step the iterator serves (exact resume).
+    shuffle: If False, every epoch reads the arrays in order.
+    feature_scale: Factor applied to the float32 features.
+
+  Returns:
+    A function from `tf.distribute.InputContext` (or None for one device) to
+    an infinite dataset of per-replica `(features, labels)` batches.
+
+  Raises:
+    ValueError: If the batch does not divide, or one replica's batch is
+      larger than the dataset.
+  """
+  num_examples = len(labels)
+
+  def dataset_fn(input_context=None):
+    batch_size, local_replicas, first_replica = _replica_layout(
+        input_context, global_batch_size)
+    if batch_size > num_examples:
+      raise ValueError(
+          f"the per-replica batch ({batch_size}) is larger than the"
+          f" {num_examples} training examples.")
+    all_features = tf.constant(features)
+    all_labels = tf.constant(labels)
+
+    def load_batch(element):
+      ids = _batch_example_ids(element, global_batch_size=global_batch_size,
+                               batch_size=batch_size,
+                               local_replicas=local_replicas,
+                               first_replica=first_replica)
+      rows = (_shuffled_positions(ids, num_examples=num_examples, seed=seed)
+              if shuffle else ids % num_examples)
+      return (_to_float(tf.gather(all_features, rows), feature_scale),
+              tf.gather(all_labels, rows))
+
+    dataset = tf.data.Dataset.range(start_step * local_replicas, tf.int64.max)
+    dataset = dataset.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_pipeline_options())
+
+  return dataset_fn
+
+
+def create_eval_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
+                           global_batch_size: int,
+                           feature_scale: float = 1.0) -> DatasetFn:
+  """Returns a `dataset_fn` that covers the eval split exactly once.
+
+  The split is generally not divisible by the global batch, so it is padded
+  to `eval_steps(...)` full steps; padded rows repeat the last example and
+  carry sample weight 0, real rows weight 1. Every replica receives a full
+  (static-shape) batch on every step, even when all its rows are padding.
+
+  Args:
+    features: Eval features [M, ...].
+    labels: Integer labels [M].
+    global_batch_size: Examples per step over all replicas.
+    feature_scale: Factor applied to the float32 features.
+
+  Returns:
+    A function from `tf.distribute.InputContext` to a finite dataset of
+    per-replica `(features, labels, sample_weight)` batches.
+  """
+  num_examples = len(labels)
+  num_steps = eval_steps(num_examples, global_batch_size)
+
+  def dataset_fn(input_context=None):
+    batch_size, local_replicas, first_replica = _replica_layout(
+        input_context, global_batch_size)
+    all_features = tf.constant(features)
+    all_labels = tf.constant(labels)
+
+    def load_batch(element):
+      ids = _batch_example_ids(element, global_batch_size=global_batch_size,
+                               batch_size=batch_size,
+                               local_replicas=local_replicas,
+                               first_replica=first_replica)
+      rows = tf.minimum(ids, num_examples - 1)
+      weights = tf.cast(ids < num_examples, tf.float32)
+      return (_to_float(tf.gather(all_features, rows), feature_scale),
+              tf.gather(all_labels, rows), weights)
+
+    dataset = tf.data.Dataset.range(num_steps * local_replicas)
+    dataset = dataset.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_pipeline_options())
+
+  return dataset_fn

@@ -1,0 +1,5 @@
+"""`python -m launch`."""
+
+from launch import main
+
+main.run()

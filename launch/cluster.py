@@ -1,0 +1,183 @@
+"""Cluster topology from TF_CONFIG: parsed, validated, and described.
+
+TF_CONFIG is the JSON that Kubeflow's TFJob, Vertex AI and hand-written
+scripts set, e.g.::
+
+  {"cluster": {"chief": ["host0:2222"], "worker": ["host1:2222"]},
+   "task": {"type": "worker", "index": 0}}
+
+Every way it can be malformed is a `ConfigError` naming the problem.
+"""
+
+from collections.abc import Mapping
+import dataclasses
+import json
+import re
+
+from launch.errors import ConfigError
+
+TRAINING_ROLES = ("chief", "worker")
+KNOWN_ROLES = ("chief", "worker", "evaluator", "ps")
+_SINGLE_TASK_ROLES = ("chief", "evaluator")
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterInfo:
+  """This task's place in the cluster.
+
+  Attributes:
+    cluster: Role -> list of "host:port"; empty for a single process.
+    task_type: This task's role ("chief", "worker", "evaluator"), or None.
+    task_index: Index of this task within its role.
+  """
+
+  cluster: Mapping[str, tuple[str, ...]] = dataclasses.field(
+      default_factory=dict)
+  task_type: str | None = None
+  task_index: int = 0
+
+  @property
+  def num_workers(self) -> int:
+    """Training tasks: chief plus workers (at least 1)."""
+    return max(1, sum(len(self.cluster.get(role, ()))
+                      for role in TRAINING_ROLES))
+
+  @property
+  def is_multi_worker(self) -> bool:
+    return self.num_workers > 1
+
+  @property
+  def worker_id(self) -> int:
+    """Rank among the training tasks, the chief first."""
+    if self.task_type == "worker" and "chief" in self.cluster:
+      return self.task_index + 1
+    return self.task_index if self.task_type in TRAINING_ROLES else 0
+
+  @property
+  def is_chief(self) -> bool:
+    """The task that writes into model_dir: the chief, else worker 0."""
+    if self.task_type is None:
+      return True
+    if "chief" in self.cluster:
+      return self.task_type == "chief"
+    return self.task_type == "worker" and self.task_index == 0
+
+  @property
+  def is_evaluator(self) -> bool:
+    return self.task_type == "evaluator"
+
+  def describe(self) -> str:
+    if not self.cluster:
+      return "single process"
+    return (f"task {self.task_type}:{self.task_index} of"
+            f" {self.num_workers} training task(s)")
+
+
+def _parse_address(role: str, index: int, address) -> str:
+  where = f"TF_CONFIG cluster.{role}[{index}]"
+  if not isinstance(address, str):
+    raise ConfigError(f"{where} must be a \"host:port\" string, got"
+                      f" {address!r}.")
+  match = _HOST_PORT.match(address)
+  if not match or not 0 < int(match.group(2)) < 65536:
+    raise ConfigError(f"{where} is {address!r}, which is not host:port with a"
+                      " port from 1 to 65535.")
+  return address
+
+
+def _parse_cluster(cluster) -> dict[str, tuple[str, ...]]:
+  if not isinstance(cluster, dict) or not cluster:
+    raise ConfigError("TF_CONFIG \"cluster\" must be a non-empty object of"
+                      " role -> list of \"host:port\".")
+  parsed = {}
+  for role, addresses in cluster.items():
+    if role not in KNOWN_ROLES:
+      raise ConfigError(f"TF_CONFIG cluster has unknown role {role!r}; roles"
+                        f" are {', '.join(KNOWN_ROLES)}.")
+    if not isinstance(addresses, list) or not addresses:
+      raise ConfigError(f"TF_CONFIG cluster.{role} must be a non-empty list"
+                        " of \"host:port\".")
+    if role in _SINGLE_TASK_ROLES and len(addresses) > 1:
+      raise ConfigError(f"TF_CONFIG cluster.{role} has {len(addresses)}"
+                        " tasks; at most one is allowed.")
+    parsed[role] = tuple(_parse_address(role, index, address)
+                         for index, address in enumerate(addresses))
+  seen = {}
+  for role, addresses in parsed.items():
+    for index, address in enumerate(addresses):
+      if address in seen:
+        raise ConfigError(f"TF_CONFIG gives {address} to both {seen[address]}"
+                          f" and {role}:{index}.")
+      seen[address] = f"{role}:{index}"
+  if "ps" in parsed:
+    raise ConfigError("TF_CONFIG has \"ps\" tasks, but parameter-server"
+                      " training is not supported; use chief/worker tasks.")
+  if not any(role in parsed for role in TRAINING_ROLES):
+    raise ConfigError("TF_CONFIG cluster has no \"chief\" or \"worker\""
+                      " task.")
+  return parsed
+
+
+def _parse_task(task, cluster: Mapping[str, tuple[str, ...]]) -> tuple[str,
+                                                                       int]:
+  if not isinstance(task, dict):
+    raise ConfigError("TF_CONFIG \"task\" must be an object with \"type\" and"
+                      " \"index\".")
+  task_type, index = task.get("type"), task.get("index", 0)
+  if task_type not in cluster:
+    raise ConfigError(f"TF_CONFIG task.type {task_type!r} is not a role of the"
+                      f" cluster ({', '.join(cluster)}).")
+  if isinstance(index, bool) or not isinstance(index, int):
+    raise ConfigError(f"TF_CONFIG task.index must be an integer, got"
+                      f" {index!r}.")
+  if not 0 <= index < len(cluster[task_type]):
+    raise ConfigError(f"TF_CONFIG task.index {index} is out of range for the"
+                      f" {len(cluster[task_type])} {task_type} task(s).")
+  return task_type, index
+
+
+def parse_tf_config(text: str | None) -> ClusterInfo:
+  """Parses and validates a TF_CONFIG value.
+
+  Args:
+    text: The JSON text, or None/empty for a single process.
+
+  Returns:
+    The cluster info; a TF_CONFIG without "cluster" is a single process.
+
+  Raises:
+    ConfigError: If the value is malformed.
+  """
+  if not text or not text.strip():
+    return ClusterInfo()
+  try:
+    value = json.loads(text)
+  except json.JSONDecodeError as error:
+    raise ConfigError(f"TF_CONFIG is not valid JSON ({error.msg} at line"
+                      f" {error.lineno} column {error.colno}).") from None
+  if not isinstance(value, dict):
+    raise ConfigError("TF_CONFIG must be a JSON object with \"cluster\" and"
+                      " \"task\".")
+  if not value.get("cluster"):
+    if value.get("task"):
+      raise ConfigError("TF_CONFIG has a \"task\" but no \"cluster\".")
+    return ClusterInfo()
+  cluster = _parse_cluster(value["cluster"])
+  if "task" not in value:
+    raise ConfigError("TF_CONFIG has a \"cluster\" but no \"task\".")
+  task_type, task_index = _parse_task(value["task"], cluster)
+  return ClusterInfo(cluster, task_type, task_index)
+
+
+def from_environment(environ: Mapping[str, str]) -> ClusterInfo:
+  """Returns the cluster described by the environment (TF_CONFIG)."""
+  return parse_tf_config(environ.get("TF_CONFIG"))
+
+
+def to_tf_config(info: ClusterInfo) -> str:
+  """The TF_CONFIG JSON of `info` (for starting tasks)."""
+  return json.dumps({"cluster": {role: list(addresses)
+                                 for role, addresses in info.cluster.items()},
+                     "task": {"type": info.task_type,
+                              "index": info.task_index}})

@@ -1,0 +1,176 @@
+"""`RunConfig`: flags turned into frozen configs, validated, and dumped.
+
+Nothing here imports TensorFlow: a bad command line fails in well under a
+second and before anything touches the disk.
+"""
+
+import dataclasses
+import json
+import math
+import os
+
+from datasets.config import DATASET_NAMES, DataConfig
+from launch import flags as flag_defs
+from launch.errors import ConfigError
+from launch.strategy import STRATEGY_KINDS
+from trainer.config import MODEL_NAMES, OPTIMIZER_NAMES, TrainConfig
+
+CONFIG_FILENAME = "config.json"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunConfig:
+  """Everything one run needs, as plain values.
+
+  Attributes:
+    data: Handed to `datasets`.
+    train: Handed to `trainer`; `train.train_steps` is final once
+      `resolve_train_steps` ran.
+    epochs: If set, the run length in passes over the training data.
+    strategy: One of `STRATEGY_KINDS`.
+    cpu_devices: Logical CPU devices per process when there is no GPU.
+    collective_timeout: Seconds before a stuck collective fails (0: never).
+    seed: Seed of the weights (the data seed is `data.seed`).
+  """
+
+  data: DataConfig
+  train: TrainConfig
+  epochs: float | None = None
+  strategy: str = "auto"
+  cpu_devices: int = 1
+  collective_timeout: float = 0.0
+  seed: int = 0
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def _shape(values: list[str]) -> tuple[int, ...]:
+  try:
+    shape = tuple(int(value) for value in values)
+  except ValueError:
+    shape = ()
+  if not shape or min(shape) <= 0:
+    raise ConfigError(f"--synthetic_shape={','.join(values)} must be positive"
+                      " integers separated by commas.")
+  return shape
+
+
+def from_flags() -> RunConfig:
+  """Builds the config from the parsed flags (without validating it)."""
+  f = flag_defs
+  if f.TRAIN_STEPS.value is None and f.EPOCHS.value is None:
+    train_steps = 1000
+  else:
+    train_steps = f.TRAIN_STEPS.value or 0
+  data = DataConfig(
+      name=f.DATASET.value, data_dir=f.DATA_DIR.value,
+      global_batch_size=f.GLOBAL_BATCH_SIZE.value, seed=f.SEED.value,
+      validation_split=f.VALIDATION_SPLIT.value,
+      synthetic_examples=f.SYNTHETIC_EXAMPLES.value,
+      synthetic_eval_examples=f.SYNTHETIC_EVAL_EXAMPLES.value,
+      synthetic_shape=_shape(f.SYNTHETIC_SHAPE.value),
+      num_classes=f.NUM_CLASSES.value)
+  train = TrainConfig(
+      model=f.MODEL.value, optimizer=f.OPTIMIZER.value,
+      learning_rate=f.LEARNING_RATE.value, momentum=f.MOMENTUM.value,
+      l2=f.L2.value, train_steps=train_steps,
+      steps_per_loop=f.STEPS_PER_LOOP.value, eval_every=f.EVAL_EVERY.value,
+      checkpoint_every=f.CHECKPOINT_EVERY.value,
+      keep_checkpoints=f.KEEP_CHECKPOINTS.value,
+      model_dir=f.MODEL_DIR.value or "", jit_compile=f.JIT_COMPILE.value)
+  if f.TRAIN_STEPS.value is not None and f.EPOCHS.value is not None:
+    raise ConfigError("set either --train_steps or --epochs, not both.")
+  return RunConfig(data=data, train=train, epochs=f.EPOCHS.value,
+                   strategy=f.STRATEGY.value, cpu_devices=f.CPU_DEVICES.value,
+                   collective_timeout=f.COLLECTIVE_TIMEOUT.value,
+                   seed=f.SEED.value)
+
+
+def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+  if value not in choices:
+    raise ConfigError(f"--{flag}={value} is not one of {', '.join(choices)}.")
+
+
+def _check_positive(values: dict[str, float], *, allow_zero: bool) -> None:
+  for flag, value in values.items():
+    if value < 0 or (value == 0 and not allow_zero):
+      bound = "zero or more" if allow_zero else "positive"
+      raise ConfigError(f"--{flag}={value} must be {bound}.")
+
+
+def check_model_dir(model_dir: str) -> None:
+  """Checks `model_dir` can be created and written, without writing."""
+  if not model_dir:
+    raise ConfigError("--model_dir is required (checkpoints, summaries and"
+                      " the export go there).")
+  path = os.path.abspath(model_dir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ConfigError(f"--model_dir={model_dir} exists and is not a"
+                      " directory.")
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing) or not os.access(existing,
+                                                  os.W_OK | os.X_OK):
+    raise ConfigError(f"--model_dir={model_dir} is not writable ({existing}"
+                      " does not allow it).")
+
+
+def validate(config: RunConfig) -> None:
+  """Checks everything that can be checked without TensorFlow or data.
+
+  Raises:
+    ConfigError: Naming the first problem found.
+  """
+  train, data = config.train, config.data
+  _check_choice("model", train.model, MODEL_NAMES)
+  _check_choice("dataset", data.name, DATASET_NAMES)
+  _check_choice("optimizer", train.optimizer, OPTIMIZER_NAMES)
+  _check_choice("strategy", config.strategy, STRATEGY_KINDS)
+  _check_positive({
+      "global_batch_size": data.global_batch_size,
+      "steps_per_loop": train.steps_per_loop,
+      "keep_checkpoints": train.keep_checkpoints,
+      "learning_rate": train.learning_rate,
+      "cpu_devices": config.cpu_devices,
+      "num_classes": data.num_classes,
+      "synthetic_examples": data.synthetic_examples,
+      "synthetic_eval_examples": data.synthetic_eval_examples,
+  }, allow_zero=False)
+  _check_positive({
+      "eval_every": train.eval_every,
+      "checkpoint_every": train.checkpoint_every,
+      "momentum": train.momentum, "l2": train.l2,
+      "collective_timeout": config.collective_timeout,
+  }, allow_zero=True)
+  if config.epochs is None:
+    _check_positive({"train_steps": train.train_steps}, allow_zero=False)
+  elif not (config.epochs > 0 and math.isfinite(config.epochs)):
+    raise ConfigError(f"--epochs={config.epochs} must be positive.")
+  if not 0 <= data.validation_split < 1:
+    raise ConfigError(f"--validation_split={data.validation_split} must be in"
+                      " [0, 1).")
+  if data.data_dir is not None and not os.path.isdir(data.data_dir):
+    raise ConfigError(f"--data_dir={data.data_dir} is not a directory.")
+  check_model_dir(train.model_dir)
+
+
+def resolve_train_steps(config: RunConfig, num_train_examples: int) -> RunConfig:
+  """Turns --epochs into a step count (rounded up) once the data is known."""
+  if config.epochs is None:
+    return config
+  steps = math.ceil(config.epochs * num_train_examples
+                    / config.data.global_batch_size)
+  return dataclasses.replace(
+      config, train=dataclasses.replace(config.train, train_steps=steps))
+
+
+def write_config(config: RunConfig) -> str:
+  """Writes `model_dir/config.json` atomically; returns its path."""
+  path = os.path.join(config.train.model_dir, CONFIG_FILENAME)
+  staging = path + ".tmp"
+  with open(staging, "w", encoding="utf-8") as stream:
+    stream.write(config.to_json() + "\n")
+  os.replace(staging, path)
+  return path

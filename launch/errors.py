@@ -1,0 +1,8 @@
+"""The one error type a user's input can cause."""
+
+
+class ConfigError(ValueError):
+  """Bad flags, TF_CONFIG or environment: one sentence, exit code 2."""
+
+
+EXIT_BAD_INPUT = 2

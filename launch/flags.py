@@ -1,0 +1,68 @@
+"""Command-line flags of `python -m launch`. Read only by `launch.config`."""
+
+from absl import flags
+
+from datasets.config import DATASET_NAMES
+from launch.strategy import STRATEGY_KINDS
+from trainer.config import MODEL_NAMES, OPTIMIZER_NAMES
+
+# Flag values are validated in launch.config, which raises one clear
+# sentence; DEFINE_enum is avoided so that error has the same shape.
+MODEL = flags.DEFINE_string(
+    "model", "mlp", f"Network to train: {', '.join(MODEL_NAMES)}.")
+DATASET = flags.DEFINE_string(
+    "dataset", "digits", f"Dataset: {', '.join(DATASET_NAMES)}.")
+DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "Directory with on-disk data (mnist.npz for mnist).")
+VALIDATION_SPLIT = flags.DEFINE_float(
+    "validation_split", 0.0,
+    "Hold out this fraction of the training data (the last examples) for"
+    " evaluation instead of the test split.")
+SYNTHETIC_EXAMPLES = flags.DEFINE_integer(
+    "synthetic_examples", 60_000, "Training examples of --dataset=synthetic.")
+SYNTHETIC_EVAL_EXAMPLES = flags.DEFINE_integer(
+    "synthetic_eval_examples", 10_000, "Eval examples of synthetic data.")
+SYNTHETIC_SHAPE = flags.DEFINE_list(
+    "synthetic_shape", ["28", "28", "1"], "Feature shape of synthetic data.")
+NUM_CLASSES = flags.DEFINE_integer(
+    "num_classes", 10, "Classes of synthetic data.")
+GLOBAL_BATCH_SIZE = flags.DEFINE_integer(
+    "global_batch_size", 64,
+    "Examples per step over all replicas; must divide by the replica count.")
+TRAIN_STEPS = flags.DEFINE_integer(
+    "train_steps", None, "Total training steps (or use --epochs).")
+EPOCHS = flags.DEFINE_float(
+    "epochs", None, "Passes over the training data (or use --train_steps).")
+STEPS_PER_LOOP = flags.DEFINE_integer(
+    "steps_per_loop", 50, "Steps per compiled call and per log line.")
+EVAL_EVERY = flags.DEFINE_integer(
+    "eval_every", 0, "Evaluate every N steps; 0 evaluates at the end only.")
+CHECKPOINT_EVERY = flags.DEFINE_integer(
+    "checkpoint_every", 500,
+    "Save a checkpoint every N steps; 0 saves at the end only.")
+KEEP_CHECKPOINTS = flags.DEFINE_integer(
+    "keep_checkpoints", 3, "How many of the newest checkpoints to keep.")
+MODEL_DIR = flags.DEFINE_string(
+    "model_dir", None,
+    "Directory for checkpoints, summaries, metrics and the export; a rerun"
+    " with the same directory resumes.")
+STRATEGY = flags.DEFINE_string(
+    "strategy", "auto", f"Distribution: {', '.join(STRATEGY_KINDS)}.")
+CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", 1,
+    "Without GPUs, split the CPU into this many logical devices and mirror"
+    " over them (in every worker of a multi-worker run).")
+COLLECTIVE_TIMEOUT = flags.DEFINE_float(
+    "collective_timeout", 0.0,
+    "Seconds before a multi-worker collective gives up on a stuck peer;"
+    " 0 waits forever.")
+OPTIMIZER = flags.DEFINE_string(
+    "optimizer", "adam", f"Optimizer: {', '.join(OPTIMIZER_NAMES)}.")
+LEARNING_RATE = flags.DEFINE_float(
+    "learning_rate", 3e-3,
+    "Learning rate (3e-3: short runs converge faster than with 1e-3).")
+MOMENTUM = flags.DEFINE_float("momentum", 0.9, "Momentum of --optimizer=sgd.")
+L2 = flags.DEFINE_float("l2", 0.0, "L2 regularization of the kernels.")
+SEED = flags.DEFINE_integer("seed", 0, "Seed of the shuffle and the weights.")
+JIT_COMPILE = flags.DEFINE_boolean(
+    "jit_compile", False, "Compile the training step with XLA.")

@@ -1,0 +1,78 @@
+"""`python -m launch`: train a model as the flags and TF_CONFIG say.
+
+Exit codes: 0 done; 2 bad flags, TF_CONFIG or data (one sentence on stderr,
+nothing written); 1 the run failed (e.g. a non-finite loss).
+"""
+
+import logging as pylogging
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from launch import cluster as cluster_lib
+from launch import config as config_lib
+from launch import flags as _  # noqa: F401  Defines the flags.
+from launch import run as run_lib
+from launch.errors import EXIT_BAD_INPUT, ConfigError
+
+
+def _fail(message: str, exit_code: int) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(exit_code)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """Parses flags; a bad command line exits 2 with one sentence."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as error:
+    _fail(f"{error}. See --helpfull.", EXIT_BAD_INPUT)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {' '.join(argv[1:])!r}; all options are"
+          " --flags.", EXIT_BAD_INPUT)
+  try:
+    config = config_lib.from_flags()
+    cluster = cluster_lib.from_environment(os.environ)
+    plan = run_lib.plan_run(config, cluster)
+  except ConfigError as error:
+    _fail(str(error), EXIT_BAD_INPUT)
+  try:
+    logs = run_lib.execute(plan)
+  except FloatingPointError as error:
+    _fail(str(error), 1)
+  if plan.cluster.is_chief and logs:
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in logs.items()
+                      if name != "examples")
+    print(f"Final eval at step {plan.config.train.train_steps}: {shown}"
+          f" ({logs['examples']} examples)", flush=True)
+
+
+class _HarnessInfoFilter(pylogging.Filter):
+  """Keeps warnings from everywhere but INFO lines only from the harness.
+
+  TensorFlow logs its own INFO lines (saver sharding, signature renames)
+  through absl too; they drown the one progress line per loop.
+  """
+
+  _PACKAGES = tuple(os.path.join(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))), package) + os.sep
+                    for package in ("launch", "trainer", "datasets"))
+
+  def filter(self, record: pylogging.LogRecord) -> bool:
+    return (record.levelno >= pylogging.WARNING
+            or record.pathname.startswith(self._PACKAGES))
+
+
+def run() -> None:
+  """Console-script entry point (`tfharness`)."""
+  # TensorFlow's C++ INFO/WARNING lines drown the progress; keep errors.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(_HarnessInfoFilter())
+  app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,138 @@
+"""Wires a validated config into a run: strategy -> data -> model -> loop.
+
+This is the only module that sees datasets and trainer together.
+"""
+
+import dataclasses
+import os
+
+from absl import logging
+
+from datasets import sources
+from launch import cluster as cluster_lib
+from launch import config as config_lib
+from launch import strategy as strategy_lib
+from launch.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What a validated run will do, decided before TensorFlow starts."""
+
+  config: config_lib.RunConfig
+  cluster: cluster_lib.ClusterInfo
+  source: sources.ArraySource
+  strategy_kind: str
+  num_replicas: int
+
+
+def plan_run(config: config_lib.RunConfig,
+             cluster: cluster_lib.ClusterInfo) -> Plan:
+  """Validates everything and loads the data, touching nothing on disk.
+
+  Raises:
+    ConfigError: If the flags, cluster or data are unusable.
+  """
+  config_lib.validate(config)
+  if cluster.is_evaluator:
+    raise ConfigError("this TF_CONFIG is for an evaluator task, which this"
+                      " version does not run; start chief/worker tasks only.")
+  try:
+    source = sources.load_source(config.data)
+  except sources.DataError as error:
+    raise ConfigError(str(error)) from None
+  config = config_lib.resolve_train_steps(config, source.num_train_examples)
+  import tensorflow as tf  # After validation: importing costs seconds.
+  num_gpus = len(tf.config.list_physical_devices("GPU"))
+  kind = strategy_lib.resolve_strategy_kind(
+      config.strategy, cluster=cluster, num_gpus=num_gpus,
+      cpu_devices=config.cpu_devices)
+  replicas = strategy_lib.count_replicas(kind, cluster=cluster,
+                                         num_gpus=num_gpus,
+                                         cpu_devices=config.cpu_devices)
+  batch = config.data.global_batch_size
+  if batch % replicas:
+    raise ConfigError(f"--global_batch_size={batch} does not divide over the"
+                      f" {replicas} replicas; use a multiple of {replicas}.")
+  if batch // replicas > source.num_train_examples:
+    raise ConfigError(f"the per-replica batch ({batch // replicas}) is larger"
+                      f" than {source.name}'s {source.num_train_examples}"
+                      " training examples.")
+  return Plan(config, cluster, source, kind, replicas)
+
+
+def _build_writer(plan: Plan):
+  from trainer import summaries
+  if not plan.cluster.is_chief:
+    return summaries.NullWriter()
+  model_dir = plan.config.train.model_dir
+  return summaries.MultiWriter([
+      summaries.TensorBoardWriter(os.path.join(model_dir, "summaries")),
+      summaries.JsonlWriter(os.path.join(model_dir, "metrics.jsonl")),
+      summaries.ProgressLogger(plan.config.train.train_steps),
+  ])
+
+
+def execute(plan: Plan) -> dict[str, float]:
+  """Runs the planned training; returns the final eval logs.
+
+  Must be the first thing in the process to use TensorFlow ops.
+  """
+  import tensorflow as tf
+  from datasets import pipeline
+  from trainer import build, checkpointing, export, loop, runner
+
+  config, source = plan.config, plan.source
+  train_config = config.train
+  strategy = strategy_lib.build_strategy(
+      plan.strategy_kind, cluster=plan.cluster, cpu_devices=config.cpu_devices,
+      collective_timeout=config.collective_timeout or None)
+  tf.keras.utils.set_random_seed(config.seed)
+  # TensorFlow's Python INFO lines (saver sharding, signature renames) are noise.
+  tf.get_logger().setLevel("WARNING")
+  if plan.cluster.is_chief:
+    os.makedirs(train_config.model_dir, exist_ok=True)
+    config_lib.write_config(config)
+
+  model = build.build_model(train_config, strategy,
+                            input_shape=source.input_shape,
+                            num_classes=source.num_classes)
+  step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+  checkpointer = checkpointing.Checkpointer(
+      tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=step),
+      step, directory=os.path.join(train_config.model_dir,
+                                   checkpointing.CHECKPOINT_SUBDIR),
+      is_chief=plan.cluster.is_chief,
+      max_to_keep=train_config.keep_checkpoints)
+  start_step = checkpointer.restore_latest()
+
+  batch = config.data.global_batch_size
+  train_runner = runner.Runner(
+      strategy=strategy, model=model,
+      train_dataset_fn=pipeline.create_train_dataset_fn(
+          source.train_features, source.train_labels, global_batch_size=batch,
+          seed=config.data.seed, start_step=start_step,
+          shuffle=config.data.shuffle, feature_scale=source.feature_scale),
+      eval_dataset_fn=pipeline.create_eval_dataset_fn(
+          source.eval_features, source.eval_labels, global_batch_size=batch,
+          feature_scale=source.feature_scale),
+      eval_steps=pipeline.eval_steps(source.num_eval_examples, batch),
+      jit_compile=train_config.jit_compile)
+  writer = _build_writer(plan)
+  controller = loop.Controller(
+      runner=train_runner, checkpointer=checkpointer, writer=writer,
+      config=loop.LoopConfig(
+          train_steps=train_config.train_steps,
+          steps_per_loop=train_config.steps_per_loop,
+          eval_every=train_config.eval_every,
+          checkpoint_every=train_config.checkpoint_every,
+          global_batch_size=batch))
+  try:
+    logs = controller.run(start_step)
+    export.export_model(model.network, os.path.join(train_config.model_dir,
+                                                    "export"),
+                        is_chief=plan.cluster.is_chief)
+  finally:
+    writer.close()
+  logging.info("Done at step %d.", train_config.train_steps)
+  return logs

@@ -1,0 +1,151 @@
+"""Choosing and building the `tf.distribute` strategy.
+
+`resolve_strategy_kind` and `count_replicas` are pure, so the choice can be
+validated (and tested) before TensorFlow creates anything. `build_strategy`
+must run before any other TensorFlow op in the process: logical CPU devices
+and MultiWorkerMirroredStrategy both refuse to be set up afterwards.
+"""
+
+import contextlib
+
+from absl import logging
+
+from launch import cluster as cluster_lib
+from launch.errors import ConfigError
+
+STRATEGY_KINDS = ("auto", "one_device", "mirrored", "multi_worker")
+
+
+def resolve_strategy_kind(requested: str, *, cluster: cluster_lib.ClusterInfo,
+                          num_gpus: int, cpu_devices: int) -> str:
+  """Turns `auto` into a concrete kind and checks the others fit the machine.
+
+  `auto`: multi_worker when the cluster has several training tasks, mirrored
+  over 2+ GPUs (or over `cpu_devices` >= 2 logical CPUs when there is no GPU),
+  otherwise one_device.
+
+  Raises:
+    ConfigError: If the requested kind contradicts the cluster.
+  """
+  if requested not in STRATEGY_KINDS:
+    raise ConfigError(f"--strategy={requested} is not one of"
+                      f" {', '.join(STRATEGY_KINDS)}.")
+  if requested == "auto":
+    if cluster.is_multi_worker:
+      return "multi_worker"
+    local = num_gpus if num_gpus else cpu_devices
+    return "mirrored" if local >= 2 else "one_device"
+  if cluster.is_multi_worker and requested != "multi_worker":
+    raise ConfigError(f"TF_CONFIG names {cluster.num_workers} training tasks,"
+                      f" which needs --strategy=multi_worker (or auto), not"
+                      f" {requested}.")
+  if requested == "one_device" and cpu_devices > 1 and not num_gpus:
+    raise ConfigError(f"--strategy=one_device cannot use --cpu_devices="
+                      f"{cpu_devices}; use --strategy=mirrored.")
+  return requested
+
+
+def local_device_names(*, num_gpus: int, cpu_devices: int) -> list[str]:
+  """The devices one worker mirrors over: its GPUs, else its logical CPUs."""
+  if num_gpus:
+    return [f"/gpu:{index}" for index in range(num_gpus)]
+  return [f"/cpu:{index}" for index in range(max(1, cpu_devices))]
+
+
+def count_replicas(kind: str, *, cluster: cluster_lib.ClusterInfo,
+                   num_gpus: int, cpu_devices: int) -> int:
+  """Number of replicas in sync the strategy `kind` will have."""
+  if kind == "one_device":
+    return 1
+  local = len(local_device_names(num_gpus=num_gpus, cpu_devices=cpu_devices))
+  return local * (cluster.num_workers if kind == "multi_worker" else 1)
+
+
+def configure_cpu_devices(cpu_devices: int) -> None:
+  """Splits the physical CPU into `cpu_devices` logical devices (if > 1)."""
+  import tensorflow as tf  # Imported only once the inputs are validated.
+  if cpu_devices <= 1:
+    return
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  tf.config.set_logical_device_configuration(
+      cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
+
+
+@contextlib.contextmanager
+def _multi_worker_local_devices(devices: list[str]):
+  """Makes MultiWorkerMirroredStrategy mirror over `devices` on each worker.
+
+  TensorFlow's public API gives a multi-worker strategy one CPU device per
+  worker; mirroring over several logical CPUs (to test 2 workers x 2
+  replicas without GPUs) needs its private device hook. This is the only
+  private TensorFlow API the harness uses.
+  """
+  from tensorflow.python.distribute import collective_all_reduce_strategy
+
+  extended = collective_all_reduce_strategy.CollectiveAllReduceExtended
+  original = extended._initialize_local_devices  # pylint: disable=protected-access
+
+  def local_devices(self, cluster_resolver, worker_device):
+    del self, cluster_resolver
+    names = tuple(f"{worker_device}/device:CPU:{device.rsplit(':', 1)[1]}"
+                  for device in devices)
+    return names, "CPU"
+
+  extended._initialize_local_devices = local_devices  # pylint: disable=protected-access
+  try:
+    yield
+  finally:
+    extended._initialize_local_devices = original  # pylint: disable=protected-access
+
+
+def _build_multi_worker(cluster: cluster_lib.ClusterInfo, *, num_gpus: int,
+                        cpu_devices: int, collective_timeout: float | None):
+  import tensorflow as tf
+  resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+      tf.train.ClusterSpec({role: list(addresses)
+                            for role, addresses in cluster.cluster.items()}),
+      task_type=cluster.task_type, task_id=cluster.task_index,
+      num_accelerators={"GPU": num_gpus}, rpc_layer="grpc")
+  options = tf.distribute.experimental.CommunicationOptions(
+      timeout_seconds=collective_timeout)
+  if num_gpus or cpu_devices <= 1:
+    return tf.distribute.MultiWorkerMirroredStrategy(
+        cluster_resolver=resolver, communication_options=options)
+  devices = local_device_names(num_gpus=0, cpu_devices=cpu_devices)
+  with _multi_worker_local_devices(devices):
+    return tf.distribute.MultiWorkerMirroredStrategy(
+        cluster_resolver=resolver, communication_options=options)
+
+
+def build_strategy(kind: str, *, cluster: cluster_lib.ClusterInfo,
+                   cpu_devices: int, collective_timeout: float | None = None):
+  """Builds the strategy `kind` (already resolved, not `auto`).
+
+  Args:
+    kind: "one_device", "mirrored" or "multi_worker".
+    cluster: The validated cluster.
+    cpu_devices: Logical CPU devices per process when there is no GPU.
+    collective_timeout: Seconds after which a multi-worker collective fails
+      instead of waiting forever for a dead or stuck peer (None: no limit).
+
+  Returns:
+    The strategy.
+  """
+  import tensorflow as tf
+  num_gpus = len(tf.config.list_physical_devices("GPU"))
+  if not num_gpus:
+    configure_cpu_devices(cpu_devices)
+  if kind == "multi_worker":
+    strategy = _build_multi_worker(cluster, num_gpus=num_gpus,
+                                   cpu_devices=cpu_devices,
+                                   collective_timeout=collective_timeout)
+  elif kind == "mirrored":
+    strategy = tf.distribute.MirroredStrategy(
+        local_device_names(num_gpus=num_gpus, cpu_devices=cpu_devices))
+  else:
+    strategy = tf.distribute.OneDeviceStrategy(
+        local_device_names(num_gpus=num_gpus, cpu_devices=1)[0])
+  logging.info("Strategy %s with %d replica(s); %s; %s.",
+               type(strategy).__name__, strategy.num_replicas_in_sync,
+               cluster.describe(), "chief" if cluster.is_chief else "not chief")
+  return strategy

@@ -1,0 +1,39 @@
+"""The frozen training configuration that `launch` hands to `trainer`."""
+
+import dataclasses
+
+MODEL_NAMES = ("mlp", "cnn")
+OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+  """How to build the model and run the loop.
+
+  Attributes:
+    model: Built-in network name (one of `MODEL_NAMES`).
+    optimizer: Optimizer name (one of `OPTIMIZER_NAMES`).
+    learning_rate: The learning rate.
+    momentum: Momentum of SGD.
+    l2: L2 regularization factor of the built-in networks' kernels.
+    train_steps: Total number of training steps (the resolved run length).
+    steps_per_loop: Steps per `tf.function` call; logs are written per loop.
+    eval_every: Evaluate every this many steps (0: only at the end).
+    checkpoint_every: Save every this many steps (0: only at the end).
+    keep_checkpoints: How many checkpoints to keep.
+    model_dir: Where checkpoints, summaries, metrics and the export go.
+    jit_compile: Compile the step with XLA.
+  """
+
+  model: str = "mlp"
+  optimizer: str = "adam"
+  learning_rate: float = 3e-3
+  momentum: float = 0.9
+  l2: float = 0.0
+  train_steps: int = 1000
+  steps_per_loop: int = 50
+  eval_every: int = 0
+  checkpoint_every: int = 0
+  keep_checkpoints: int = 3
+  model_dir: str = ""
+  jit_compile: bool = False

@@ -1,0 +1,114 @@
+"""`Controller`: the outer loop — when to train, evaluate, save and log.
+
+Like Orbit's controller it never sees the model or the data: it is handed a
+runner (`train(n)`, `evaluate()`), a checkpointer and a metric writer. The
+clock is an argument so tests need no sleeping.
+"""
+
+from collections.abc import Callable
+import dataclasses
+import math
+import time
+
+from absl import logging
+
+from trainer import checkpointing
+from trainer import runner as runner_lib
+from trainer import summaries
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The training loss became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LoopConfig:
+  """The schedule of a run.
+
+  Attributes:
+    train_steps: Final step.
+    steps_per_loop: Most steps per compiled call (and per log line).
+    eval_every: Evaluate when the step is a multiple of this (0: at the end).
+    checkpoint_every: Save when the step is a multiple of this (0: at end).
+    global_batch_size: Examples per step, for examples/sec.
+  """
+
+  train_steps: int
+  steps_per_loop: int
+  eval_every: int = 0
+  checkpoint_every: int = 0
+  global_batch_size: int = 1
+
+
+class Controller:
+  """Runs training from a start step to the final step."""
+
+  def __init__(self, *, runner: runner_lib.Runner,
+               checkpointer: checkpointing.Checkpointer,
+               writer: summaries.MetricWriter, config: LoopConfig,
+               clock: Callable[[], float] = time.monotonic):
+    self._runner = runner
+    self._checkpointer = checkpointer
+    self._writer = writer
+    self._config = config
+    self._clock = clock
+
+  def _loop_size(self, step: int) -> int:
+    """Steps until the next loop, eval, checkpoint or final boundary."""
+    size = min(self._config.steps_per_loop, self._config.train_steps - step)
+    for interval in (self._config.eval_every, self._config.checkpoint_every):
+      if interval:
+        size = min(size, interval - step % interval)
+    return size
+
+  def _train_loop(self, step: int) -> int:
+    num_steps = self._loop_size(step)
+    start = self._clock()
+    logs = self._runner.train(num_steps)
+    seconds = max(self._clock() - start, 1e-9)
+    step += num_steps
+    if not math.isfinite(logs["loss"]):
+      raise NonFiniteLossError(
+          f"the training loss became {logs['loss']} in the steps up to"
+          f" {step}; no checkpoint of these weights was written.")
+    logs["steps_per_sec"] = num_steps / seconds
+    logs["examples_per_sec"] = (num_steps * self._config.global_batch_size
+                                / seconds)
+    self._writer.write("train", step, logs)
+    return step
+
+  def evaluate(self, step: int) -> dict[str, float]:
+    """Evaluates the whole eval split and writes the result at `step`."""
+    logs = self._runner.evaluate()
+    self._writer.write("eval", step, logs)
+    return logs
+
+  def run(self, start_step: int) -> dict[str, float]:
+    """Trains from `start_step` to the final step.
+
+    Evaluates and saves at their intervals and once more at the end.
+
+    Args:
+      start_step: The step restored from the latest checkpoint (0 if none).
+
+    Returns:
+      The final evaluation's logs (empty if there is no eval data).
+    """
+    config = self._config
+    step = start_step
+    saved_step = start_step if start_step else None
+    if step >= config.train_steps:
+      logging.info("Already at step %d of %d; evaluating only.", step,
+                   config.train_steps)
+    while step < config.train_steps:
+      step = self._train_loop(step)
+      if step == config.train_steps:
+        break
+      if config.eval_every and step % config.eval_every == 0:
+        self.evaluate(step)
+      if config.checkpoint_every and step % config.checkpoint_every == 0:
+        self._checkpointer.save(step)
+        saved_step = step
+    if saved_step != step:
+      self._checkpointer.save(step)
+    return self.evaluate(step) if self._runner.can_evaluate else {}

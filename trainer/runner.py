@@ -1,0 +1,75 @@
+"""`Runner`: the model's steps over distributed data, as plain Python calls.
+
+The controller sees only `train(num_steps) -> logs` and `evaluate() -> logs`;
+the runner owns the iterators and the compiled loops.
+"""
+
+from absl import logging
+import tensorflow as tf
+
+from trainer import model as model_lib
+from trainer import step_fns
+
+
+class Runner:
+  """Runs training loops and full evaluations under one strategy."""
+
+  def __init__(self, *, strategy: tf.distribute.Strategy,
+               model: model_lib.Model, train_dataset_fn,
+               eval_dataset_fn=None, eval_steps: int = 0,
+               jit_compile: bool = False):
+    """Initializes the runner.
+
+    Args:
+      strategy: The strategy; the model and its optimizer were built in its
+        scope.
+      model: The model to train and evaluate.
+      train_dataset_fn: Function of an InputContext giving an infinite
+        dataset of per-replica training batches.
+      eval_dataset_fn: Function giving the finite, padded eval dataset.
+      eval_steps: Number of steps of one full evaluation.
+      jit_compile: Compile the per-replica step with XLA.
+    """
+    self._strategy = strategy
+    self._model = model
+    self._train_iterator = iter(
+        strategy.distribute_datasets_from_function(train_dataset_fn))
+    self._eval_dataset = None
+    if eval_dataset_fn is not None:
+      self._eval_dataset = strategy.distribute_datasets_from_function(
+          eval_dataset_fn)
+    self._eval_steps = eval_steps
+    self._train_loop = step_fns.create_train_loop_fn(
+        strategy, model, jit_compile=jit_compile)
+    self._eval_loop = step_fns.create_eval_loop_fn(strategy, model)
+    self._read_metrics = step_fns.create_read_metrics_fn(model)
+
+  @property
+  def can_evaluate(self) -> bool:
+    return self._eval_dataset is not None
+
+  def _reset_metrics(self):
+    for metric in self._model.metrics:
+      metric.reset_state()
+
+  def train(self, num_steps: int) -> dict[str, float]:
+    """Runs `num_steps` steps; returns metrics over them and the LR."""
+    self._reset_metrics()
+    self._train_loop(self._train_iterator,
+                     tf.constant(num_steps, dtype=tf.int32))
+    logs = {name: float(value) for name, value in self._read_metrics().items()}
+    logs["learning_rate"] = float(
+        tf.convert_to_tensor(self._model.optimizer.learning_rate))
+    return logs
+
+  def evaluate(self) -> dict[str, float]:
+    """Evaluates the whole eval split once; adds the example count."""
+    if self._eval_dataset is None:
+      raise ValueError("this runner has no eval dataset.")
+    self._reset_metrics()
+    examples = self._eval_loop(iter(self._eval_dataset),
+                               tf.constant(self._eval_steps, dtype=tf.int32))
+    logs = {name: float(value) for name, value in self._read_metrics().items()}
+    logs["examples"] = int(examples)
+    logging.debug("Evaluated %d examples.", logs["examples"])
+    return logs

@@ -1,0 +1,73 @@
+"""Compiled loops: K training steps, or a whole evaluation, per call.
+
+Each function is one `tf.function`; `num_steps` is a tensor so a shorter loop
+(to land on an eval or checkpoint boundary) does not retrace. Nothing here
+touches the host inside the loop.
+"""
+
+from collections.abc import Callable, Iterator
+
+import tensorflow as tf
+
+from trainer import model as model_lib
+
+
+def create_train_loop_fn(
+    strategy: tf.distribute.Strategy, model: model_lib.Model, *,
+    jit_compile: bool = False) -> Callable[[Iterator, tf.Tensor], None]:
+  """Returns `train_loop(iterator, num_steps)` running `model.train_step`.
+
+  Args:
+    strategy: The strategy whose replicas run the steps.
+    model: The model; its optimizer must be built already.
+    jit_compile: Compile the per-replica step with XLA.
+  """
+  train_step = model.train_step
+  if jit_compile:
+    train_step = tf.function(train_step, jit_compile=True)
+
+  @tf.function
+  def train_loop(iterator, num_steps):
+    for _ in tf.range(num_steps):
+      strategy.run(train_step, args=(next(iterator),))
+
+  return train_loop
+
+
+def create_eval_loop_fn(
+    strategy: tf.distribute.Strategy,
+    model: model_lib.Model) -> Callable[[Iterator, tf.Tensor], tf.Tensor]:
+  """Returns `eval_loop(iterator, num_steps)` -> number of real examples.
+
+  The count is the sum of the sample weights the pipeline attached, i.e. the
+  examples that were evaluated excluding padding.
+  """
+
+  def eval_step(data):
+    model.test_step(data)
+    return tf.reduce_sum(data[2])
+
+  @tf.function
+  def eval_loop(iterator, num_steps):
+    examples = tf.constant(0.0)
+    for _ in tf.range(num_steps):
+      per_replica = strategy.run(eval_step, args=(next(iterator),))
+      examples += strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
+                                  axis=None)
+    return examples
+
+  return eval_loop
+
+
+def create_read_metrics_fn(model: model_lib.Model) -> Callable[[], dict]:
+  """Returns a function giving `{name: cross-replica result}` of `model.metrics`.
+
+  Call it in cross-replica context on every worker at the same point: reading
+  a sync-on-read metric is a collective under MultiWorkerMirroredStrategy.
+  """
+
+  @tf.function
+  def read_metrics():
+    return {metric.name: metric.result() for metric in model.metrics}
+
+  return read_metrics

@@ -1,0 +1,125 @@
+"""Metric writers: TensorBoard and metrics.jsonl for the chief, progress logs.
+
+Every writer takes `(split, step, scalars)`; the loop does not know where the
+numbers go. Non-chief workers get a `NullWriter`.
+"""
+
+import abc
+from collections.abc import Mapping, Sequence
+import json
+import math
+import os
+import time
+
+from absl import logging
+import tensorflow as tf
+
+Scalars = Mapping[str, float]
+
+
+class MetricWriter(abc.ABC):
+  """Receives scalars of one split ("train" or "eval") at one step."""
+
+  @abc.abstractmethod
+  def write(self, split: str, step: int, scalars: Scalars) -> None:
+    """Records the scalars."""
+
+  def close(self) -> None:
+    """Flushes and releases resources."""
+
+
+class NullWriter(MetricWriter):
+
+  def write(self, split, step, scalars):
+    pass
+
+
+class MultiWriter(MetricWriter):
+  """Forwards to several writers."""
+
+  def __init__(self, writers: Sequence[MetricWriter]):
+    self._writers = list(writers)
+
+  def write(self, split, step, scalars):
+    for writer in self._writers:
+      writer.write(split, step, scalars)
+
+  def close(self):
+    for writer in self._writers:
+      writer.close()
+
+
+class TensorBoardWriter(MetricWriter):
+  """One event-file directory per split under `logdir` (e.g. train/, eval/)."""
+
+  def __init__(self, logdir: str):
+    self._logdir = logdir
+    self._writers: dict[str, tf.summary.SummaryWriter] = {}
+
+  def write(self, split, step, scalars):
+    if split not in self._writers:
+      self._writers[split] = tf.summary.create_file_writer(
+          os.path.join(self._logdir, split))
+    with self._writers[split].as_default(step=step):
+      for name, value in scalars.items():
+        tf.summary.scalar(name, value)
+    self._writers[split].flush()
+
+  def close(self):
+    for writer in self._writers.values():
+      writer.close()
+
+
+class JsonlWriter(MetricWriter):
+  """Appends one JSON object per write: {"split", "step", "time", scalars}."""
+
+  def __init__(self, path: str):
+    self._path = path
+
+  def write(self, split, step, scalars):
+    record = {"split": split, "step": step, "time": round(time.time(), 3)}
+    record.update({name: _json_number(value)
+                   for name, value in scalars.items()})
+    with open(self._path, "a", encoding="utf-8") as stream:
+      stream.write(json.dumps(record) + "\n")
+
+
+class ProgressLogger(MetricWriter):
+  """Logs one line per train loop (with ETA) and per evaluation."""
+
+  def __init__(self, total_steps: int):
+    self._total_steps = total_steps
+
+  def write(self, split, step, scalars):
+    shown = " ".join(f"{name} {value:.4f}" for name, value in scalars.items()
+                     if name not in _RATE_KEYS and name != "examples")
+    if split == "train":
+      rate = scalars.get("steps_per_sec", 0.0)
+      eta = (self._total_steps - step) / rate if rate else math.inf
+      logging.info("step %d/%d %s | %s examples/s | ETA %s", step,
+                   self._total_steps, shown,
+                   f"{scalars.get('examples_per_sec', 0.0):,.0f}",
+                   _format_seconds(eta))
+    else:
+      logging.info("%s at step %d: %s | %d examples", split, step, shown,
+                   scalars.get("examples", 0))
+
+
+_RATE_KEYS = ("steps_per_sec", "examples_per_sec", "learning_rate")
+
+
+def _json_number(value: float | int) -> float | int | str:
+  # Strict JSON has no NaN/Infinity; write them as strings "nan", "inf".
+  if isinstance(value, int):
+    return value
+  value = float(value)
+  return value if math.isfinite(value) else str(value)
+
+
+def _format_seconds(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  minutes, seconds = divmod(int(round(seconds)), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else (
+      f"{minutes}:{seconds:02d}")
