@@ -62,11 +62,21 @@ def count_replicas(kind: str, *, cluster: cluster_lib.ClusterInfo,
 
 
 def configure_cpu_devices(cpu_devices: int) -> None:
-  """Splits the physical CPU into `cpu_devices` logical devices (if > 1)."""
+  """Splits the physical CPU into `cpu_devices` logical devices (if > 1).
+
+  A no-op when the CPU is already split into at least that many (a test
+  process splits it once, for its largest strategy).
+
+  Raises:
+    RuntimeError: If TensorFlow already ran ops with fewer devices.
+  """
   import tensorflow as tf  # Imported only once the inputs are validated.
   if cpu_devices <= 1:
     return
   cpu = tf.config.list_physical_devices("CPU")[0]
+  existing = tf.config.get_logical_device_configuration(cpu) or []
+  if len(existing) >= cpu_devices:
+    return
   tf.config.set_logical_device_configuration(
       cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
 

@@ -51,30 +51,43 @@ class Model(keras.Model):
   def metrics(self) -> list[keras.metrics.Metric]:
     return [self.loss_tracker, *self.compiled_metric_list]
 
-  def compute_average_loss(self, per_example_loss: tf.Tensor,
-                           sample_weight: tf.Tensor | None = None) -> tf.Tensor:
+  def regularization_loss(self) -> tf.Tensor:
+    """Sum of the layers' regularization losses at the current weights."""
+    losses = self.losses
+    return tf.add_n(losses) if losses else tf.constant(0.0)
+
+  def compute_average_loss(
+      self, per_example_loss: tf.Tensor, sample_weight: tf.Tensor | None = None,
+      regularization_loss: tf.Tensor | None = None) -> tf.Tensor:
     """The loss to differentiate: global-batch mean plus scaled regularization.
 
     Args:
       per_example_loss: Shape [per-replica batch].
       sample_weight: Optional weights of the same shape.
+      regularization_loss: The model's regularization loss, taken once per
+        step (it is added on every replica, hence divided by the replicas).
 
     Returns:
       A scalar whose gradients, summed over replicas, are the gradients of
-      the global-batch mean loss.
+      the global-batch mean loss plus the regularization.
     """
     loss = tf.nn.compute_average_loss(per_example_loss,
                                       sample_weight=sample_weight)
-    if self.losses:
-      loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+    if regularization_loss is not None:
+      loss += tf.nn.scale_regularization_loss(regularization_loss)
     return loss
 
   def update_metrics(self, y, y_pred, per_example_loss: tf.Tensor,
-                     sample_weight: tf.Tensor | None = None) -> dict:
-    """Updates `self.metrics` with one batch and returns the local results."""
+                     sample_weight: tf.Tensor | None = None,
+                     regularization_loss: tf.Tensor | None = None) -> dict:
+    """Updates `self.metrics` with one batch and returns the local results.
+
+    The logged loss is the mean per-example loss plus the regularization, as
+    in `keras.Model.fit`.
+    """
     logged_loss = per_example_loss
-    if self.losses:
-      logged_loss += tf.add_n(self.losses)
+    if regularization_loss is not None:
+      logged_loss = logged_loss + regularization_loss
     self.loss_tracker.update_state(logged_loss, sample_weight=sample_weight)
     for metric in self.compiled_metric_list:
       metric.update_state(y, y_pred, sample_weight=sample_weight)
@@ -85,13 +98,17 @@ class Model(keras.Model):
     with tf.GradientTape() as tape:
       y_pred = self(x, training=True)
       per_example_loss = self.loss_fn(y, y_pred)
-      loss = self.compute_average_loss(per_example_loss, sample_weight)
+      regularization_loss = self.regularization_loss()
+      loss = self.compute_average_loss(per_example_loss, sample_weight,
+                                       regularization_loss)
     gradients = tape.gradient(loss, self.trainable_variables)
     self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-    return self.update_metrics(y, y_pred, per_example_loss, sample_weight)
+    return self.update_metrics(y, y_pred, per_example_loss, sample_weight,
+                               regularization_loss)
 
   def test_step(self, data):
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     y_pred = self(x, training=False)
     per_example_loss = self.loss_fn(y, y_pred)
-    return self.update_metrics(y, y_pred, per_example_loss, sample_weight)
+    return self.update_metrics(y, y_pred, per_example_loss, sample_weight,
+                               self.regularization_loss())

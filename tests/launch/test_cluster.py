@@ -1,0 +1,110 @@
+import json
+
+import pytest
+
+from launch import cluster as cluster_lib
+from launch.errors import ConfigError
+
+TWO_WORKERS = {"worker": ["localhost:2222", "localhost:2223"]}
+
+
+def tf_config(cluster, task=None) -> str:
+  value = {"cluster": cluster}
+  if task is not None:
+    value["task"] = task
+  return json.dumps(value)
+
+
+@pytest.mark.parametrize("text", [None, "", "  ", "{}", '{"cluster": {}}'])
+def test_absent_or_empty_is_single_process(text):
+  info = cluster_lib.parse_tf_config(text)
+  assert not info.is_multi_worker
+  assert info.is_chief
+  assert info.num_workers == 1
+
+
+def test_workers_only_worker_zero_is_chief():
+  infos = [cluster_lib.parse_tf_config(
+      tf_config(TWO_WORKERS, {"type": "worker", "index": index}))
+           for index in range(2)]
+  assert [info.is_chief for info in infos] == [True, False]
+  assert [info.worker_id for info in infos] == [0, 1]
+  assert all(info.num_workers == 2 and info.is_multi_worker for info in infos)
+
+
+def test_chief_plus_workers_ranks_chief_first_and_evaluator_apart():
+  cluster = {"chief": ["c:1"], "worker": ["w:1", "w:2"], "evaluator": ["e:1"]}
+  chief = cluster_lib.parse_tf_config(
+      tf_config(cluster, {"type": "chief", "index": 0}))
+  worker = cluster_lib.parse_tf_config(
+      tf_config(cluster, {"type": "worker", "index": 1}))
+  evaluator = cluster_lib.parse_tf_config(
+      tf_config(cluster, {"type": "evaluator", "index": 0}))
+  assert chief.is_chief and chief.worker_id == 0
+  assert not worker.is_chief and worker.worker_id == 2
+  assert evaluator.is_evaluator and not evaluator.is_chief
+  assert chief.num_workers == 3
+
+
+def test_round_trip_through_to_tf_config():
+  info = cluster_lib.parse_tf_config(
+      tf_config(TWO_WORKERS, {"type": "worker", "index": 1}))
+  assert cluster_lib.parse_tf_config(cluster_lib.to_tf_config(info)) == info
+
+
+def test_ipv6_address_is_accepted():
+  info = cluster_lib.parse_tf_config(tf_config(
+      {"worker": ["[::1]:2222", "[::1]:2223"]}, {"type": "worker",
+                                                 "index": 0}))
+  assert info.num_workers == 2
+
+
+BROKEN = {
+    "not json": ("{cluster:", "not valid JSON"),
+    "json list": ("[1, 2]", "must be a JSON object"),
+    "task without cluster": ('{"task": {"type": "worker", "index": 0}}',
+                             "no \"cluster\""),
+    "cluster not object": (tf_config(["a:1"], {}), "non-empty object"),
+    "missing task": (tf_config(TWO_WORKERS), "no \"task\""),
+    "task not object": (tf_config(TWO_WORKERS, "worker"), "\"task\" must be"),
+    "unknown role": (tf_config({"trainer": ["a:1"]}, {"type": "trainer"}),
+                     "unknown role 'trainer'"),
+    "role not list": (tf_config({"worker": "a:1"}, {"type": "worker"}),
+                      "non-empty list"),
+    "empty role": (tf_config({"worker": []}, {"type": "worker"}),
+                   "non-empty list"),
+    "no port": (tf_config({"worker": ["localhost"]}, {"type": "worker"}),
+                "cluster.worker[0] is 'localhost'"),
+    "port too large": (tf_config({"worker": ["a:70000"]}, {"type": "worker"}),
+                       "port from 1 to 65535"),
+    "address not string": (tf_config({"worker": [2222]}, {"type": "worker"}),
+                           "must be a \"host:port\" string"),
+    "duplicate address": (tf_config({"worker": ["a:1", "a:1"]},
+                                    {"type": "worker", "index": 0}),
+                          "gives a:1 to both worker:0 and worker:1"),
+    "two chiefs": (tf_config({"chief": ["a:1", "b:1"]}, {"type": "chief"}),
+                   "at most one"),
+    "ps tasks": (tf_config({"worker": ["a:1"], "ps": ["b:1"]},
+                           {"type": "worker", "index": 0}),
+                 "parameter-server training is not supported"),
+    "evaluator only": (tf_config({"evaluator": ["a:1"]}, {"type": "evaluator"}),
+                       "no \"chief\" or \"worker\""),
+    "task type not in cluster": (tf_config(TWO_WORKERS, {"type": "chief"}),
+                                 "task.type 'chief' is not a role"),
+    "index out of range": (tf_config(TWO_WORKERS,
+                                     {"type": "worker", "index": 2}),
+                           "task.index 2 is out of range for the 2 worker"),
+    "negative index": (tf_config(TWO_WORKERS, {"type": "worker", "index": -1}),
+                       "out of range"),
+    "index not int": (tf_config(TWO_WORKERS, {"type": "worker", "index": "0"}),
+                      "task.index must be an integer"),
+}
+
+
+@pytest.mark.parametrize("text,message", BROKEN.values(), ids=BROKEN.keys())
+def test_broken_tf_config_names_the_problem(text, message):
+  with pytest.raises(ConfigError, match=None) as raised:
+    cluster_lib.parse_tf_config(text)
+  assert message in str(raised.value)
+  assert str(raised.value).endswith(".")
+  assert "\n" not in str(raised.value)

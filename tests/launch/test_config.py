@@ -1,0 +1,84 @@
+import dataclasses
+import json
+import os
+
+import pytest
+
+from datasets.config import DataConfig
+from launch import config as config_lib
+from launch.errors import ConfigError
+from trainer.config import TrainConfig
+
+
+def make_config(tmp_path, *, epochs=None, **changes) -> config_lib.RunConfig:
+  data_fields = {field.name for field in dataclasses.fields(DataConfig)}
+  data = DataConfig(**{k: v for k, v in changes.items() if k in data_fields})
+  train = TrainConfig(model_dir=str(tmp_path / "run"),
+                      **{k: v for k, v in changes.items()
+                         if k not in data_fields and k != "run"})
+  return config_lib.RunConfig(data=data, train=train, epochs=epochs,
+                              **changes.get("run", {}))
+
+
+def test_defaults_are_valid(tmp_path):
+  config_lib.validate(make_config(tmp_path))
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"model": "resnet"}, "--model=resnet is not one of mlp, cnn"),
+    ({"name": "cifar"}, "--dataset=cifar is not one of"),
+    ({"optimizer": "lamb"}, "--optimizer=lamb is not one of"),
+    ({"run": {"strategy": "tpu"}}, "--strategy=tpu is not one of"),
+    ({"global_batch_size": 0}, "--global_batch_size=0 must be positive"),
+    ({"train_steps": -5}, "--train_steps=-5 must be positive"),
+    ({"steps_per_loop": 0}, "--steps_per_loop=0 must be positive"),
+    ({"eval_every": -1}, "--eval_every=-1 must be zero or more"),
+    ({"learning_rate": -0.1}, "--learning_rate=-0.1 must be positive"),
+    ({"run": {"cpu_devices": 0}}, "--cpu_devices=0 must be positive"),
+    ({"validation_split": 1.0}, "--validation_split=1.0 must be in [0, 1)"),
+    ({"data_dir": "/nonexistent/dir"}, "--data_dir=/nonexistent/dir is not"),
+])
+def test_validate_names_the_bad_flag(tmp_path, changes, message):
+  with pytest.raises(ConfigError) as raised:
+    config_lib.validate(make_config(tmp_path, **changes))
+  assert message in str(raised.value)
+
+
+def test_bad_epochs(tmp_path):
+  with pytest.raises(ConfigError, match="--epochs=-1 must be positive"):
+    config_lib.validate(make_config(tmp_path, epochs=-1))
+
+
+def test_model_dir_checks_do_not_write(tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  with pytest.raises(ConfigError, match="exists and is not a directory"):
+    config_lib.check_model_dir(str(blocker))
+  with pytest.raises(ConfigError, match="--model_dir is required"):
+    config_lib.check_model_dir("")
+  config_lib.check_model_dir(str(tmp_path / "a" / "b"))
+  assert not (tmp_path / "a").exists()
+
+
+def test_model_dir_under_a_file_is_not_writable(tmp_path):
+  # Root ignores permission bits, so a file in the path is the portable case.
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  with pytest.raises(ConfigError, match="is not writable"):
+    config_lib.check_model_dir(str(blocker / "run"))
+
+
+def test_epochs_resolve_to_steps_rounding_up(tmp_path):
+  config = make_config(tmp_path, epochs=2.0, global_batch_size=64)
+  resolved = config_lib.resolve_train_steps(config, num_train_examples=1437)
+  assert resolved.train.train_steps == 45  # ceil(2 * 1437 / 64)
+
+
+def test_write_config_round_trips(tmp_path):
+  config = make_config(tmp_path)
+  os.makedirs(config.train.model_dir)
+  path = config_lib.write_config(config)
+  saved = json.loads(open(path, encoding="utf-8").read())
+  assert saved["train"]["model"] == "mlp"
+  assert saved["data"]["global_batch_size"] == 64
+  assert not os.path.exists(path + ".tmp")

@@ -1,0 +1,129 @@
+"""End to end in this process: config -> strategy -> data -> loop -> files."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+import tensorflow as tf
+
+from datasets.config import DataConfig
+from launch import cluster as cluster_lib
+from launch import config as config_lib
+from launch import run as run_lib
+from launch.errors import ConfigError
+from trainer.config import TrainConfig
+
+
+def make_config(model_dir, *, cpu_devices=2, **train) -> config_lib.RunConfig:
+  train.setdefault("train_steps", 300)
+  return config_lib.RunConfig(
+      data=DataConfig(global_batch_size=64),
+      train=TrainConfig(model_dir=str(model_dir), steps_per_loop=50,
+                        eval_every=100, checkpoint_every=100, **train),
+      cpu_devices=cpu_devices)
+
+
+def train(config):
+  return run_lib.execute(run_lib.plan_run(config, cluster_lib.ClusterInfo()))
+
+
+def read_scalars(logdir):
+  """Scalars of one event directory, read with TensorBoard's own loader."""
+  accumulator = event_accumulator.EventAccumulator(
+      logdir, size_guidance={event_accumulator.TENSORS: 0})
+  accumulator.Reload()
+  return {tag: [(event.step, float(tf.make_ndarray(event.tensor_proto)))
+                for event in accumulator.Tensors(tag)]
+          for tag in accumulator.Tags()["tensors"]}
+
+
+def read_jsonl(path):
+  with open(path, encoding="utf-8") as stream:
+    return [json.loads(line) for line in stream]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  model_dir = tmp_path_factory.mktemp("run")
+  logs = train(make_config(model_dir))
+  return model_dir, logs
+
+
+def test_digits_reaches_high_accuracy(trained):
+  _, logs = trained
+  assert logs["accuracy"] >= 0.95
+  assert logs["examples"] == 360
+
+
+def test_model_dir_layout(trained):
+  model_dir, _ = trained
+  assert sorted(os.listdir(model_dir)) == [
+      "checkpoints", "config.json", "export", "metrics.jsonl", "summaries"]
+  assert tf.train.latest_checkpoint(model_dir / "checkpoints").endswith(
+      "ckpt-300")
+  assert sorted(os.listdir(model_dir / "export")) == ["model.keras",
+                                                      "saved_model"]
+  saved = json.loads((model_dir / "config.json").read_text())
+  assert saved["train"]["train_steps"] == 300
+
+
+def test_event_files_hold_every_scalar(trained):
+  model_dir, _ = trained
+  train_scalars = read_scalars(str(model_dir / "summaries" / "train"))
+  assert set(train_scalars) == {"loss", "accuracy", "learning_rate",
+                                "steps_per_sec", "examples_per_sec"}
+  assert [step for step, _ in train_scalars["loss"]] == [50, 100, 150, 200,
+                                                         250, 300]
+  eval_scalars = read_scalars(str(model_dir / "summaries" / "eval"))
+  assert [step for step, _ in eval_scalars["accuracy"]] == [100, 200, 300]
+  assert eval_scalars["examples"][-1] == (300, 360.0)
+  assert eval_scalars["accuracy"][-1][1] >= 0.95
+
+
+def test_metrics_jsonl_has_train_and_eval_lines(trained):
+  model_dir, logs = trained
+  records = read_jsonl(model_dir / "metrics.jsonl")
+  train_lines = [r for r in records if r["split"] == "train"]
+  eval_lines = [r for r in records if r["split"] == "eval"]
+  assert len(train_lines) == 6 and len(eval_lines) == 3
+  assert all(r["examples_per_sec"] > 0 and "loss" in r and "accuracy" in r
+             for r in train_lines)
+  assert eval_lines[-1]["examples"] == 360
+  assert eval_lines[-1]["accuracy"] == pytest.approx(logs["accuracy"])
+
+
+def test_export_serves_the_trained_model_in_a_fresh_load(trained):
+  model_dir, _ = trained
+  import keras
+  from datasets import sources
+  source = sources.load_digits()
+  images = source.eval_features[:16].astype(np.float32) * source.feature_scale
+  served = tf.saved_model.load(str(model_dir / "export" / "saved_model"))
+  logits = served.serve(tf.constant(images)).numpy()
+  reloaded = keras.models.load_model(model_dir / "export" / "model.keras")
+  np.testing.assert_allclose(reloaded.predict(images, verbose=0), logits,
+                             atol=1e-5)
+  accuracy = np.mean(logits.argmax(-1) == source.eval_labels[:16])
+  assert accuracy >= 0.8
+
+
+def test_rerun_resumes_at_the_saved_step(trained, tmp_path):
+  model_dir, _ = trained
+  before = len(read_jsonl(model_dir / "metrics.jsonl"))
+  logs = train(make_config(model_dir, train_steps=400))
+  new_lines = read_jsonl(model_dir / "metrics.jsonl")[before:]
+  assert [r["step"] for r in new_lines if r["split"] == "train"] == [350, 400]
+  assert tf.train.latest_checkpoint(model_dir / "checkpoints").endswith(
+      "ckpt-400")
+  assert logs["accuracy"] >= 0.95
+
+
+def test_batch_not_divisible_by_replicas_fails_before_writing(tmp_path):
+  config = config_lib.RunConfig(
+      data=DataConfig(global_batch_size=10),
+      train=TrainConfig(model_dir=str(tmp_path / "run")), cpu_devices=4)
+  with pytest.raises(ConfigError, match="does not divide over the 4"):
+    run_lib.plan_run(config, cluster_lib.ClusterInfo())
+  assert not (tmp_path / "run").exists()

@@ -1,0 +1,77 @@
+"""Helpers to run the harness in real processes: ports, env, cleanup."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+  """A port the OS just handed out on 127.0.0.1 (never a fixed one)."""
+  with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]
+
+
+def harness_env(**extra: str) -> dict[str, str]:
+  env = dict(os.environ)
+  env.pop("TF_CONFIG", None)
+  env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+  env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  env.update(extra)
+  return env
+
+
+def run_launch(args: list[str], *, timeout: float = 180,
+               **env: str) -> subprocess.CompletedProcess:
+  """Runs `python -m launch ARGS` to completion and captures its output."""
+  return subprocess.run([sys.executable, "-m", "launch", *args],
+                        env=harness_env(**env), capture_output=True,
+                        text=True, timeout=timeout, cwd=REPO_ROOT,
+                        check=False)
+
+
+def worker_tf_configs(num_workers: int) -> list[str]:
+  """TF_CONFIG values of `num_workers` workers on fresh localhost ports."""
+  cluster = {"worker": [f"localhost:{free_port()}" for _ in range(num_workers)]}
+  return [json.dumps({"cluster": cluster,
+                      "task": {"type": "worker", "index": index}})
+          for index in range(num_workers)]
+
+
+def run_workers(args: list[str], num_workers: int, *, timeout: float = 240,
+                **env: str) -> list[subprocess.CompletedProcess]:
+  """Starts `num_workers` harness processes as one cluster and waits.
+
+  Output goes to files, not pipes, so a chatty worker cannot block on a full
+  pipe while its peers wait for it in a collective. Every process is killed
+  if any wait fails or times out, so a hang never outlives the test.
+  """
+  processes, logs = [], []
+  try:
+    for tf_config in worker_tf_configs(num_workers):
+      log = tempfile.TemporaryFile(mode="w+")
+      logs.append(log)
+      processes.append(subprocess.Popen(
+          [sys.executable, "-m", "launch", *args],
+          env=harness_env(TF_CONFIG=tf_config, **env), cwd=REPO_ROOT,
+          stdout=log, stderr=subprocess.STDOUT, text=True))
+    results = []
+    for process, log in zip(processes, logs):
+      process.wait(timeout=timeout)
+      log.seek(0)
+      results.append(subprocess.CompletedProcess(
+          process.args, process.returncode, log.read(), ""))
+    return results
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    for log in logs:
+      log.close()

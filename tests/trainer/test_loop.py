@@ -1,0 +1,112 @@
+import math
+
+import pytest
+
+from trainer import loop
+from trainer import summaries
+
+
+class FakeRunner:
+  can_evaluate = True
+
+  def __init__(self, losses=None):
+    self.train_calls = []
+    self.eval_calls = 0
+    self._losses = list(losses or [])
+
+  def train(self, num_steps):
+    self.train_calls.append(num_steps)
+    loss = self._losses.pop(0) if self._losses else 1.0
+    return {"loss": loss, "learning_rate": 0.1}
+
+  def evaluate(self):
+    self.eval_calls += 1
+    return {"loss": 0.5, "accuracy": 0.9, "examples": 37}
+
+
+class FakeCheckpointer:
+
+  def __init__(self):
+    self.saved = []
+
+  def save(self, step):
+    self.saved.append(step)
+
+
+class RecordingWriter(summaries.MetricWriter):
+
+  def __init__(self):
+    self.records = []
+
+  def write(self, split, step, scalars):
+    self.records.append((split, step, dict(scalars)))
+
+
+class FakeClock:
+  """Each train loop takes exactly 2 seconds."""
+
+  def __init__(self):
+    self.now = 0.0
+
+  def __call__(self):
+    self.now += 1.0
+    return self.now
+
+
+def make_controller(runner, **config):
+  checkpointer, writer = FakeCheckpointer(), RecordingWriter()
+  config.setdefault("global_batch_size", 8)
+  controller = loop.Controller(runner=runner, checkpointer=checkpointer,
+                               writer=writer, config=loop.LoopConfig(**config),
+                               clock=FakeClock())
+  return controller, checkpointer, writer
+
+
+def test_loops_land_on_every_eval_and_checkpoint_boundary():
+  runner = FakeRunner()
+  controller, checkpointer, writer = make_controller(
+      runner, train_steps=100, steps_per_loop=30, eval_every=50,
+      checkpoint_every=40)
+  final = controller.run(0)
+  assert runner.train_calls == [30, 10, 10, 30, 20]
+  assert checkpointer.saved == [40, 80, 100]
+  assert [step for split, step, _ in writer.records if split == "eval"] == [
+      50, 100]
+  assert final["examples"] == 37
+
+
+def test_rates_come_from_the_clock():
+  controller, _, writer = make_controller(FakeRunner(), train_steps=10,
+                                          steps_per_loop=5)
+  controller.run(0)
+  split, step, scalars = writer.records[0]
+  assert (split, step) == ("train", 5)
+  assert scalars["steps_per_sec"] == pytest.approx(5.0)  # 5 steps in 1 s.
+  assert scalars["examples_per_sec"] == pytest.approx(40.0)
+
+
+def test_resume_continues_from_the_start_step_and_saves_the_end():
+  runner = FakeRunner()
+  controller, checkpointer, _ = make_controller(
+      runner, train_steps=100, steps_per_loop=50, checkpoint_every=60)
+  controller.run(60)
+  assert runner.train_calls == [40]
+  assert checkpointer.saved == [100]
+
+
+def test_run_at_the_final_step_only_evaluates():
+  runner = FakeRunner()
+  controller, checkpointer, _ = make_controller(runner, train_steps=100,
+                                                steps_per_loop=50)
+  assert controller.run(100)["accuracy"] == 0.9
+  assert runner.train_calls == [] and checkpointer.saved == []
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_loss_stops_before_any_checkpoint(bad):
+  runner = FakeRunner(losses=[1.0, bad])
+  controller, checkpointer, _ = make_controller(
+      runner, train_steps=100, steps_per_loop=10, checkpoint_every=20)
+  with pytest.raises(loop.NonFiniteLossError, match="up to 20"):
+    controller.run(0)
+  assert checkpointer.saved == []
