@@ -99,7 +99,7 @@ def execute(plan: Plan) -> dict[str, float]:
                             num_classes=source.num_classes)
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
   checkpointer = checkpointing.Checkpointer(
-      tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=step),
+      checkpointing.build_checkpoint(model, step),
       step, directory=os.path.join(train_config.model_dir,
                                    checkpointing.CHECKPOINT_SUBDIR),
       is_chief=plan.cluster.is_chief,

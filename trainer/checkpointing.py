@@ -16,6 +16,16 @@ import tensorflow as tf
 CHECKPOINT_SUBDIR = "checkpoints"
 
 
+def build_checkpoint(model, step: tf.Variable) -> tf.train.Checkpoint:
+  """The one checkpoint layout: model (with its optimizer) and step.
+
+  Variables are stored once, under their shortest path in the object graph
+  (trainable weights appear under the optimizer); restore by building the
+  same objects and calling this function, not by reading names.
+  """
+  return tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=step)
+
+
 class Checkpointer:
   """Saves and restores a `tf.train.Checkpoint` with a step counter."""
 

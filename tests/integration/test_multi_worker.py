@@ -1,0 +1,77 @@
+"""Real MultiWorkerMirroredStrategy runs: worker processes on localhost."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from datasets.config import DataConfig
+from launch import cluster as cluster_lib
+from launch import config as config_lib
+from launch import run as run_lib
+from tests.processes import run_workers
+from trainer import build
+from trainer import checkpointing
+from trainer.config import TrainConfig
+
+pytestmark = pytest.mark.slow
+
+STEPS = 100
+FLAGS = [f"--train_steps={STEPS}", "--global_batch_size=64",
+         "--steps_per_loop=25", "--checkpoint_every=50", "--eval_every=50"]
+
+
+def model_variables(checkpoint_dir):
+  """The network's weights in the latest checkpoint, restored as a run would."""
+  model = build.build_model(TrainConfig(), tf.distribute.get_strategy(),
+                            input_shape=(8, 8, 1), num_classes=10)
+  step = tf.Variable(0, dtype=tf.int64)
+  checkpointing.build_checkpoint(model, step).restore(
+      tf.train.latest_checkpoint(str(checkpoint_dir))).assert_consumed()
+  assert int(step.numpy()) == STEPS
+  return [weight.numpy() for weight in model.network.weights]
+
+
+@pytest.fixture(scope="module")
+def one_process_reference(tmp_path_factory):
+  """The same run on one process with 2 mirrored replicas."""
+  model_dir = tmp_path_factory.mktemp("reference")
+  config = config_lib.RunConfig(
+      data=DataConfig(global_batch_size=64),
+      train=TrainConfig(model_dir=str(model_dir), train_steps=STEPS,
+                        steps_per_loop=25, checkpoint_every=50, eval_every=50),
+      cpu_devices=2)
+  run_lib.execute(run_lib.plan_run(config, cluster_lib.ClusterInfo()))
+  return model_variables(model_dir / "checkpoints")
+
+
+@pytest.mark.parametrize("cpu_devices", [1, 2], ids=["2x1", "2x2"])
+def test_two_workers_finish_with_chief_only_files(tmp_path, cpu_devices,
+                                                   one_process_reference):
+  model_dir, scratch = tmp_path / "run", tmp_path / "scratch"
+  scratch.mkdir()
+  results = run_workers([*FLAGS, f"--model_dir={model_dir}",
+                         f"--cpu_devices={cpu_devices}"], 2,
+                        TMPDIR=str(scratch))
+  for index, result in enumerate(results):
+    assert result.returncode == 0, f"worker {index}:\n{result.stdout[-3000:]}"
+  replicas = 2 * cpu_devices
+  assert f"with {replicas} replica(s)" in results[1].stdout
+  assert f"Final eval at step {STEPS}" in results[0].stdout
+  assert "Final eval" not in results[1].stdout
+
+  assert sorted(os.listdir(model_dir)) == [
+      "checkpoints", "config.json", "export", "metrics.jsonl", "summaries"]
+  assert sorted(os.listdir(model_dir / "checkpoints")) == [
+      "checkpoint", "ckpt-100.data-00000-of-00001", "ckpt-100.index",
+      "ckpt-50.data-00000-of-00001", "ckpt-50.index"]
+  for split in ("train", "eval"):
+    assert len(os.listdir(model_dir / "summaries" / split)) == 1
+  assert os.listdir(scratch) == []  # Worker 1's temp checkpoints are gone.
+
+  # Same global batch and data order: the weights match the 1-process run.
+  weights = model_variables(model_dir / "checkpoints")
+  assert len(weights) == len(one_process_reference) == 4
+  for value, expected in zip(weights, one_process_reference):
+    np.testing.assert_allclose(value, expected, atol=1e-5)
