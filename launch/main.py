@@ -4,6 +4,7 @@ Exit codes: 0 done; 2 bad flags, TF_CONFIG or data (one sentence on stderr,
 nothing written); 1 the run failed (e.g. a non-finite loss).
 """
 
+import functools
 import logging as pylogging
 import os
 import sys
@@ -32,7 +33,13 @@ def parse_flags(argv: list[str]) -> list[str]:
     _fail(f"{error}. See --helpfull.", EXIT_BAD_INPUT)
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], model_class=None) -> None:
+  """Validates the flags and environment, trains, prints the final eval.
+
+  Args:
+    argv: Positional arguments left after flag parsing (none are allowed).
+    model_class: Optional `trainer.model.Model` subclass to train.
+  """
   if len(argv) > 1:
     _fail(f"unexpected arguments {' '.join(argv[1:])!r}; all options are"
           " --flags.", EXIT_BAD_INPUT)
@@ -43,7 +50,7 @@ def main(argv: list[str]) -> None:
   except ConfigError as error:
     _fail(str(error), EXIT_BAD_INPUT)
   try:
-    logs = run_lib.execute(plan)
+    logs = run_lib.execute(plan, model_class=model_class)
   except FloatingPointError as error:
     _fail(str(error), 1)
   if plan.cluster.is_chief and logs:
@@ -69,10 +76,15 @@ class _HarnessInfoFilter(pylogging.Filter):
             or record.pathname.startswith(self._PACKAGES))
 
 
-def run() -> None:
-  """Console-script entry point (`tfharness`)."""
+def run(model_class=None) -> None:
+  """Entry point of `python -m launch` and of the `tfharness` script.
+
+  A user's own script calls `launch.main.run(model_class=MyModel)` to get
+  the same flags, checks and loop with a custom `train_step`.
+  """
   # TensorFlow's C++ INFO/WARNING lines drown the progress; keep errors.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_HarnessInfoFilter())
-  app.run(main, flags_parser=parse_flags)
+  app.run(functools.partial(main, model_class=model_class),
+          flags_parser=parse_flags)

@@ -73,14 +73,20 @@ def _build_writer(plan: Plan):
   ])
 
 
-def execute(plan: Plan) -> dict[str, float]:
+def execute(plan: Plan, *, model_class=None) -> dict[str, float]:
   """Runs the planned training; returns the final eval logs.
 
   Must be the first thing in the process to use TensorFlow ops.
+
+  Args:
+    plan: The validated plan.
+    model_class: Optional `trainer.model.Model` subclass to train instead
+      of the default one (a user's `train_step`).
   """
   import tensorflow as tf
   from datasets import pipeline
   from trainer import build, checkpointing, export, loop, runner
+  from trainer import model as model_lib
 
   config, source = plan.config, plan.source
   train_config = config.train
@@ -96,7 +102,8 @@ def execute(plan: Plan) -> dict[str, float]:
 
   model = build.build_model(train_config, strategy,
                             input_shape=source.input_shape,
-                            num_classes=source.num_classes)
+                            num_classes=source.num_classes,
+                            model_class=model_class or model_lib.Model)
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
   checkpointer = checkpointing.Checkpointer(
       checkpointing.build_checkpoint(model, step),
