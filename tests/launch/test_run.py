@@ -127,3 +127,31 @@ def test_batch_not_divisible_by_replicas_fails_before_writing(tmp_path):
   with pytest.raises(ConfigError, match="does not divide over the 4"):
     run_lib.plan_run(config, cluster_lib.ClusterInfo())
   assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "sgd"])
+def test_cnn_trains_resumes_and_exports(tmp_path, optimizer):
+  config = make_config(tmp_path, model="cnn", optimizer=optimizer,
+                       train_steps=100, learning_rate=0.003 if optimizer
+                       == "rmsprop" else 0.05)
+  logs = train(config)
+  assert logs["accuracy"] >= 0.85
+  moving_means = [
+      w for w in _restored_cnn_weights(tmp_path, optimizer)
+      if "moving_mean" in w.path]
+  assert moving_means and all(np.any(w.numpy() != 0) for w in moving_means)
+  assert (tmp_path / "export" / "model.keras").exists()
+
+
+def _restored_cnn_weights(model_dir, optimizer):
+  """Restores the latest checkpoint into a fresh CNN, as a rerun would."""
+  from trainer import build, checkpointing
+  model = build.build_model(TrainConfig(model="cnn", optimizer=optimizer),
+                            tf.distribute.get_strategy(),
+                            input_shape=(8, 8, 1), num_classes=10)
+  step = tf.Variable(0, dtype=tf.int64)
+  checkpointing.build_checkpoint(model, step).restore(
+      tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+  ).assert_existing_objects_matched()
+  assert int(step.numpy()) == 100
+  return model.network.weights
