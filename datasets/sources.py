@@ -82,10 +82,12 @@ def from_arrays(train_features: np.ndarray, train_labels: np.ndarray,
 
   Args:
     train_features: Training features, shape [N, ...].
-    train_labels: Integer training labels, shape [N].
+    train_labels: Training labels, shape [N]: integer classes, or floats
+      for regression.
     eval_features: Eval features, shape [M, ...].
-    eval_labels: Integer eval labels, shape [M].
-    num_classes: Number of classes; by default 1 + the largest label.
+    eval_labels: Eval labels, shape [M].
+    num_classes: Number of classes; by default 1 + the largest label (1 for
+      float labels).
     feature_scale: Factor applied to features after the cast to float32.
     name: Name used in logs.
 
@@ -95,10 +97,15 @@ def from_arrays(train_features: np.ndarray, train_labels: np.ndarray,
   Raises:
     DataError: If the arrays do not fit together.
   """
-  train_labels = np.asarray(train_labels).astype(np.int32)
-  eval_labels = np.asarray(eval_labels).astype(np.int32)
+  train_labels, eval_labels = np.asarray(train_labels), np.asarray(eval_labels)
+  # Float labels are regression targets; anything else is a class index.
+  label_type = (np.float32 if np.issubdtype(train_labels.dtype, np.floating)
+                else np.int32)
+  train_labels = train_labels.astype(label_type)
+  eval_labels = eval_labels.astype(label_type)
   if num_classes is None:
-    num_classes = int(max(train_labels.max(), eval_labels.max())) + 1
+    num_classes = (1 if label_type is np.float32 else
+                   int(max(train_labels.max(), eval_labels.max())) + 1)
   return ArraySource(name, np.asarray(train_features), train_labels,
                      np.asarray(eval_features), eval_labels, num_classes,
                      feature_scale)

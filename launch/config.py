@@ -13,7 +13,8 @@ from datasets.config import DATASET_NAMES, DataConfig
 from launch import flags as flag_defs
 from launch.errors import ConfigError
 from launch.strategy import STRATEGY_KINDS
-from trainer.config import MODEL_NAMES, OPTIMIZER_NAMES, TrainConfig
+from trainer.config import (LOSS_NAMES, METRIC_NAMES, MODEL_NAMES,
+                            OPTIMIZER_NAMES, PRECISION_POLICIES, TrainConfig)
 
 CONFIG_FILENAME = "config.json"
 
@@ -31,6 +32,7 @@ class RunConfig:
     cpu_devices: Logical CPU devices per process when there is no GPU.
     collective_timeout: Seconds before a stuck collective fails (0: never).
     seed: Seed of the weights (the data seed is `data.seed`).
+    deterministic: Enable TensorFlow's op determinism.
   """
 
   data: DataConfig
@@ -40,6 +42,7 @@ class RunConfig:
   cpu_devices: int = 1
   collective_timeout: float = 0.0
   seed: int = 0
+  deterministic: bool = False
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -78,13 +81,18 @@ def from_flags() -> RunConfig:
       steps_per_loop=f.STEPS_PER_LOOP.value, eval_every=f.EVAL_EVERY.value,
       checkpoint_every=f.CHECKPOINT_EVERY.value,
       keep_checkpoints=f.KEEP_CHECKPOINTS.value,
-      model_dir=f.MODEL_DIR.value or "", jit_compile=f.JIT_COMPILE.value)
+      model_dir=f.MODEL_DIR.value or "", jit_compile=f.JIT_COMPILE.value,
+      loss=f.LOSS.value, from_logits=f.FROM_LOGITS.value,
+      metrics=tuple(f.METRICS.value), dropout=f.DROPOUT.value,
+      sync_batchnorm=f.SYNC_BATCHNORM.value,
+      mixed_precision=f.MIXED_PRECISION.value, clip_norm=f.CLIP_NORM.value,
+      accumulate_steps=f.ACCUMULATE_STEPS.value)
   if f.TRAIN_STEPS.value is not None and f.EPOCHS.value is not None:
     raise ConfigError("set either --train_steps or --epochs, not both.")
   return RunConfig(data=data, train=train, epochs=f.EPOCHS.value,
                    strategy=f.STRATEGY.value, cpu_devices=f.CPU_DEVICES.value,
                    collective_timeout=f.COLLECTIVE_TIMEOUT.value,
-                   seed=f.SEED.value)
+                   seed=f.SEED.value, deterministic=f.DETERMINISTIC.value)
 
 
 def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
@@ -128,6 +136,15 @@ def validate(config: RunConfig) -> None:
   _check_choice("dataset", data.name, DATASET_NAMES)
   _check_choice("optimizer", train.optimizer, OPTIMIZER_NAMES)
   _check_choice("strategy", config.strategy, STRATEGY_KINDS)
+  _check_choice("loss", train.loss, LOSS_NAMES)
+  _check_choice("mixed_precision", train.mixed_precision, PRECISION_POLICIES)
+  for metric in train.metrics:
+    _check_choice("metrics", metric, METRIC_NAMES)
+  if train.loss == "mse" and set(train.metrics) - {"mse"}:
+    raise ConfigError(f"--metrics={','.join(train.metrics)} needs a"
+                      " classification loss; with --loss=mse use --metrics=mse.")
+  if not 0 <= train.dropout < 1:
+    raise ConfigError(f"--dropout={train.dropout} must be in [0, 1).")
   _check_positive({
       "global_batch_size": data.global_batch_size,
       "steps_per_loop": train.steps_per_loop,
@@ -137,12 +154,14 @@ def validate(config: RunConfig) -> None:
       "num_classes": data.num_classes,
       "synthetic_examples": data.synthetic_examples,
       "synthetic_eval_examples": data.synthetic_eval_examples,
+      "accumulate_steps": train.accumulate_steps,
   }, allow_zero=False)
   _check_positive({
       "eval_every": train.eval_every,
       "checkpoint_every": train.checkpoint_every,
       "momentum": train.momentum, "l2": train.l2,
       "collective_timeout": config.collective_timeout,
+      "clip_norm": train.clip_norm,
   }, allow_zero=True)
   if config.epochs is None:
     _check_positive({"train_steps": train.train_steps}, allow_zero=False)

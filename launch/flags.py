@@ -4,7 +4,8 @@ from absl import flags
 
 from datasets.config import DATASET_NAMES
 from launch.strategy import STRATEGY_KINDS
-from trainer.config import MODEL_NAMES, OPTIMIZER_NAMES
+from trainer.config import (LOSS_NAMES, METRIC_NAMES, MODEL_NAMES,
+                            OPTIMIZER_NAMES, PRECISION_POLICIES)
 
 # Flag values are validated in launch.config, which raises one clear
 # sentence; DEFINE_enum is avoided so that error has the same shape.
@@ -66,3 +67,27 @@ L2 = flags.DEFINE_float("l2", 0.0, "L2 regularization of the kernels.")
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the shuffle and the weights.")
 JIT_COMPILE = flags.DEFINE_boolean(
     "jit_compile", False, "Compile the training step with XLA.")
+LOSS = flags.DEFINE_string("loss", "sparse_categorical_crossentropy",
+                          f"Loss: {', '.join(LOSS_NAMES)}.")
+FROM_LOGITS = flags.DEFINE_boolean(
+    "from_logits", True,
+    "The network emits logits (else softmax/sigmoid probabilities).")
+METRICS = flags.DEFINE_list(
+    "metrics", ["accuracy"], f"Metrics, comma-separated: {', '.join(METRIC_NAMES)}.")
+DROPOUT = flags.DEFINE_float(
+    "dropout", 0.25, "Dropout rate of the cnn (random per replica).")
+SYNC_BATCHNORM = flags.DEFINE_boolean(
+    "sync_batchnorm", False,
+    "BatchNormalization statistics over the global batch, not per replica.")
+MIXED_PRECISION = flags.DEFINE_string(
+    "mixed_precision", "float32",
+    f"Keras dtype policy: {', '.join(PRECISION_POLICIES)}.")
+CLIP_NORM = flags.DEFINE_float(
+    "clip_norm", 0.0, "Clip the all-reduced gradient's global norm; 0: off.")
+ACCUMULATE_STEPS = flags.DEFINE_integer(
+    "accumulate_steps", 1,
+    "Split each replica's batch into this many micro-batches and sum their"
+    " gradients before one update (same result, less memory).")
+DETERMINISTIC = flags.DEFINE_boolean(
+    "deterministic", False,
+    "Deterministic ops: identical runs give bitwise-identical weights.")

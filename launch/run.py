@@ -50,15 +50,29 @@ def plan_run(config: config_lib.RunConfig,
   replicas = strategy_lib.count_replicas(kind, cluster=cluster,
                                          num_gpus=num_gpus,
                                          cpu_devices=config.cpu_devices)
+  _check_batch(config, source, replicas)
+  return Plan(config, cluster, source, kind, replicas)
+
+
+def _check_batch(config: config_lib.RunConfig, source: sources.ArraySource,
+                 replicas: int) -> None:
+  """Checks the batch and labels against the replicas and the loss."""
   batch = config.data.global_batch_size
   if batch % replicas:
     raise ConfigError(f"--global_batch_size={batch} does not divide over the"
                       f" {replicas} replicas; use a multiple of {replicas}.")
+  micro = config.train.accumulate_steps
+  if (batch // replicas) % micro:
+    raise ConfigError(f"the per-replica batch ({batch // replicas}) does not"
+                      f" split into --accumulate_steps={micro} micro-batches.")
+  if (config.train.loss == "binary_crossentropy"
+      and source.num_classes != 2):
+    raise ConfigError(f"--loss=binary_crossentropy needs 2 classes, but"
+                      f" {source.name} has {source.num_classes}.")
   if batch // replicas > source.num_train_examples:
     raise ConfigError(f"the per-replica batch ({batch // replicas}) is larger"
                       f" than {source.name}'s {source.num_train_examples}"
                       " training examples.")
-  return Plan(config, cluster, source, kind, replicas)
 
 
 def _build_writer(plan: Plan):
@@ -94,6 +108,8 @@ def execute(plan: Plan, *, model_class=None) -> dict[str, float]:
       plan.strategy_kind, cluster=plan.cluster, cpu_devices=config.cpu_devices,
       collective_timeout=config.collective_timeout or None)
   tf.keras.utils.set_random_seed(config.seed)
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
   # TensorFlow's Python INFO lines (saver sharding, signature renames) are noise.
   tf.get_logger().setLevel("WARNING")
   if plan.cluster.is_chief:

@@ -6,6 +6,7 @@ import tensorflow as tf
 from trainer import config as config_lib
 from trainer import model as model_lib
 from trainer import models
+from trainer import objectives
 from trainer import optimizers
 
 
@@ -19,26 +20,42 @@ def build_model(config: config_lib.TrainConfig,
   Variables, metrics and optimizer slots are all created in
   `strategy.scope()`, and the optimizer is built before the first
   `tf.function` call (Keras 3 fails inside a distributed step otherwise).
+  Under `mixed_float16` the optimizer is wrapped in a dynamic
+  `LossScaleOptimizer`.
 
   Args:
-    config: Names the network and optimizer.
+    config: Names the network, loss, metrics and optimizer.
     strategy: The strategy whose scope owns the variables.
     input_shape: Shape of one example.
     num_classes: Number of classes.
     model_class: A `Model` subclass (e.g. with a custom `train_step`); it is
-      called as `model_class(network, metrics=[...])`.
+      called as `model_class(network, loss=..., metrics=[...], ...)`.
 
   Raises:
-    ValueError: If the model or optimizer name is unknown.
+    ValueError: If a name in the config is unknown.
   """
+  spec = models.NetworkSpec(
+      units=objectives.output_units(config.loss, num_classes),
+      activation=objectives.output_activation(config.loss,
+                                              config.from_logits),
+      l2=config.l2, dropout=config.dropout,
+      sync_batchnorm=config.sync_batchnorm)
   with strategy.scope():
-    network = models.build_network(config.model, input_shape, num_classes,
-                                   l2=config.l2)
-    model = model_class(network, metrics=[
-        keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    network = models.build_network(config.model, input_shape, spec,
+                                   dtype_policy=config.mixed_precision)
+    model = model_class(
+        network,
+        loss=objectives.build_loss(config.loss, from_logits=config.from_logits,
+                                   num_classes=num_classes),
+        metrics=objectives.build_metrics(
+            config.metrics, loss=config.loss, from_logits=config.from_logits,
+            num_classes=num_classes),
+        clip_norm=config.clip_norm, accumulate_steps=config.accumulate_steps)
     model(tf.zeros((1, *input_shape)), training=False)
     optimizer = optimizers.build_optimizer(
         config.optimizer, config.learning_rate, momentum=config.momentum)
+    if config.mixed_precision == "mixed_float16":
+      optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
     model.optimizer = optimizer
   return model

@@ -4,6 +4,10 @@ import dataclasses
 
 MODEL_NAMES = ("mlp", "cnn")
 OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop")
+LOSS_NAMES = ("sparse_categorical_crossentropy", "categorical_crossentropy",
+              "binary_crossentropy", "mse")
+METRIC_NAMES = ("accuracy", "precision", "recall", "auc", "mse")
+PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -23,6 +27,15 @@ class TrainConfig:
     keep_checkpoints: How many checkpoints to keep.
     model_dir: Where checkpoints, summaries, metrics and the export go.
     jit_compile: Compile the step with XLA.
+    loss: Loss name (one of `LOSS_NAMES`).
+    from_logits: Whether the network emits logits (else probabilities).
+    metrics: Metric names (from `METRIC_NAMES`).
+    dropout: Dropout rate of the CNN (0 makes replicas exactly equivalent).
+    sync_batchnorm: Batch statistics over the global batch, not per replica.
+    mixed_precision: Keras dtype policy of the network.
+    clip_norm: Clip the all-reduced gradient to this global norm (0: off).
+    accumulate_steps: Split each replica's batch into this many
+      micro-batches whose gradients are summed before one update.
   """
 
   model: str = "mlp"
@@ -37,3 +50,11 @@ class TrainConfig:
   keep_checkpoints: int = 3
   model_dir: str = ""
   jit_compile: bool = False
+  loss: str = "sparse_categorical_crossentropy"
+  from_logits: bool = True
+  metrics: tuple[str, ...] = ("accuracy",)
+  dropout: float = 0.25
+  sync_batchnorm: bool = False
+  mixed_precision: str = "float32"
+  clip_norm: float = 0.0
+  accumulate_steps: int = 1

@@ -32,17 +32,21 @@ class Model(keras.Model):
     network: The wrapped `keras.Model` (what gets exported), or None.
     loss_fn: Per-example loss: `loss_fn(y, y_pred)` returns shape [batch].
     loss_tracker: Mean of the per-example loss (plus regularization).
+    clip_norm: If > 0, `apply_gradients` clips the all-reduced gradient.
+    accumulate_steps: Micro-batches per replica batch in `train_step`.
   """
 
   def __init__(self, network: keras.Model | None = None, *,
-               loss: keras.losses.Loss | None = None,
-               metrics: Sequence[keras.metrics.Metric] = (), **kwargs):
+               loss=None, metrics: Sequence[keras.metrics.Metric] = (),
+               clip_norm: float = 0.0, accumulate_steps: int = 1, **kwargs):
     super().__init__(**kwargs)
     self.network = network
     self.loss_fn = loss or keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction=None)
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.compiled_metric_list = list(metrics)
+    self.clip_norm = clip_norm
+    self.accumulate_steps = accumulate_steps
 
   def call(self, inputs, training=None):
     return self.network(inputs, training=training)
@@ -58,7 +62,8 @@ class Model(keras.Model):
 
   def compute_average_loss(
       self, per_example_loss: tf.Tensor, sample_weight: tf.Tensor | None = None,
-      regularization_loss: tf.Tensor | None = None) -> tf.Tensor:
+      regularization_loss: tf.Tensor | None = None,
+      global_batch_size: tf.Tensor | int | None = None) -> tf.Tensor:
     """The loss to differentiate: global-batch mean plus scaled regularization.
 
     Args:
@@ -66,13 +71,16 @@ class Model(keras.Model):
       sample_weight: Optional weights of the same shape.
       regularization_loss: The model's regularization loss, taken once per
         step (it is added on every replica, hence divided by the replicas).
+      global_batch_size: The divisor; by default this batch's size times the
+        number of replicas.
 
     Returns:
       A scalar whose gradients, summed over replicas, are the gradients of
       the global-batch mean loss plus the regularization.
     """
     loss = tf.nn.compute_average_loss(per_example_loss,
-                                      sample_weight=sample_weight)
+                                      sample_weight=sample_weight,
+                                      global_batch_size=global_batch_size)
     if regularization_loss is not None:
       loss += tf.nn.scale_regularization_loss(regularization_loss)
     return loss
@@ -85,7 +93,7 @@ class Model(keras.Model):
     The logged loss is the mean per-example loss plus the regularization, as
     in `keras.Model.fit`.
     """
-    logged_loss = per_example_loss
+    logged_loss = tf.cast(per_example_loss, tf.float32)
     if regularization_loss is not None:
       logged_loss = logged_loss + regularization_loss
     self.loss_tracker.update_state(logged_loss, sample_weight=sample_weight)
@@ -93,18 +101,87 @@ class Model(keras.Model):
       metric.update_state(y, y_pred, sample_weight=sample_weight)
     return {metric.name: metric.result() for metric in self.metrics}
 
+  def apply_gradients(self, gradients: list) -> None:
+    """Clips (by the all-reduced global norm) and applies local gradients.
+
+    Call it with the gradients of `self.optimizer.scale_loss(loss)`; the
+    optimizer unscales them when it is a LossScaleOptimizer.
+
+    Clipping each replica's gradient would clip something else than the
+    gradient of the global batch, so the norm is taken of the sum over
+    replicas (one extra all-reduce) and every replica scales its own share
+    by the same factor. Under loss scaling, replicas also agree on whether
+    the step overflowed, so all of them skip it together.
+    """
+    context = tf.distribute.get_replica_context()
+    is_loss_scaled = isinstance(self.optimizer,
+                                keras.optimizers.LossScaleOptimizer)
+    if self.clip_norm or (is_loss_scaled and context is not None):
+      gradients = self._agree_on_gradients(gradients, context, is_loss_scaled)
+    self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+
+  def _agree_on_gradients(self, gradients, context, is_loss_scaled):
+    if self.clip_norm:
+      total = (context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+               if context is not None else gradients)
+      scale = (tf.cast(self.optimizer.dynamic_scale, tf.float32)
+               if is_loss_scaled else 1.0)
+      norm = tf.linalg.global_norm(total) / scale
+      factor = tf.minimum(1.0, self.clip_norm / norm)  # norm 0 -> inf -> 1.
+    else:
+      non_finite = tf.cast(tf.logical_not(tf.reduce_all(
+          [tf.reduce_all(tf.math.is_finite(g)) for g in gradients])),
+                           tf.float32)
+      overflowed = context.all_reduce(tf.distribute.ReduceOp.SUM, non_finite)
+      factor = tf.where(overflowed > 0, float("nan"), 1.0)
+    return [g * tf.cast(factor, g.dtype) for g in gradients]
+
   def train_step(self, data):
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    if self.accumulate_steps > 1:
+      return self._accumulating_train_step(x, y, sample_weight)
     with tf.GradientTape() as tape:
       y_pred = self(x, training=True)
       per_example_loss = self.loss_fn(y, y_pred)
       regularization_loss = self.regularization_loss()
       loss = self.compute_average_loss(per_example_loss, sample_weight,
                                        regularization_loss)
-    gradients = tape.gradient(loss, self.trainable_variables)
-    self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+      # A no-op unless the optimizer is a LossScaleOptimizer (mixed_float16).
+      scaled_loss = self.optimizer.scale_loss(loss)
+    self.apply_gradients(tape.gradient(scaled_loss, self.trainable_variables))
     return self.update_metrics(y, y_pred, per_example_loss, sample_weight,
                                regularization_loss)
+
+  def _accumulating_train_step(self, x, y, sample_weight):
+    """Sums the gradients of `accumulate_steps` micro-batches, then applies.
+
+    Each micro-batch loss is divided by the FULL global batch, and the
+    regularization is split evenly over the micro-batches, so the summed
+    gradient equals that of one step on the whole batch.
+    """
+    steps = self.accumulate_steps
+    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+    global_batch_size = tf.shape(y)[0] * replicas
+    split = lambda t: None if t is None else tf.split(t, steps)  # noqa: E731
+    xs, ys, weights = split(x), split(y), split(sample_weight)
+    total = None
+    for index in range(steps):
+      weight = None if weights is None else weights[index]
+      with tf.GradientTape() as tape:
+        y_pred = self(xs[index], training=True)
+        per_example_loss = self.loss_fn(ys[index], y_pred)
+        regularization_loss = self.regularization_loss()
+        loss = self.compute_average_loss(
+            per_example_loss, weight, regularization_loss / steps,
+            global_batch_size=global_batch_size)
+        scaled_loss = self.optimizer.scale_loss(loss)
+      gradients = tape.gradient(scaled_loss, self.trainable_variables)
+      total = gradients if total is None else [
+          a + g for a, g in zip(total, gradients)]
+      logs = self.update_metrics(ys[index], y_pred, per_example_loss, weight,
+                                 regularization_loss)
+    self.apply_gradients(total)
+    return logs
 
   def test_step(self, data):
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

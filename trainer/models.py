@@ -1,44 +1,76 @@
-"""Built-in networks from the user's notes, and the model registry."""
+"""Built-in networks from the user's notes, and the model registry.
+
+Every builder takes the output layout (`units`, `activation`) so one network
+serves classification with logits or probabilities, binary classification
+and regression. The last layer always computes in float32, so under a mixed
+precision policy the outputs (and the loss) stay float32.
+"""
 
 from collections.abc import Callable
+import dataclasses
 
 import keras
 
 from trainer.config import MODEL_NAMES
 
 
-def build_mlp(input_shape: tuple[int, ...], num_classes: int, *,
-              hidden_units: int = 64,
-              l2: float = 0.0) -> keras.Model:
-  """The MNIST MLP of the notes: flatten -> Dense(64, relu) -> Dense(classes).
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NetworkSpec:
+  """What a builder needs besides the input shape.
 
-  For 28x28 inputs this is the 784-64-10 network. The output is logits.
+  Attributes:
+    units: Units of the output layer.
+    activation: Output activation (None: logits or regression values).
+    l2: L2 factor of the kernels (0: none).
+    dropout: Dropout rate where the network has dropout.
+    sync_batchnorm: Normalize with statistics of the global batch.
   """
-  regularizer = keras.regularizers.L2(l2) if l2 else None
+
+  units: int
+  activation: str | None = None
+  l2: float = 0.0
+  dropout: float = 0.25
+  sync_batchnorm: bool = False
+
+  @property
+  def regularizer(self):
+    return keras.regularizers.L2(self.l2) if self.l2 else None
+
+  def output_layer(self) -> keras.layers.Layer:
+    return keras.layers.Dense(self.units, activation=self.activation,
+                              kernel_regularizer=self.regularizer,
+                              dtype="float32", name="output")
+
+
+def build_mlp(input_shape: tuple[int, ...], spec: NetworkSpec, *,
+              hidden_units: int = 64) -> keras.Model:
+  """The MNIST MLP of the notes: Flatten -> Dense(64, relu) -> Dense(units).
+
+  For 28x28 inputs and 10 classes this is the 784-64-10 network.
+  """
   return keras.Sequential([
       keras.Input(shape=input_shape),
       keras.layers.Flatten(),
       keras.layers.Dense(hidden_units, activation="relu",
-                         kernel_regularizer=regularizer),
-      keras.layers.Dense(num_classes, kernel_regularizer=regularizer),
+                         kernel_regularizer=spec.regularizer),
+      spec.output_layer(),
   ], name="mlp")
 
 
-def build_cnn(input_shape: tuple[int, ...], num_classes: int, *,
-              l2: float = 0.0) -> keras.Model:
+def build_cnn(input_shape: tuple[int, ...], spec: NetworkSpec) -> keras.Model:
   """A small CNN: Conv2D, BatchNormalization, MaxPooling2D, Dropout, Dense.
 
   The pooling is skipped on inputs too small for it (8x8 digits pool once).
   """
-  regularizer = keras.regularizers.L2(l2) if l2 else None
   layers = [keras.Input(shape=input_shape)]
   size = min(input_shape[0], input_shape[1])
   for filters in (32, 64):
     layers += [
         keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                            kernel_regularizer=regularizer),
+                            kernel_regularizer=spec.regularizer),
         # Momentum 0.9, not 0.99: moving statistics usable after ~100 steps.
-        keras.layers.BatchNormalization(momentum=0.9),
+        keras.layers.BatchNormalization(momentum=0.9,
+                                        synchronized=spec.sync_batchnorm),
         keras.layers.Activation("relu"),
     ]
     if size >= 8:
@@ -46,10 +78,11 @@ def build_cnn(input_shape: tuple[int, ...], num_classes: int, *,
       size //= 2
   layers += [
       keras.layers.Flatten(),
-      keras.layers.Dropout(0.25),
-      keras.layers.Dense(128, activation="relu", kernel_regularizer=regularizer),
-      keras.layers.Dropout(0.25),
-      keras.layers.Dense(num_classes, kernel_regularizer=regularizer),
+      keras.layers.Dropout(spec.dropout),
+      keras.layers.Dense(128, activation="relu",
+                         kernel_regularizer=spec.regularizer),
+      keras.layers.Dropout(spec.dropout),
+      spec.output_layer(),
   ]
   return keras.Sequential(layers, name="cnn")
 
@@ -60,9 +93,9 @@ _BUILDERS: dict[str, Callable[..., keras.Model]] = {
 }
 
 
-def build_network(name: str, input_shape: tuple[int, ...], num_classes: int,
-                  **kwargs) -> keras.Model:
-  """Builds the built-in network `name`.
+def build_network(name: str, input_shape: tuple[int, ...], spec: NetworkSpec,
+                  *, dtype_policy: str = "float32") -> keras.Model:
+  """Builds the built-in network `name` under a Keras dtype policy.
 
   Raises:
     ValueError: If `name` is not one of `MODEL_NAMES`.
@@ -70,4 +103,9 @@ def build_network(name: str, input_shape: tuple[int, ...], num_classes: int,
   if name not in _BUILDERS:
     raise ValueError(f"unknown model {name!r}; choose one of"
                      f" {', '.join(MODEL_NAMES)}.")
-  return _BUILDERS[name](input_shape, num_classes, **kwargs)
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(dtype_policy)
+  try:
+    return _BUILDERS[name](input_shape, spec)
+  finally:
+    keras.config.set_dtype_policy(previous)

@@ -4,15 +4,13 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from datasets.config import DataConfig
 from launch import cluster as cluster_lib
 from launch import config as config_lib
 from launch import run as run_lib
 from tests.processes import run_workers
-from trainer import build
-from trainer import checkpointing
+from tests import checkpoints
 from trainer.config import TrainConfig
 
 pytestmark = pytest.mark.slow
@@ -23,14 +21,7 @@ FLAGS = [f"--train_steps={STEPS}", "--global_batch_size=64",
 
 
 def model_variables(checkpoint_dir):
-  """The network's weights in the latest checkpoint, restored as a run would."""
-  model = build.build_model(TrainConfig(), tf.distribute.get_strategy(),
-                            input_shape=(8, 8, 1), num_classes=10)
-  step = tf.Variable(0, dtype=tf.int64)
-  checkpointing.build_checkpoint(model, step).restore(
-      tf.train.latest_checkpoint(str(checkpoint_dir))).assert_consumed()
-  assert int(step.numpy()) == STEPS
-  return [weight.numpy() for weight in model.network.weights]
+  return checkpoints.restored_weights(checkpoint_dir, expected_step=STEPS)
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +66,18 @@ def test_two_workers_finish_with_chief_only_files(tmp_path, cpu_devices,
   assert len(weights) == len(one_process_reference) == 4
   for value, expected in zip(weights, one_process_reference):
     np.testing.assert_allclose(value, expected, atol=1e-5)
+
+
+def test_deterministic_two_worker_runs_are_bitwise_equal(tmp_path):
+  weights = []
+  for attempt in range(2):
+    model_dir = tmp_path / f"run{attempt}"
+    results = run_workers([*FLAGS, f"--model_dir={model_dir}",
+                           "--deterministic", "--model=cnn",
+                           "--sync_batchnorm"], 2)
+    assert [r.returncode for r in results] == [0, 0], results[0].stdout[-2000:]
+    weights.append(checkpoints.restored_weights(
+        model_dir / "checkpoints", expected_step=STEPS, model="cnn",
+        sync_batchnorm=True))
+  for first, second in zip(*weights):
+    np.testing.assert_array_equal(first, second)

@@ -1,0 +1,21 @@
+"""Reading a run's checkpoint back the way a restarted run does."""
+
+import tensorflow as tf
+
+from trainer import build
+from trainer import checkpointing
+from trainer.config import TrainConfig
+
+
+def restored_weights(checkpoint_dir, *, expected_step: int,
+                     input_shape=(8, 8, 1), num_classes=10,
+                     **train_config) -> list:
+  """Restores the latest checkpoint into a fresh model; returns its weights."""
+  model = build.build_model(TrainConfig(**train_config),
+                            tf.distribute.get_strategy(),
+                            input_shape=input_shape, num_classes=num_classes)
+  step = tf.Variable(0, dtype=tf.int64)
+  checkpointing.build_checkpoint(model, step).restore(
+      tf.train.latest_checkpoint(str(checkpoint_dir))).assert_consumed()
+  assert int(step.numpy()) == expected_step
+  return [weight.numpy() for weight in model.network.weights]
