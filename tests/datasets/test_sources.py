@@ -70,9 +70,12 @@ def test_mnist_missing_or_corrupt_file_is_one_sentence(tmp_path):
 
 
 def test_from_arrays_checks_lengths_and_shapes():
-  x, y = np.zeros((5, 3)), np.zeros(5)
+  x, y = np.zeros((5, 3)), np.zeros(5, np.int64)
   source = sources.from_arrays(x, y, x, y + 2)
-  assert source.num_classes == 3
+  assert source.num_classes == 3 and source.train_labels.dtype == np.int32
+  regression = sources.from_arrays(x, y + 0.5, x, y + 0.5)
+  assert regression.num_classes == 1
+  assert regression.train_labels.dtype == np.float32
   with pytest.raises(sources.DataError, match="labels have 4"):
     sources.from_arrays(x, y[:4], x, y)
   with pytest.raises(sources.DataError, match="eval features"):

@@ -73,11 +73,11 @@ def test_deterministic_two_worker_runs_are_bitwise_equal(tmp_path):
   for attempt in range(2):
     model_dir = tmp_path / f"run{attempt}"
     results = run_workers([*FLAGS, f"--model_dir={model_dir}",
-                           "--deterministic", "--model=cnn",
-                           "--sync_batchnorm"], 2)
+                           "--train_steps=40", "--deterministic",
+                           "--model=cnn", "--sync_batchnorm"], 2)
     assert [r.returncode for r in results] == [0, 0], results[0].stdout[-2000:]
     weights.append(checkpoints.restored_weights(
-        model_dir / "checkpoints", expected_step=STEPS, model="cnn",
+        model_dir / "checkpoints", expected_step=40, model="cnn",
         sync_batchnorm=True))
   for first, second in zip(*weights):
     np.testing.assert_array_equal(first, second)
