@@ -37,6 +37,13 @@ def test_defaults_are_valid(tmp_path):
     ({"run": {"cpu_devices": 0}}, "--cpu_devices=0 must be positive"),
     ({"validation_split": 1.0}, "--validation_split=1.0 must be in [0, 1)"),
     ({"data_dir": "/nonexistent/dir"}, "--data_dir=/nonexistent/dir is not"),
+    ({"loss": "hinge"}, "--loss=hinge is not one of"),
+    ({"metrics": ("accuracy", "f1")}, "--metrics=f1 is not one of"),
+    ({"loss": "mse", "metrics": ("accuracy",)}, "with --loss=mse use"),
+    ({"mixed_precision": "float16"}, "--mixed_precision=float16 is not"),
+    ({"dropout": 1.0}, "--dropout=1.0 must be in [0, 1)"),
+    ({"accumulate_steps": 0}, "--accumulate_steps=0 must be positive"),
+    ({"clip_norm": -1.0}, "--clip_norm=-1.0 must be zero or more"),
 ])
 def test_validate_names_the_bad_flag(tmp_path, changes, message):
   with pytest.raises(ConfigError) as raised:
