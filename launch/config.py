@@ -33,6 +33,7 @@ class RunConfig:
     collective_timeout: Seconds before a stuck collective fails (0: never).
     seed: Seed of the weights (the data seed is `data.seed`).
     deterministic: Enable TensorFlow's op determinism.
+    heartbeat_file: Where to record progress for a supervisor, or None.
   """
 
   data: DataConfig
@@ -40,9 +41,10 @@ class RunConfig:
   epochs: float | None = None
   strategy: str = "auto"
   cpu_devices: int = 1
-  collective_timeout: float = 0.0
+  collective_timeout: float = 300.0
   seed: int = 0
   deterministic: bool = False
+  heartbeat_file: str | None = None
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -92,7 +94,8 @@ def from_flags() -> RunConfig:
   return RunConfig(data=data, train=train, epochs=f.EPOCHS.value,
                    strategy=f.STRATEGY.value, cpu_devices=f.CPU_DEVICES.value,
                    collective_timeout=f.COLLECTIVE_TIMEOUT.value,
-                   seed=f.SEED.value, deterministic=f.DETERMINISTIC.value)
+                   seed=f.SEED.value, deterministic=f.DETERMINISTIC.value,
+                   heartbeat_file=f.HEARTBEAT_FILE.value)
 
 
 def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:

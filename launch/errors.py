@@ -6,3 +6,4 @@ class ConfigError(ValueError):
 
 
 EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 1

@@ -54,9 +54,9 @@ CPU_DEVICES = flags.DEFINE_integer(
     "Without GPUs, split the CPU into this many logical devices and mirror"
     " over them (in every worker of a multi-worker run).")
 COLLECTIVE_TIMEOUT = flags.DEFINE_float(
-    "collective_timeout", 0.0,
-    "Seconds before a multi-worker collective gives up on a stuck peer;"
-    " 0 waits forever.")
+    "collective_timeout", 300.0,
+    "Seconds before a multi-worker collective gives up on a stuck peer, so"
+    " the survivors fail instead of waiting forever; 0 waits forever.")
 OPTIMIZER = flags.DEFINE_string(
     "optimizer", "adam", f"Optimizer: {', '.join(OPTIMIZER_NAMES)}.")
 LEARNING_RATE = flags.DEFINE_float(
@@ -91,3 +91,7 @@ ACCUMULATE_STEPS = flags.DEFINE_integer(
 DETERMINISTIC = flags.DEFINE_boolean(
     "deterministic", False,
     "Deterministic ops: identical runs give bitwise-identical weights.")
+HEARTBEAT_FILE = flags.DEFINE_string(
+    "heartbeat_file", None,
+    "Write the current step here after every loop (for a supervisor's hang"
+    " detection; launch.local sets it).")

@@ -1,7 +1,8 @@
 """`python -m launch`: train a model as the flags and TF_CONFIG say.
 
 Exit codes: 0 done; 2 bad flags, TF_CONFIG or data (one sentence on stderr,
-nothing written); 1 the run failed (e.g. a non-finite loss).
+nothing written); 1 the run failed (a non-finite loss, a dead peer worker or
+a collective timeout: one sentence too).
 """
 
 import functools
@@ -17,12 +18,24 @@ from launch import cluster as cluster_lib
 from launch import config as config_lib
 from launch import flags as _  # noqa: F401  Defines the flags.
 from launch import run as run_lib
-from launch.errors import EXIT_BAD_INPUT, ConfigError
+from launch.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED, ConfigError
 
 
 def _fail(message: str, exit_code: int) -> None:
   print(f"error: {message}", file=sys.stderr)
   sys.exit(exit_code)
+
+
+def _is_peer_failure(error: Exception) -> bool:
+  import tensorflow as tf  # Already imported by the run.
+  return isinstance(error, (tf.errors.UnavailableError,
+                            tf.errors.DeadlineExceededError,
+                            tf.errors.CancelledError, tf.errors.AbortedError))
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0][:300] if text else ""
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -52,7 +65,13 @@ def main(argv: list[str], model_class=None) -> None:
   try:
     logs = run_lib.execute(plan, model_class=model_class)
   except FloatingPointError as error:
-    _fail(str(error), 1)
+    _fail(str(error), EXIT_RUN_FAILED)
+  except Exception as error:  # pylint: disable=broad-except
+    if not _is_peer_failure(error):
+      raise
+    _fail(f"the run stopped because a peer worker failed or a collective"
+          f" timed out ({type(error).__name__}: {_first_line(error)}).",
+          EXIT_RUN_FAILED)
   if plan.cluster.is_chief and logs:
     shown = ", ".join(f"{name} {value:.4f}" for name, value in logs.items()
                       if name != "examples")

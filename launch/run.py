@@ -77,14 +77,17 @@ def _check_batch(config: config_lib.RunConfig, source: sources.ArraySource,
 
 def _build_writer(plan: Plan):
   from trainer import summaries
-  if not plan.cluster.is_chief:
-    return summaries.NullWriter()
-  model_dir = plan.config.train.model_dir
-  return summaries.MultiWriter([
-      summaries.TensorBoardWriter(os.path.join(model_dir, "summaries")),
-      summaries.JsonlWriter(os.path.join(model_dir, "metrics.jsonl")),
-      summaries.ProgressLogger(plan.config.train.train_steps),
-  ])
+  writers = []
+  if plan.config.heartbeat_file:
+    writers.append(summaries.HeartbeatWriter(plan.config.heartbeat_file))
+  if plan.cluster.is_chief:
+    model_dir = plan.config.train.model_dir
+    writers += [
+        summaries.TensorBoardWriter(os.path.join(model_dir, "summaries")),
+        summaries.JsonlWriter(os.path.join(model_dir, "metrics.jsonl")),
+        summaries.ProgressLogger(plan.config.train.train_steps),
+    ]
+  return summaries.MultiWriter(writers)
 
 
 def execute(plan: Plan, *, model_class=None) -> dict[str, float]:

@@ -84,6 +84,27 @@ class JsonlWriter(MetricWriter):
       stream.write(json.dumps(record) + "\n")
 
 
+class HeartbeatWriter(MetricWriter):
+  """Records the latest step in a file, so a supervisor can see progress.
+
+  Every worker writes one (the chief-only writers stay quiet elsewhere); the
+  file's content is "<step> <unix time>" and its mtime is the heartbeat.
+  """
+
+  def __init__(self, path: str):
+    self._path = path
+    self.beat(0)
+
+  def beat(self, step: int) -> None:
+    staging = self._path + ".tmp"
+    with open(staging, "w", encoding="utf-8") as stream:
+      stream.write(f"{step} {time.time():.3f}\n")
+    os.replace(staging, self._path)
+
+  def write(self, split, step, scalars):
+    self.beat(step)
+
+
 class ProgressLogger(MetricWriter):
   """Logs one line per train loop (with ETA) and per evaluation."""
 

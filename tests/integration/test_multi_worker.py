@@ -5,36 +5,15 @@ import os
 import numpy as np
 import pytest
 
-from datasets.config import DataConfig
-from launch import cluster as cluster_lib
-from launch import config as config_lib
-from launch import run as run_lib
-from tests.processes import run_workers
 from tests import checkpoints
-from trainer.config import TrainConfig
+from tests.integration.conftest import FLAGS, STEPS
+from tests.processes import run_workers
 
 pytestmark = pytest.mark.slow
-
-STEPS = 100
-FLAGS = [f"--train_steps={STEPS}", "--global_batch_size=64",
-         "--steps_per_loop=25", "--checkpoint_every=50", "--eval_every=50"]
 
 
 def model_variables(checkpoint_dir):
   return checkpoints.restored_weights(checkpoint_dir, expected_step=STEPS)
-
-
-@pytest.fixture(scope="module")
-def one_process_reference(tmp_path_factory):
-  """The same run on one process with 2 mirrored replicas."""
-  model_dir = tmp_path_factory.mktemp("reference")
-  config = config_lib.RunConfig(
-      data=DataConfig(global_batch_size=64),
-      train=TrainConfig(model_dir=str(model_dir), train_steps=STEPS,
-                        steps_per_loop=25, checkpoint_every=50, eval_every=50),
-      cpu_devices=2)
-  run_lib.execute(run_lib.plan_run(config, cluster_lib.ClusterInfo()))
-  return model_variables(model_dir / "checkpoints")
 
 
 @pytest.mark.parametrize("cpu_devices", [1, 2], ids=["2x1", "2x2"])

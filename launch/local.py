@@ -1,0 +1,93 @@
+"""`python -m launch.local`: N local workers as one multi-worker job.
+
+TensorFlow has no `torchrun`; this is its equivalent for one machine:
+
+  python -m launch.local --workers=2 --cpu_devices=2 --model_dir=/tmp/run
+
+It picks free localhost ports, gives every worker its TF_CONFIG, starts
+`python -m launch` N times with the remaining (training) flags, prefixes each
+output line with the worker's name and keeps `model_dir/logs/worker-N.log`.
+
+A worker that exits non-zero, is killed or makes no progress for
+`--hang_timeout` seconds fails the group: the others are stopped (SIGTERM,
+then SIGKILL after `--stop_grace` seconds, since TensorFlow swallows SIGTERM
+in multi-worker runs) and the supervisor exits non-zero, naming the worker,
+its status and its last log lines; or, with `--max_restarts`, it starts the
+group again, which resumes from the latest checkpoint. SIGINT/SIGTERM to the
+supervisor are forwarded to every worker.
+
+Exit codes: 0 done; 2 bad input (of the supervisor or of the workers);
+1 a worker failed (after any restarts); 128+N stopped by signal N.
+"""
+
+import os
+import sys
+
+from absl import flags
+
+from launch import config as config_lib
+from launch import flags as _  # noqa: F401  Defines the training flags.
+from launch import supervisor
+from launch.errors import EXIT_BAD_INPUT, ConfigError
+
+# The supervisor's own flags live apart from the training flags, which are
+# validated here and then forwarded unchanged to every worker.
+_SUPERVISOR_FLAGS = flags.FlagValues()
+_WORKERS = flags.DEFINE_integer(
+    "workers", 2, "Worker processes to start.", flag_values=_SUPERVISOR_FLAGS)
+_MAX_RESTARTS = flags.DEFINE_integer(
+    "max_restarts", 0, "Restart the whole group this many times after a"
+    " failure; each restart resumes from the latest checkpoint.",
+    flag_values=_SUPERVISOR_FLAGS)
+_HANG_TIMEOUT = flags.DEFINE_float(
+    "hang_timeout", 600.0, "A worker with no new step for this many seconds"
+    " counts as failed; 0 disables the check.", flag_values=_SUPERVISOR_FLAGS)
+_STOP_GRACE = flags.DEFINE_float(
+    "stop_grace", 3.0, "Seconds between SIGTERM and SIGKILL when stopping"
+    " workers.", flag_values=_SUPERVISOR_FLAGS)
+
+
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(EXIT_BAD_INPUT)
+
+
+def _parse(argv: list[str]) -> tuple[list[str], config_lib.RunConfig]:
+  """Splits supervisor flags from training flags and validates both."""
+  try:
+    training_args = _SUPERVISOR_FLAGS(argv, known_only=True)[1:]
+    flags.FLAGS([argv[0], *training_args])
+  except flags.Error as error:
+    _fail(f"{error}. See python -m launch --helpfull.")
+  positional = [arg for arg in training_args if not arg.startswith("-")]
+  if positional:
+    _fail(f"unexpected arguments {' '.join(positional)!r}; all options are"
+          " --flags.")
+  if _WORKERS.value < 1:
+    _fail(f"--workers={_WORKERS.value} must be positive.")
+  for flag in (_MAX_RESTARTS, _HANG_TIMEOUT, _STOP_GRACE):
+    if flag.value < 0:
+      _fail(f"--{flag.name}={flag.value} must be zero or more.")
+  if os.environ.get("TF_CONFIG"):
+    _fail("TF_CONFIG is set, but launch.local writes each worker's own;"
+          " unset it.")
+  try:
+    config = config_lib.from_flags()
+    config_lib.validate(config)
+  except ConfigError as error:
+    _fail(str(error))
+  return training_args, config
+
+
+def main(argv: list[str] | None = None) -> None:
+  training_args, config = _parse(list(argv or sys.argv))
+  group = supervisor.GroupConfig(
+      num_workers=_WORKERS.value, training_args=training_args,
+      log_dir=os.path.join(config.train.model_dir, "logs"),
+      hang_timeout=_HANG_TIMEOUT.value, stop_grace=_STOP_GRACE.value)
+  sys.exit(supervisor.run_with_restarts(group,
+                                        max_restarts=_MAX_RESTARTS.value))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,238 @@
+"""Starting, watching and stopping a group of local worker processes."""
+
+import collections
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from launch.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED
+
+_TAIL_LINES = 15
+_POLL_SECONDS = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupConfig:
+  """How to run one group of workers.
+
+  Attributes:
+    num_workers: Processes to start; worker 0 is the chief.
+    training_args: Flags passed to every `python -m launch`.
+    log_dir: Where `worker-N.log` and heartbeat files go.
+    hang_timeout: Seconds without a new step before a worker counts as
+      failed (0: never).
+    stop_grace: Seconds between SIGTERM and SIGKILL when stopping.
+    command: The worker program; the training args follow it.
+  """
+
+  num_workers: int
+  training_args: list[str]
+  log_dir: str
+  hang_timeout: float = 600.0
+  stop_grace: float = 3.0
+  command: tuple[str, ...] = (sys.executable, "-m", "launch")
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+  """Why a group stopped early."""
+
+  worker: str
+  reason: str
+  exit_code: int
+  log_path: str
+  tail: list[str]
+
+  def describe(self) -> str:
+    lines = "\n".join(f"  {line}" for line in self.tail) or "  (no output)"
+    return (f"{self.worker} {self.reason}; the other workers were stopped."
+            f" Last lines of {self.log_path}:\n{lines}")
+
+
+def free_ports(count: int) -> list[int]:
+  """Distinct ports the OS just handed out on 127.0.0.1."""
+  sockets = [socket.socket() for _ in range(count)]
+  try:
+    for sock in sockets:
+      sock.bind(("127.0.0.1", 0))
+    return [sock.getsockname()[1] for sock in sockets]
+  finally:
+    for sock in sockets:
+      sock.close()
+
+
+def worker_tf_configs(num_workers: int) -> list[str]:
+  cluster = {"worker": [f"localhost:{port}"
+                        for port in free_ports(num_workers)]}
+  return [json.dumps({"cluster": cluster,
+                      "task": {"type": "worker", "index": index}})
+          for index in range(num_workers)]
+
+
+def _describe_status(returncode: int) -> str:
+  if returncode < 0:
+    name = signal.Signals(-returncode).name
+    return f"was killed by {name} (exit status {returncode})"
+  return f"exited with status {returncode}"
+
+
+class _Worker:
+  """One process, its log file, its output pump and its heartbeat."""
+
+  def __init__(self, index: int, tf_config: str, config: GroupConfig):
+    self.name = f"worker:{index}"
+    self.log_path = os.path.join(config.log_dir, f"worker-{index}.log")
+    self.heartbeat_path = os.path.join(config.log_dir,
+                                       f"worker-{index}.heartbeat")
+    self.tail = collections.deque(maxlen=_TAIL_LINES)
+    self.last_progress = time.monotonic()
+    self._last_beat = None
+    env = dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED="1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    self._log = open(self.log_path, "a", encoding="utf-8")
+    self.process = subprocess.Popen(
+        [*config.command, *config.training_args,
+         f"--heartbeat_file={self.heartbeat_path}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, text=True, errors="replace")
+    self._pump = threading.Thread(target=self._copy_output, daemon=True)
+    self._pump.start()
+
+  def _copy_output(self):
+    for line in self.process.stdout:
+      line = line.rstrip("\n")
+      self.tail.append(line)
+      self._log.write(line + "\n")
+      self._log.flush()
+      print(f"[{self.name}] {line}", flush=True)
+
+  def made_progress(self) -> bool:
+    """Whether the heartbeat file changed since the last look."""
+    try:
+      beat = os.stat(self.heartbeat_path).st_mtime_ns
+    except FileNotFoundError:
+      return False
+    changed, self._last_beat = beat != self._last_beat, beat
+    return changed
+
+  def signal(self, signum: int) -> None:
+    if self.process.poll() is None:
+      self.process.send_signal(signum)
+
+  def close(self) -> None:
+    self.process.wait()
+    self._pump.join(timeout=5)
+    self._log.close()
+
+
+class WorkerGroup:
+  """A started group; `wait()` returns None on success or the Failure."""
+
+  def __init__(self, config: GroupConfig, clock=time.monotonic):
+    os.makedirs(config.log_dir, exist_ok=True)
+    self._config = config
+    self._clock = clock
+    self.workers = [_Worker(index, tf_config, config) for index, tf_config
+                    in enumerate(worker_tf_configs(config.num_workers))]
+    for worker in self.workers:
+      print(f"[supervisor] started {worker.name} (pid {worker.process.pid});"
+            f" log {worker.log_path}", flush=True)
+
+  def _check(self) -> Failure | None | bool:
+    """A Failure, True when all exited 0, or None while running."""
+    now = self._clock()
+    for worker in self.workers:
+      returncode = worker.process.poll()
+      if returncode not in (None, 0):
+        worker.close()
+        return Failure(worker.name, _describe_status(returncode), returncode,
+                       worker.log_path, list(worker.tail))
+      if returncode is None:
+        if worker.made_progress():
+          worker.last_progress = now
+        idle = now - worker.last_progress
+        if self._config.hang_timeout and idle > self._config.hang_timeout:
+          return Failure(worker.name, f"made no progress for {idle:.0f} s"
+                         f" (--hang_timeout={self._config.hang_timeout:g})",
+                         EXIT_RUN_FAILED, worker.log_path, list(worker.tail))
+    return all(worker.process.poll() == 0 for worker in self.workers) or None
+
+  def wait(self, stop_requested: threading.Event) -> Failure | int | None:
+    """Waits for the group; returns None, a Failure, or a signal number."""
+    while True:
+      if stop_requested.is_set():
+        return stop_requested.signum
+      outcome = self._check()
+      if outcome is True:
+        for worker in self.workers:
+          worker.close()
+        return None
+      if outcome is not None:
+        return outcome
+      time.sleep(_POLL_SECONDS)
+
+  def stop(self, signum: int = signal.SIGTERM) -> None:
+    """Sends `signum`, then SIGKILL to whatever still runs after the grace."""
+    for worker in self.workers:
+      worker.signal(signum)
+    deadline = time.monotonic() + self._config.stop_grace
+    while (time.monotonic() < deadline
+           and any(w.process.poll() is None for w in self.workers)):
+      time.sleep(0.05)
+    for worker in self.workers:
+      worker.signal(signal.SIGKILL)
+    for worker in self.workers:
+      worker.close()
+
+
+class _StopRequest(threading.Event):
+  signum = signal.SIGTERM
+
+  def handler(self, signum, frame):
+    del frame
+    self.signum = signum
+    self.set()
+
+
+def run_with_restarts(config: GroupConfig, *, max_restarts: int) -> int:
+  """Runs the group, restarting it after failures; returns the exit code."""
+  stop_request = _StopRequest()
+  previous = {signum: signal.signal(signum, stop_request.handler)
+              for signum in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    return _run_attempts(config, max_restarts, stop_request)
+  finally:
+    for signum, handler in previous.items():
+      signal.signal(signum, handler)
+
+
+def _run_attempts(config: GroupConfig, max_restarts: int,
+                  stop_request: _StopRequest) -> int:
+  for attempt in range(max_restarts + 1):
+    group = WorkerGroup(config)
+    outcome = group.wait(stop_request)
+    if outcome is None:
+      print(f"[supervisor] all {config.num_workers} workers finished.",
+            flush=True)
+      return 0
+    if isinstance(outcome, int):
+      name = signal.Signals(outcome).name
+      print(f"[supervisor] {name} received; forwarding it to the workers.",
+            file=sys.stderr, flush=True)
+      group.stop(outcome)
+      return 128 + outcome
+    group.stop()
+    print(f"error: {outcome.describe()}", file=sys.stderr, flush=True)
+    if outcome.exit_code == EXIT_BAD_INPUT:
+      return EXIT_BAD_INPUT  # Restarting cannot fix the input.
+    if attempt < max_restarts:
+      print(f"[supervisor] restarting the group ({attempt + 1} of"
+            f" {max_restarts}); it resumes from the latest checkpoint.",
+            file=sys.stderr, flush=True)
+  return EXIT_RUN_FAILED

@@ -1,0 +1,55 @@
+"""The supervisor's watch logic with stand-in worker programs (fast)."""
+
+import signal
+import sys
+
+from launch import supervisor
+
+SLEEPER = (sys.executable, "-c", "import sys, time; print('up', flush=True);"
+           " time.sleep(60)")
+
+
+def group_config(tmp_path, command, **kwargs):
+  return supervisor.GroupConfig(num_workers=2, training_args=[],
+                                log_dir=str(tmp_path / "logs"),
+                                command=command, **kwargs)
+
+
+def test_worker_without_heartbeat_is_hung(tmp_path):
+  config = group_config(tmp_path, SLEEPER, hang_timeout=1.0, stop_grace=0.5)
+  assert supervisor.run_with_restarts(config, max_restarts=0) == 1
+
+
+def test_failure_names_worker_status_and_tail(tmp_path, capsys):
+  crash = (sys.executable, "-c", "import os, sys; print('about to fail');"
+           " sys.exit(3 if os.environ['TF_CONFIG'].endswith('1}}') else 0)")
+  config = group_config(tmp_path, crash)
+  assert supervisor.run_with_restarts(config, max_restarts=1) == 1
+  err = capsys.readouterr().err
+  assert "error: worker:1 exited with status 3" in err
+  assert "about to fail" in err
+  assert "restarting the group (1 of 1)" in err
+  assert (tmp_path / "logs" / "worker-1.log").read_text().count(
+      "about to fail") == 2  # One line per attempt, appended.
+
+
+def test_exit_2_is_not_restarted(tmp_path, capsys):
+  bad = (sys.executable, "-c", "import sys; sys.exit(2)")
+  config = group_config(tmp_path, bad)
+  assert supervisor.run_with_restarts(config, max_restarts=5) == 2
+  assert "restarting" not in capsys.readouterr().err
+
+
+def test_workers_get_distinct_ports_and_worker_zero_is_chief():
+  import json
+  configs = [json.loads(c) for c in supervisor.worker_tf_configs(3)]
+  addresses = configs[0]["cluster"]["worker"]
+  assert len(set(addresses)) == 3
+  assert [c["task"] for c in configs] == [
+      {"type": "worker", "index": i} for i in range(3)]
+
+
+def test_describe_status():
+  assert supervisor._describe_status(-signal.SIGKILL) == (
+      "was killed by SIGKILL (exit status -9)")
+  assert supervisor._describe_status(1) == "exited with status 1"
