@@ -170,9 +170,109 @@ def parse_tf_config(text: str | None) -> ClusterInfo:
   return ClusterInfo(cluster, task_type, task_index)
 
 
-def from_environment(environ: Mapping[str, str]) -> ClusterInfo:
-  """Returns the cluster described by the environment (TF_CONFIG)."""
-  return parse_tf_config(environ.get("TF_CONFIG"))
+def _split_outside_brackets(text: str) -> list[str]:
+  parts, depth, current = [], 0, ""
+  for char in text:
+    depth += {"[": 1, "]": -1}.get(char, 0)
+    if char == "," and depth == 0:
+      parts.append(current)
+      current = ""
+    else:
+      current += char
+  return [part for part in [*parts, current] if part]
+
+
+def expand_hostlist(hostlist: str) -> list[str]:
+  """Expands a Slurm hostlist: "node[01-03,7],gpu5" -> node01 ... gpu5.
+
+  Raises:
+    ConfigError: If the list is malformed.
+  """
+  hosts = []
+  for term in _split_outside_brackets(hostlist.strip()):
+    match = re.fullmatch(r"([^\[\]]*)\[([0-9,\-]+)\]([^\[\]]*)", term)
+    if not match:
+      if "[" in term or "]" in term:
+        raise ConfigError(f"cannot read the Slurm host list {hostlist!r}.")
+      hosts.append(term)
+      continue
+    prefix, ranges, suffix = match.groups()
+    for part in ranges.split(","):
+      first, _, last = part.partition("-")
+      if not first.isdigit() or (last and not last.isdigit()):
+        raise ConfigError(f"cannot read the Slurm host list {hostlist!r}.")
+      for number in range(int(first), int(last or first) + 1):
+        hosts.append(f"{prefix}{number:0{len(first)}d}{suffix}")
+  return hosts
+
+
+def expand_tasks_per_node(text: str) -> list[int]:
+  """Expands SLURM_TASKS_PER_NODE: "2(x3),1" -> [2, 2, 2, 1]."""
+  counts = []
+  for part in text.split(","):
+    match = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
+    if not match:
+      raise ConfigError(f"cannot read SLURM_TASKS_PER_NODE={text!r}.")
+    counts += [int(match.group(1))] * int(match.group(2) or 1)
+  return counts
+
+
+def from_slurm(environ: Mapping[str, str], *, port_base: int) -> ClusterInfo:
+  """The cluster of an `srun` step: one worker per task, task 0 the chief.
+
+  Task `i` of a node listens on `port_base + i` (its SLURM_LOCALID), so
+  several tasks per node do not collide.
+
+  Raises:
+    ConfigError: If the SLURM_* variables are missing or disagree.
+  """
+  def get(*names):
+    for name in names:
+      if environ.get(name):
+        return environ[name]
+    raise ConfigError(f"Slurm environment without {names[-1]}; start the"
+                      " tasks with srun.")
+
+  nodes = expand_hostlist(get("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST"))
+  tasks = expand_tasks_per_node(get("SLURM_STEP_TASKS_PER_NODE",
+                                    "SLURM_TASKS_PER_NODE"))
+  try:
+    num_tasks = int(get("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"))
+    task_index = int(get("SLURM_PROCID"))
+  except ValueError:
+    raise ConfigError("SLURM_NTASKS and SLURM_PROCID must be integers."
+                      ) from None
+  if len(tasks) != len(nodes):
+    raise ConfigError(f"Slurm lists {len(nodes)} nodes but tasks per node"
+                      f" for {len(tasks)}.")
+  if sum(tasks) != num_tasks:
+    raise ConfigError(f"Slurm's tasks per node add up to {sum(tasks)}, not"
+                      f" SLURM_NTASKS={num_tasks}.")
+  if not 0 <= task_index < num_tasks:
+    raise ConfigError(f"SLURM_PROCID={task_index} is out of range for"
+                      f" {num_tasks} tasks.")
+  if not (0 < port_base and port_base + max(tasks) <= 65536):
+    raise ConfigError(f"--slurm_port_base={port_base} leaves no ports.")
+  addresses = tuple(f"{node}:{port_base + local}"
+                    for node, count in zip(nodes, tasks)
+                    for local in range(count))
+  if num_tasks == 1:
+    return ClusterInfo()
+  return ClusterInfo({"worker": addresses}, "worker", task_index)
+
+
+def from_environment(environ: Mapping[str, str], *,
+                     slurm_port_base: int = 8888) -> ClusterInfo:
+  """The cluster from TF_CONFIG, else from an `srun` step, else single.
+
+  TF_CONFIG wins, as Kubeflow's TFJob and Vertex AI set it; inside Slurm
+  (SLURM_PROCID present) the tasks of the step form the cluster.
+  """
+  if environ.get("TF_CONFIG", "").strip():
+    return parse_tf_config(environ["TF_CONFIG"])
+  if "SLURM_PROCID" in environ:
+    return from_slurm(environ, port_base=slurm_port_base)
+  return ClusterInfo()
 
 
 def to_tf_config(info: ClusterInfo) -> str:

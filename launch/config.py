@@ -17,6 +17,7 @@ from trainer.config import (LOSS_NAMES, METRIC_NAMES, MODEL_NAMES,
                             OPTIMIZER_NAMES, PRECISION_POLICIES, TrainConfig)
 
 CONFIG_FILENAME = "config.json"
+MODES = ("train", "evaluate")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -34,6 +35,9 @@ class RunConfig:
     seed: Seed of the weights (the data seed is `data.seed`).
     deterministic: Enable TensorFlow's op determinism.
     heartbeat_file: Where to record progress for a supervisor, or None.
+    mode: "train" or "evaluate".
+    watch: Evaluate each new checkpoint until the final step.
+    eval_timeout: Seconds a watching evaluator waits for a new checkpoint.
   """
 
   data: DataConfig
@@ -45,6 +49,9 @@ class RunConfig:
   seed: int = 0
   deterministic: bool = False
   heartbeat_file: str | None = None
+  mode: str = "train"
+  watch: bool = False
+  eval_timeout: float = 3600.0
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -95,7 +102,8 @@ def from_flags() -> RunConfig:
                    strategy=f.STRATEGY.value, cpu_devices=f.CPU_DEVICES.value,
                    collective_timeout=f.COLLECTIVE_TIMEOUT.value,
                    seed=f.SEED.value, deterministic=f.DETERMINISTIC.value,
-                   heartbeat_file=f.HEARTBEAT_FILE.value)
+                   heartbeat_file=f.HEARTBEAT_FILE.value, mode=f.MODE.value,
+                   watch=f.WATCH.value, eval_timeout=f.EVAL_TIMEOUT.value)
 
 
 def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
@@ -139,6 +147,9 @@ def validate(config: RunConfig) -> None:
   _check_choice("dataset", data.name, DATASET_NAMES)
   _check_choice("optimizer", train.optimizer, OPTIMIZER_NAMES)
   _check_choice("strategy", config.strategy, STRATEGY_KINDS)
+  _check_choice("mode", config.mode, MODES)
+  if config.watch and config.mode != "evaluate":
+    raise ConfigError("--watch needs --mode=evaluate.")
   _check_choice("loss", train.loss, LOSS_NAMES)
   _check_choice("mixed_precision", train.mixed_precision, PRECISION_POLICIES)
   for metric in train.metrics:

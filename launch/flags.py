@@ -95,3 +95,18 @@ HEARTBEAT_FILE = flags.DEFINE_string(
     "heartbeat_file", None,
     "Write the current step here after every loop (for a supervisor's hang"
     " detection; launch.local sets it).")
+SLURM_PORT_BASE = flags.DEFINE_integer(
+    "slurm_port_base", 8888,
+    "Under srun (no TF_CONFIG), task i of a node listens on this port + i.")
+MODE = flags.DEFINE_string(
+    "mode", "train",
+    "train, or evaluate: evaluate the latest checkpoint of --model_dir"
+    " without training (a TF_CONFIG evaluator task always evaluates).")
+WATCH = flags.DEFINE_boolean(
+    "watch", False,
+    "With --mode=evaluate: evaluate every new checkpoint as it appears and"
+    " stop after the final step (a sidecar evaluator).")
+EVAL_TIMEOUT = flags.DEFINE_float(
+    "eval_timeout", 3600.0,
+    "A watching evaluator gives up after this many seconds without a new"
+    " checkpoint.")

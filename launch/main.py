@@ -16,7 +16,7 @@ from absl import logging
 
 from launch import cluster as cluster_lib
 from launch import config as config_lib
-from launch import flags as _  # noqa: F401  Defines the flags.
+from launch import flags as flag_defs
 from launch import run as run_lib
 from launch.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED, ConfigError
 
@@ -58,13 +58,14 @@ def main(argv: list[str], model_class=None) -> None:
           " --flags.", EXIT_BAD_INPUT)
   try:
     config = config_lib.from_flags()
-    cluster = cluster_lib.from_environment(os.environ)
+    cluster = cluster_lib.from_environment(
+        os.environ, slurm_port_base=flag_defs.SLURM_PORT_BASE.value)
     plan = run_lib.plan_run(config, cluster)
   except ConfigError as error:
     _fail(str(error), EXIT_BAD_INPUT)
   try:
     logs = run_lib.execute(plan, model_class=model_class)
-  except FloatingPointError as error:
+  except (FloatingPointError, TimeoutError) as error:
     _fail(str(error), EXIT_RUN_FAILED)
   except Exception as error:  # pylint: disable=broad-except
     if not _is_peer_failure(error):
@@ -72,11 +73,12 @@ def main(argv: list[str], model_class=None) -> None:
     _fail(f"the run stopped because a peer worker failed or a collective"
           f" timed out ({type(error).__name__}: {_first_line(error)}).",
           EXIT_RUN_FAILED)
-  if plan.cluster.is_chief and logs:
+  if (plan.cluster.is_chief or plan.config.mode == "evaluate") and logs:
+    step = logs.pop("step", plan.config.train.train_steps)
     shown = ", ".join(f"{name} {value:.4f}" for name, value in logs.items()
                       if name != "examples")
-    print(f"Final eval at step {plan.config.train.train_steps}: {shown}"
-          f" ({logs['examples']} examples)", flush=True)
+    print(f"Final eval at step {step}: {shown} ({logs['examples']} examples)",
+          flush=True)
 
 
 class _HarnessInfoFilter(pylogging.Filter):

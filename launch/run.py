@@ -35,8 +35,15 @@ def plan_run(config: config_lib.RunConfig,
   """
   config_lib.validate(config)
   if cluster.is_evaluator:
-    raise ConfigError("this TF_CONFIG is for an evaluator task, which this"
-                      " version does not run; start chief/worker tasks only.")
+    if config.strategy == "multi_worker":
+      raise ConfigError("an evaluator task runs apart from the training"
+                        " cluster; use --strategy=auto, mirrored or"
+                        " one_device for it.")
+    # A sidecar: evaluate each checkpoint the training tasks write.
+    config = dataclasses.replace(config, mode="evaluate", watch=True)
+  elif config.mode == "evaluate" and cluster.is_multi_worker:
+    raise ConfigError("--mode=evaluate runs in one process; unset TF_CONFIG"
+                      " or give it an evaluator task.")
   try:
     source = sources.load_source(config.data)
   except sources.DataError as error:
@@ -44,13 +51,20 @@ def plan_run(config: config_lib.RunConfig,
   config = config_lib.resolve_train_steps(config, source.num_train_examples)
   import tensorflow as tf  # After validation: importing costs seconds.
   num_gpus = len(tf.config.list_physical_devices("GPU"))
+  # An evaluator's strategy is local: it never joins the collectives.
+  strategy_cluster = (cluster_lib.ClusterInfo() if cluster.is_evaluator
+                      else cluster)
   kind = strategy_lib.resolve_strategy_kind(
-      config.strategy, cluster=cluster, num_gpus=num_gpus,
+      config.strategy, cluster=strategy_cluster, num_gpus=num_gpus,
       cpu_devices=config.cpu_devices)
-  replicas = strategy_lib.count_replicas(kind, cluster=cluster,
+  replicas = strategy_lib.count_replicas(kind, cluster=strategy_cluster,
                                          num_gpus=num_gpus,
                                          cpu_devices=config.cpu_devices)
   _check_batch(config, source, replicas)
+  checkpoints = os.path.join(config.train.model_dir, "checkpoints")
+  if (config.mode == "evaluate" and not config.watch
+      and tf.train.latest_checkpoint(checkpoints) is None):
+    raise ConfigError(f"--mode=evaluate found no checkpoint in {checkpoints}.")
   return Plan(config, cluster, source, kind, replicas)
 
 
@@ -75,12 +89,13 @@ def _check_batch(config: config_lib.RunConfig, source: sources.ArraySource,
                       " training examples.")
 
 
-def _build_writer(plan: Plan):
+def _build_writer(plan: Plan, *, is_writer: bool):
+  """Heartbeat for every task; TensorBoard, jsonl and progress for `is_writer`."""
   from trainer import summaries
   writers = []
   if plan.config.heartbeat_file:
     writers.append(summaries.HeartbeatWriter(plan.config.heartbeat_file))
-  if plan.cluster.is_chief:
+  if is_writer:
     model_dir = plan.config.train.model_dir
     writers += [
         summaries.TensorBoardWriter(os.path.join(model_dir, "summaries")),
@@ -90,23 +105,13 @@ def _build_writer(plan: Plan):
   return summaries.MultiWriter(writers)
 
 
-def execute(plan: Plan, *, model_class=None) -> dict[str, float]:
-  """Runs the planned training; returns the final eval logs.
-
-  Must be the first thing in the process to use TensorFlow ops.
-
-  Args:
-    plan: The validated plan.
-    model_class: Optional `trainer.model.Model` subclass to train instead
-      of the default one (a user's `train_step`).
-  """
+def _set_up(plan: Plan, model_class):
+  """Strategy, seeds, model and checkpointer: common to train and evaluate."""
   import tensorflow as tf
-  from datasets import pipeline
-  from trainer import build, checkpointing, export, loop, runner
+  from trainer import build, checkpointing
   from trainer import model as model_lib
 
-  config, source = plan.config, plan.source
-  train_config = config.train
+  config = plan.config
   strategy = strategy_lib.build_strategy(
       plan.strategy_kind, cluster=plan.cluster, cpu_devices=config.cpu_devices,
       collective_timeout=config.collective_timeout or None)
@@ -115,36 +120,69 @@ def execute(plan: Plan, *, model_class=None) -> dict[str, float]:
     tf.config.experimental.enable_op_determinism()
   # TensorFlow's Python INFO lines (saver sharding, signature renames) are noise.
   tf.get_logger().setLevel("WARNING")
-  if plan.cluster.is_chief:
-    os.makedirs(train_config.model_dir, exist_ok=True)
-    config_lib.write_config(config)
-
-  model = build.build_model(train_config, strategy,
-                            input_shape=source.input_shape,
-                            num_classes=source.num_classes,
+  model = build.build_model(config.train, strategy,
+                            input_shape=plan.source.input_shape,
+                            num_classes=plan.source.num_classes,
                             model_class=model_class or model_lib.Model)
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
   checkpointer = checkpointing.Checkpointer(
-      checkpointing.build_checkpoint(model, step),
-      step, directory=os.path.join(train_config.model_dir,
-                                   checkpointing.CHECKPOINT_SUBDIR),
-      is_chief=plan.cluster.is_chief,
-      max_to_keep=train_config.keep_checkpoints)
+      checkpointing.build_checkpoint(model, step), step,
+      directory=os.path.join(config.train.model_dir,
+                             checkpointing.CHECKPOINT_SUBDIR),
+      is_chief=plan.cluster.is_chief and config.mode == "train",
+      max_to_keep=config.train.keep_checkpoints)
+  return strategy, model, checkpointer
+
+
+def _eval_dataset_fn(plan: Plan):
+  from datasets import pipeline
+  source = plan.source
+  return pipeline.create_eval_dataset_fn(
+      source.eval_features, source.eval_labels,
+      global_batch_size=plan.config.data.global_batch_size,
+      feature_scale=source.feature_scale)
+
+
+def execute(plan: Plan, *, model_class=None) -> dict[str, float]:
+  """Runs the planned training or evaluation; returns the final eval logs.
+
+  Must be the first thing in the process to use TensorFlow ops.
+
+  Args:
+    plan: The validated plan.
+    model_class: Optional `trainer.model.Model` subclass to train instead
+      of the default one (a user's `train_step`).
+  """
+  if plan.config.mode == "evaluate":
+    return _evaluate(plan, model_class)
+  return _train(plan, model_class)
+
+
+def _train(plan: Plan, model_class) -> dict[str, float]:
+  from datasets import pipeline
+  from trainer import export, loop, runner
+
+  config, source = plan.config, plan.source
+  train_config = config.train
+  strategy, model, checkpointer = _set_up(plan, model_class)
+  if plan.cluster.is_chief:
+    os.makedirs(train_config.model_dir, exist_ok=True)
+    config_lib.write_config(config)
   start_step = checkpointer.restore_latest()
 
   batch = config.data.global_batch_size
+  # With an evaluator task in the cluster, it evaluates; training does not.
+  has_sidecar = "evaluator" in plan.cluster.cluster
   train_runner = runner.Runner(
       strategy=strategy, model=model,
       train_dataset_fn=pipeline.create_train_dataset_fn(
           source.train_features, source.train_labels, global_batch_size=batch,
           seed=config.data.seed, start_step=start_step,
           shuffle=config.data.shuffle, feature_scale=source.feature_scale),
-      eval_dataset_fn=pipeline.create_eval_dataset_fn(
-          source.eval_features, source.eval_labels, global_batch_size=batch,
-          feature_scale=source.feature_scale),
+      eval_dataset_fn=None if has_sidecar else _eval_dataset_fn(plan),
       eval_steps=pipeline.eval_steps(source.num_eval_examples, batch),
       jit_compile=train_config.jit_compile)
-  writer = _build_writer(plan)
+  writer = _build_writer(plan, is_writer=plan.cluster.is_chief)
   controller = loop.Controller(
       runner=train_runner, checkpointer=checkpointer, writer=writer,
       config=loop.LoopConfig(
@@ -162,3 +200,30 @@ def execute(plan: Plan, *, model_class=None) -> dict[str, float]:
     writer.close()
   logging.info("Done at step %d.", train_config.train_steps)
   return logs
+
+
+def _evaluate(plan: Plan, model_class) -> dict[str, float]:
+  """Evaluates the latest checkpoint, or every new one with --watch."""
+  from datasets import pipeline
+  from trainer import evaluator, runner
+
+  config = plan.config
+  strategy, model, checkpointer = _set_up(plan, model_class)
+  eval_runner = runner.Runner(
+      strategy=strategy, model=model, train_dataset_fn=None,
+      eval_dataset_fn=_eval_dataset_fn(plan),
+      eval_steps=pipeline.eval_steps(plan.source.num_eval_examples,
+                                     config.data.global_batch_size))
+  os.makedirs(config.train.model_dir, exist_ok=True)
+  writer = _build_writer(plan, is_writer=True)
+  try:
+    if config.watch:
+      step, logs = evaluator.watch_checkpoints(
+          checkpointer=checkpointer, runner=eval_runner, writer=writer,
+          final_step=config.train.train_steps, timeout=config.eval_timeout)
+    else:
+      step, logs = evaluator.evaluate_latest(
+          checkpointer=checkpointer, runner=eval_runner, writer=writer)
+  finally:
+    writer.close()
+  return dict(logs, step=step)

@@ -112,8 +112,10 @@ def _build_multi_worker(cluster: cluster_lib.ClusterInfo, *, num_gpus: int,
                         cpu_devices: int, collective_timeout: float | None):
   import tensorflow as tf
   resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+      # Only training tasks join the collectives; an evaluator runs apart.
       tf.train.ClusterSpec({role: list(addresses)
-                            for role, addresses in cluster.cluster.items()}),
+                            for role, addresses in cluster.cluster.items()
+                            if role in cluster_lib.TRAINING_ROLES}),
       task_type=cluster.task_type, task_id=cluster.task_index,
       num_accelerators={"GPU": num_gpus}, rpc_layer="grpc")
   options = tf.distribute.experimental.CommunicationOptions(

@@ -54,15 +54,17 @@ class Checkpointer:
   def latest(self) -> str | None:
     return tf.train.latest_checkpoint(self.directory)
 
-  def restore_latest(self) -> int:
-    """Restores the newest checkpoint, if any; returns the step it holds."""
-    path = self.latest()
-    if path is None:
-      return 0
+  def restore(self, path: str) -> int:
+    """Restores the checkpoint at `path`; returns the step it holds."""
     self._checkpoint.restore(path).assert_existing_objects_matched()
     step = int(self._step.numpy())
     logging.info("Restored %s at step %d.", path, step)
     return step
+
+  def restore_latest(self) -> int:
+    """Restores the newest checkpoint, if any; returns the step it holds."""
+    path = self.latest()
+    return 0 if path is None else self.restore(path)
 
   def save(self, step: int) -> str:
     """Saves at `step`; every worker must call this at the same step."""

@@ -104,7 +104,8 @@ class Controller:
       step = self._train_loop(step)
       if step == config.train_steps:
         break
-      if config.eval_every and step % config.eval_every == 0:
+      if (config.eval_every and step % config.eval_every == 0
+          and self._runner.can_evaluate):
         self.evaluate(step)
       if config.checkpoint_every and step % config.checkpoint_every == 0:
         self._checkpointer.save(step)

@@ -25,15 +25,17 @@ class Runner:
         scope.
       model: The model to train and evaluate.
       train_dataset_fn: Function of an InputContext giving an infinite
-        dataset of per-replica training batches.
+        dataset of per-replica training batches, or None (evaluation only).
       eval_dataset_fn: Function giving the finite, padded eval dataset.
       eval_steps: Number of steps of one full evaluation.
       jit_compile: Compile the per-replica step with XLA.
     """
     self._strategy = strategy
     self._model = model
-    self._train_iterator = iter(
-        strategy.distribute_datasets_from_function(train_dataset_fn))
+    self._train_iterator = None
+    if train_dataset_fn is not None:  # None: an evaluator that never trains.
+      self._train_iterator = iter(
+          strategy.distribute_datasets_from_function(train_dataset_fn))
     self._eval_dataset = None
     if eval_dataset_fn is not None:
       self._eval_dataset = strategy.distribute_datasets_from_function(

@@ -54,9 +54,14 @@ BAD_INPUTS = {
     "tf_config ps": ([], {"TF_CONFIG": tf_config(
         {"worker": ["a:1"], "ps": ["a:2"]}, {"type": "worker", "index": 0})},
         "parameter-server"),
-    "tf_config evaluator": ([], {"TF_CONFIG": tf_config(
-        {"worker": ["a:1"], "evaluator": ["a:2"]},
-        {"type": "evaluator", "index": 0})}, "evaluator task"),
+    "evaluator under multi_worker": (["--strategy=multi_worker"], {
+        "TF_CONFIG": tf_config({"worker": ["a:1"], "evaluator": ["a:2"]},
+                               {"type": "evaluator", "index": 0})},
+        "an evaluator task runs apart"),
+    "watch without evaluate": (["--watch"], {}, "--watch needs --mode=evaluate"),
+    "slurm count mismatch": ([], {
+        "SLURM_PROCID": "0", "SLURM_NTASKS": "3", "SLURM_JOB_NODELIST": "n1",
+        "SLURM_TASKS_PER_NODE": "2"}, "add up to 2, not SLURM_NTASKS=3"),
     "mirrored under a cluster": (["--strategy=mirrored"], {
         "TF_CONFIG": tf_config(WORKERS_2, {"type": "worker", "index": 0})},
         "needs --strategy=multi_worker"),

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -108,3 +109,62 @@ def test_broken_tf_config_names_the_problem(text, message):
   assert message in str(raised.value)
   assert str(raised.value).endswith(".")
   assert "\n" not in str(raised.value)
+
+
+SLURM_2X2 = {"SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_TASKS_PER_NODE": "2(x2)",
+             "SLURM_NTASKS": "4", "SLURM_PROCID": "3", "SLURM_LOCALID": "1"}
+
+
+@pytest.mark.parametrize("hostlist,expected", [
+    ("node1", ["node1"]),
+    ("node[1-3]", ["node1", "node2", "node3"]),
+    ("gpu[07-09,11],cpu5", ["gpu07", "gpu08", "gpu09", "gpu11", "cpu5"]),
+    ("rack[1-2]-a", ["rack1-a", "rack2-a"]),
+])
+def test_expand_slurm_hostlist(hostlist, expected):
+  assert cluster_lib.expand_hostlist(hostlist) == expected
+
+
+def test_expand_tasks_per_node():
+  assert cluster_lib.expand_tasks_per_node("2(x3),1") == [2, 2, 2, 1]
+
+
+def test_slurm_tasks_become_workers_with_per_node_ports():
+  info = cluster_lib.from_environment(SLURM_2X2, slurm_port_base=29500)
+  assert info.cluster == {"worker": ("gpu07:29500", "gpu07:29501",
+                                     "gpu08:29500", "gpu08:29501")}
+  assert (info.task_type, info.task_index) == ("worker", 3)
+  assert not info.is_chief and info.num_workers == 4
+  chief = cluster_lib.from_environment(dict(SLURM_2X2, SLURM_PROCID="0"))
+  assert chief.is_chief
+
+
+def test_step_variables_win_over_job_variables():
+  environ = dict(SLURM_2X2, SLURM_STEP_NODELIST="gpu07",
+                 SLURM_STEP_TASKS_PER_NODE="2", SLURM_STEP_NUM_TASKS="2",
+                 SLURM_PROCID="1")
+  info = cluster_lib.from_environment(environ, slurm_port_base=9000)
+  assert info.cluster == {"worker": ("gpu07:9000", "gpu07:9001")}
+
+
+def test_tf_config_wins_over_slurm_and_one_task_is_single():
+  environ = dict(SLURM_2X2, TF_CONFIG=tf_config(
+      TWO_WORKERS, {"type": "worker", "index": 1}))
+  assert cluster_lib.from_environment(environ).cluster == {
+      "worker": ("localhost:2222", "localhost:2223")}
+  single = {"SLURM_JOB_NODELIST": "n1", "SLURM_TASKS_PER_NODE": "1",
+            "SLURM_NTASKS": "1", "SLURM_PROCID": "0"}
+  assert not cluster_lib.from_environment(single).is_multi_worker
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"SLURM_TASKS_PER_NODE": "2(x3)"}, "2 nodes but tasks per node for 3"),
+    ({"SLURM_NTASKS": "5"}, "add up to 4, not SLURM_NTASKS=5"),
+    ({"SLURM_PROCID": "4"}, "SLURM_PROCID=4 is out of range"),
+    ({"SLURM_JOB_NODELIST": "gpu[07-"}, "cannot read the Slurm host list"),
+    ({"SLURM_TASKS_PER_NODE": "two"}, "cannot read SLURM_TASKS_PER_NODE"),
+    ({"SLURM_JOB_NODELIST": ""}, "without SLURM_JOB_NODELIST"),
+])
+def test_inconsistent_slurm_environment(changes, message):
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    cluster_lib.from_environment(dict(SLURM_2X2, **changes))
