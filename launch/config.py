@@ -38,6 +38,8 @@ class RunConfig:
     mode: "train" or "evaluate".
     watch: Evaluate each new checkpoint until the final step.
     eval_timeout: Seconds a watching evaluator waits for a new checkpoint.
+    allow_config_change: Resume even if model_dir's config.json disagrees
+      on what the checkpoint means.
   """
 
   data: DataConfig
@@ -52,6 +54,7 @@ class RunConfig:
   mode: str = "train"
   watch: bool = False
   eval_timeout: float = 3600.0
+  allow_config_change: bool = False
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -103,7 +106,8 @@ def from_flags() -> RunConfig:
                    collective_timeout=f.COLLECTIVE_TIMEOUT.value,
                    seed=f.SEED.value, deterministic=f.DETERMINISTIC.value,
                    heartbeat_file=f.HEARTBEAT_FILE.value, mode=f.MODE.value,
-                   watch=f.WATCH.value, eval_timeout=f.EVAL_TIMEOUT.value)
+                   watch=f.WATCH.value, eval_timeout=f.EVAL_TIMEOUT.value,
+                   allow_config_change=f.ALLOW_CONFIG_CHANGE.value)
 
 
 def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
@@ -197,6 +201,47 @@ def resolve_train_steps(config: RunConfig, num_train_examples: int) -> RunConfig
                     / config.data.global_batch_size)
   return dataclasses.replace(
       config, train=dataclasses.replace(config.train, train_steps=steps))
+
+
+# Settings that change what a checkpoint's numbers mean (or its layout):
+# resuming under other values would restore garbage or fail obscurely.
+_CHECKPOINT_MEANING = (
+    ("data", "name", "dataset"), ("data", "global_batch_size",
+                                  "global_batch_size"),
+    ("data", "seed", "seed"), ("data", "validation_split", "validation_split"),
+    ("data", "synthetic_shape", "synthetic_shape"),
+    ("data", "num_classes", "num_classes"), ("train", "model", "model"),
+    ("train", "optimizer", "optimizer"), ("train", "loss", "loss"),
+    ("train", "from_logits", "from_logits"),
+    ("train", "mixed_precision", "mixed_precision"),
+)
+
+
+def check_resume_compatible(config: RunConfig) -> None:
+  """Compares with `model_dir/config.json` of an earlier run, if any.
+
+  Raises:
+    ConfigError: If the earlier run differs in a setting that changes the
+      meaning of its checkpoints, or its config.json is unreadable.
+  """
+  path = os.path.join(config.train.model_dir, CONFIG_FILENAME)
+  if not os.path.exists(path):
+    return
+  try:
+    with open(path, encoding="utf-8") as stream:
+      saved = json.load(stream)
+    current = json.loads(config.to_json())
+    changes = [f"--{flag}={saved[group][field]!r} -> {current[group][field]!r}"
+               for group, field, flag in _CHECKPOINT_MEANING
+               if saved[group][field] != current[group][field]]
+  except (OSError, ValueError, KeyError, TypeError) as error:
+    raise ConfigError(f"{path} is unreadable ({type(error).__name__}); pass"
+                      " --allow_config_change to resume anyway.") from None
+  if changes:
+    raise ConfigError(f"--model_dir={config.train.model_dir} holds a run with"
+                      f" other settings ({'; '.join(changes)}); use a new"
+                      " --model_dir, or --allow_config_change to resume"
+                      " anyway.")
 
 
 def write_config(config: RunConfig) -> str:

@@ -7,3 +7,4 @@ class ConfigError(ValueError):
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
+EXIT_PREEMPTED = 42  # Saved at a loop boundary after SIGTERM/SIGUSR1.

@@ -110,3 +110,7 @@ EVAL_TIMEOUT = flags.DEFINE_float(
     "eval_timeout", 3600.0,
     "A watching evaluator gives up after this many seconds without a new"
     " checkpoint.")
+ALLOW_CONFIG_CHANGE = flags.DEFINE_boolean(
+    "allow_config_change", False,
+    "Resume from model_dir even if its config.json differs in model,"
+    " dataset, global batch, seed, optimizer, loss or precision.")

@@ -1,8 +1,9 @@
 """`python -m launch`: train a model as the flags and TF_CONFIG say.
 
 Exit codes: 0 done; 2 bad flags, TF_CONFIG or data (one sentence on stderr,
-nothing written); 1 the run failed (a non-finite loss, a dead peer worker or
-a collective timeout: one sentence too).
+nothing written); 1 the run failed (a non-finite loss, a dead peer worker, a
+collective timeout, unloadable checkpoints: one sentence too); 42 stopped by
+SIGTERM/SIGUSR1 after saving a checkpoint (relaunch to resume).
 """
 
 import functools
@@ -18,7 +19,8 @@ from launch import cluster as cluster_lib
 from launch import config as config_lib
 from launch import flags as flag_defs
 from launch import run as run_lib
-from launch.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED, ConfigError
+from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
+                           ConfigError)
 
 
 def _fail(message: str, exit_code: int) -> None:
@@ -63,9 +65,13 @@ def main(argv: list[str], model_class=None) -> None:
     plan = run_lib.plan_run(config, cluster)
   except ConfigError as error:
     _fail(str(error), EXIT_BAD_INPUT)
+  from trainer import checkpointing, loop  # TensorFlow is loaded by now.
   try:
     logs = run_lib.execute(plan, model_class=model_class)
-  except (FloatingPointError, TimeoutError) as error:
+  except loop.StopRequested as stopped:
+    _fail(str(stopped), EXIT_PREEMPTED)
+  except (FloatingPointError, TimeoutError,
+          checkpointing.CheckpointError) as error:
     _fail(str(error), EXIT_RUN_FAILED)
   except Exception as error:  # pylint: disable=broad-except
     if not _is_peer_failure(error):

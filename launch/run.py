@@ -11,6 +11,7 @@ from absl import logging
 from datasets import sources
 from launch import cluster as cluster_lib
 from launch import config as config_lib
+from launch import preemption
 from launch import strategy as strategy_lib
 from launch.errors import ConfigError
 
@@ -34,6 +35,8 @@ def plan_run(config: config_lib.RunConfig,
     ConfigError: If the flags, cluster or data are unusable.
   """
   config_lib.validate(config)
+  if config.mode == "train" and not config.allow_config_change:
+    config_lib.check_resume_compatible(config)
   if cluster.is_evaluator:
     if config.strategy == "multi_worker":
       raise ConfigError("an evaluator task runs apart from the training"
@@ -183,6 +186,7 @@ def _train(plan: Plan, model_class) -> dict[str, float]:
       eval_steps=pipeline.eval_steps(source.num_eval_examples, batch),
       jit_compile=train_config.jit_compile)
   writer = _build_writer(plan, is_writer=plan.cluster.is_chief)
+  stop_signals = preemption.StopSignals()
   controller = loop.Controller(
       runner=train_runner, checkpointer=checkpointer, writer=writer,
       config=loop.LoopConfig(
@@ -190,9 +194,11 @@ def _train(plan: Plan, model_class) -> dict[str, float]:
           steps_per_loop=train_config.steps_per_loop,
           eval_every=train_config.eval_every,
           checkpoint_every=train_config.checkpoint_every,
-          global_batch_size=batch))
+          global_batch_size=batch),
+      stop_requested=lambda: train_runner.agree(stop_signals.is_set()))
   try:
-    logs = controller.run(start_step)
+    with stop_signals:  # After the strategy: replaces TF's SIGTERM handler.
+      logs = controller.run(start_step)
     export.export_model(model.network, os.path.join(train_config.model_dir,
                                                     "export"),
                         is_chief=plan.cluster.is_chief)

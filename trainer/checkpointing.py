@@ -7,6 +7,7 @@ right after.
 """
 
 import os
+import re
 import shutil
 import tempfile
 
@@ -26,8 +27,31 @@ def build_checkpoint(model, step: tf.Variable) -> tf.train.Checkpoint:
   return tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=step)
 
 
+class CheckpointError(RuntimeError):
+  """Checkpoints exist but none of them can be restored."""
+
+
+def list_checkpoints(directory: str) -> list[tuple[int, str]]:
+  """(step, prefix) of every complete-looking checkpoint, oldest first.
+
+  Read from the files themselves, not from the `checkpoint` state file: a
+  missing or garbage state file makes `tf.train.latest_checkpoint` return
+  None, which would silently restart training from step 0.
+  """
+  found = []
+  for path in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index")):
+    match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(path))
+    if match:
+      found.append((int(match.group(1)), path[:-len(".index")]))
+  return sorted(found)
+
+
 class Checkpointer:
-  """Saves and restores a `tf.train.Checkpoint` with a step counter."""
+  """Saves and restores a `tf.train.Checkpoint` with a step counter.
+
+  Restoring falls back from a corrupt newest checkpoint to older ones, and
+  the chief repairs what an interrupted save leaves behind.
+  """
 
   def __init__(self, checkpoint: tf.train.Checkpoint, step: tf.Variable, *,
                directory: str, is_chief: bool, max_to_keep: int = 3):
@@ -47,12 +71,38 @@ class Checkpointer:
     self.directory = directory
     self._manager = None
     if is_chief:
+      self._repair()
       self._manager = tf.train.CheckpointManager(
           checkpoint, directory, max_to_keep=max_to_keep,
           checkpoint_name="ckpt")
 
+  def _repair(self) -> None:
+    """Removes orphaned temp dirs; rewrites a lost or garbage state file."""
+    for orphan in tf.io.gfile.glob(os.path.join(self.directory, "*_temp*")):
+      logging.warning("Removing %s, left by an interrupted save.", orphan)
+      if tf.io.gfile.isdir(orphan):
+        tf.io.gfile.rmtree(orphan)
+      else:
+        tf.io.gfile.remove(orphan)
+    found = list_checkpoints(self.directory)
+    if not found:
+      return
+    try:
+      state = tf.train.get_checkpoint_state(self.directory)
+    except Exception:  # pylint: disable=broad-except
+      state = None  # Garbage that does not even parse.
+    named = state.model_checkpoint_path if state else ""
+    if not named or os.path.basename(named) != os.path.basename(found[-1][1]):
+      logging.warning("The checkpoint state file of %s is missing or stale;"
+                      " rebuilding it from %d checkpoint(s).", self.directory,
+                      len(found))
+      tf.compat.v1.train.update_checkpoint_state(
+          self.directory, found[-1][1],
+          all_model_checkpoint_paths=[prefix for _, prefix in found])
+
   def latest(self) -> str | None:
-    return tf.train.latest_checkpoint(self.directory)
+    found = list_checkpoints(self.directory)
+    return found[-1][1] if found else None
 
   def restore(self, path: str) -> int:
     """Restores the checkpoint at `path`; returns the step it holds."""
@@ -62,9 +112,28 @@ class Checkpointer:
     return step
 
   def restore_latest(self) -> int:
-    """Restores the newest checkpoint, if any; returns the step it holds."""
-    path = self.latest()
-    return 0 if path is None else self.restore(path)
+    """Restores the newest checkpoint that loads; returns its step.
+
+    Returns 0 when there is no checkpoint at all.
+
+    Raises:
+      CheckpointError: If checkpoints exist but none loads (never a silent
+        restart from step 0).
+    """
+    found = list_checkpoints(self.directory)
+    for _, path in reversed(found):
+      try:
+        return self.restore(path)
+      except (tf.errors.OpError, ValueError, IndexError,
+              AssertionError) as error:
+        logging.warning("Cannot restore %s (%s: %s); trying an older one.",
+                        path, type(error).__name__,
+                        str(error).splitlines()[0][:200] if str(error) else "")
+    if found:
+      raise CheckpointError(
+          f"none of the {len(found)} checkpoints in {self.directory} can be"
+          " restored; move them away to start from scratch.")
+    return 0
 
   def save(self, step: int) -> str:
     """Saves at `step`; every worker must call this at the same step."""

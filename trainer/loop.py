@@ -21,6 +21,15 @@ class NonFiniteLossError(FloatingPointError):
   """The training loss became NaN or infinite."""
 
 
+class StopRequested(Exception):
+  """Training stopped early on request, after saving at `step`."""
+
+  def __init__(self, step: int):
+    super().__init__(f"stopped at step {step} on request; a checkpoint of"
+                     " that step was saved, relaunch to resume.")
+    self.step = step
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LoopConfig:
   """The schedule of a run.
@@ -46,12 +55,26 @@ class Controller:
   def __init__(self, *, runner: runner_lib.Runner,
                checkpointer: checkpointing.Checkpointer,
                writer: summaries.MetricWriter, config: LoopConfig,
-               clock: Callable[[], float] = time.monotonic):
+               clock: Callable[[], float] = time.monotonic,
+               stop_requested: Callable[[], bool] = lambda: False):
+    """Initializes the controller.
+
+    Args:
+      runner: Runs training loops and evaluations.
+      checkpointer: Saves at the checkpoint interval and at the end.
+      writer: Receives train and eval scalars.
+      config: The schedule.
+      clock: Seconds, for rates; injectable for tests.
+      stop_requested: Polled after every loop; must return the same answer
+        on every worker (the runner's `agree` does that). True saves and
+        raises `StopRequested`.
+    """
     self._runner = runner
     self._checkpointer = checkpointer
     self._writer = writer
     self._config = config
     self._clock = clock
+    self._stop_requested = stop_requested
 
   def _loop_size(self, step: int) -> int:
     """Steps until the next loop, eval, checkpoint or final boundary."""
@@ -104,6 +127,10 @@ class Controller:
       step = self._train_loop(step)
       if step == config.train_steps:
         break
+      if self._stop_requested():
+        if saved_step != step:
+          self._checkpointer.save(step)
+        raise StopRequested(step)
       if (config.eval_every and step % config.eval_every == 0
           and self._runner.can_evaluate):
         self.evaluate(step)

@@ -45,6 +45,7 @@ class Runner:
         strategy, model, jit_compile=jit_compile)
     self._eval_loop = step_fns.create_eval_loop_fn(strategy, model)
     self._read_metrics = step_fns.create_read_metrics_fn(model)
+    self._any_replica = step_fns.create_any_replica_fn(strategy)
 
   @property
   def can_evaluate(self) -> bool:
@@ -63,6 +64,10 @@ class Runner:
     logs["learning_rate"] = float(
         tf.convert_to_tensor(self._model.optimizer.learning_rate))
     return logs
+
+  def agree(self, local_flag: bool) -> bool:
+    """True on every worker if `local_flag` is True on any (a collective)."""
+    return bool(self._any_replica(tf.constant(local_flag)))
 
   def evaluate(self) -> dict[str, float]:
     """Evaluates the whole eval split once; adds the example count."""

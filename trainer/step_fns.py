@@ -71,3 +71,16 @@ def create_read_metrics_fn(model: model_lib.Model) -> Callable[[], dict]:
     return {metric.name: metric.result() for metric in model.metrics}
 
   return read_metrics
+
+
+def create_any_replica_fn(
+    strategy: tf.distribute.Strategy) -> Callable[[tf.Tensor], tf.Tensor]:
+  """Returns `any_replica(flag)`: the OR of a boolean over all workers."""
+
+  @tf.function
+  def any_replica(flag):
+    per_replica = strategy.run(lambda: tf.cast(flag, tf.int32))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
+                           axis=None) > 0
+
+  return any_replica
