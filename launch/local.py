@@ -14,10 +14,12 @@ then SIGKILL after `--stop_grace` seconds, since TensorFlow swallows SIGTERM
 in multi-worker runs) and the supervisor exits non-zero, naming the worker,
 its status and its last log lines; or, with `--max_restarts`, it starts the
 group again, which resumes from the latest checkpoint. SIGINT/SIGTERM to the
-supervisor are forwarded to every worker.
+supervisor reach every worker as SIGTERM: they stop together at the next
+loop boundary, save, and exit 42 (then SIGKILL after `--signal_grace`).
 
 Exit codes: 0 done; 2 bad input (of the supervisor or of the workers);
-1 a worker failed (after any restarts); 128+N stopped by signal N.
+1 a worker failed (after any restarts); 42 stopped by SIGINT/SIGTERM after
+the workers saved a checkpoint; 128+N stopped by signal N without one.
 """
 
 import os
@@ -44,7 +46,11 @@ _HANG_TIMEOUT = flags.DEFINE_float(
     " counts as failed; 0 disables the check.", flag_values=_SUPERVISOR_FLAGS)
 _STOP_GRACE = flags.DEFINE_float(
     "stop_grace", 3.0, "Seconds between SIGTERM and SIGKILL when stopping"
-    " workers.", flag_values=_SUPERVISOR_FLAGS)
+    " workers after a failure.", flag_values=_SUPERVISOR_FLAGS)
+_SIGNAL_GRACE = flags.DEFINE_float(
+    "signal_grace", 60.0, "Seconds the workers get to save a checkpoint and"
+    " exit after SIGINT/SIGTERM to the supervisor.",
+    flag_values=_SUPERVISOR_FLAGS)
 
 
 def _fail(message: str) -> None:
@@ -65,7 +71,7 @@ def _parse(argv: list[str]) -> tuple[list[str], config_lib.RunConfig]:
           " --flags.")
   if _WORKERS.value < 1:
     _fail(f"--workers={_WORKERS.value} must be positive.")
-  for flag in (_MAX_RESTARTS, _HANG_TIMEOUT, _STOP_GRACE):
+  for flag in (_MAX_RESTARTS, _HANG_TIMEOUT, _STOP_GRACE, _SIGNAL_GRACE):
     if flag.value < 0:
       _fail(f"--{flag.name}={flag.value} must be zero or more.")
   if os.environ.get("TF_CONFIG"):
@@ -84,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
   group = supervisor.GroupConfig(
       num_workers=_WORKERS.value, training_args=training_args,
       log_dir=os.path.join(config.train.model_dir, "logs"),
-      hang_timeout=_HANG_TIMEOUT.value, stop_grace=_STOP_GRACE.value)
+      hang_timeout=_HANG_TIMEOUT.value, stop_grace=_STOP_GRACE.value,
+      signal_grace=_SIGNAL_GRACE.value)
   sys.exit(supervisor.run_with_restarts(group,
                                         max_restarts=_MAX_RESTARTS.value))
 

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from launch.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED
+from launch.errors import EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED
 
 _TAIL_LINES = 15
 _POLL_SECONDS = 0.2
@@ -27,7 +27,10 @@ class GroupConfig:
     log_dir: Where `worker-N.log` and heartbeat files go.
     hang_timeout: Seconds without a new step before a worker counts as
       failed (0: never).
-    stop_grace: Seconds between SIGTERM and SIGKILL when stopping.
+    stop_grace: Seconds between SIGTERM and SIGKILL when stopping the
+      group after a failure.
+    signal_grace: Seconds the workers get to save and exit after a
+      SIGINT/SIGTERM forwarded from the supervisor.
     command: The worker program; the training args follow it.
   """
 
@@ -36,6 +39,7 @@ class GroupConfig:
   log_dir: str
   hang_timeout: float = 600.0
   stop_grace: float = 3.0
+  signal_grace: float = 60.0
   command: tuple[str, ...] = (sys.executable, "-m", "launch")
 
 
@@ -76,6 +80,9 @@ def worker_tf_configs(num_workers: int) -> list[str]:
 
 
 def _describe_status(returncode: int) -> str:
+  if returncode == EXIT_PREEMPTED:
+    return (f"stopped on a signal after saving a checkpoint (exit status"
+            f" {returncode})")
   if returncode < 0:
     name = signal.Signals(-returncode).name
     return f"was killed by {name} (exit status {returncode})"
@@ -177,11 +184,17 @@ class WorkerGroup:
         return outcome
       time.sleep(_POLL_SECONDS)
 
-  def stop(self, signum: int = signal.SIGTERM) -> None:
-    """Sends `signum`, then SIGKILL to whatever still runs after the grace."""
+  def stop(self, signum: int = signal.SIGTERM,
+           grace: float | None = None) -> list[int]:
+    """Sends `signum`, then SIGKILL to what still runs after the grace.
+
+    Returns:
+      The workers' exit codes.
+    """
     for worker in self.workers:
       worker.signal(signum)
-    deadline = time.monotonic() + self._config.stop_grace
+    grace = self._config.stop_grace if grace is None else grace
+    deadline = time.monotonic() + grace
     while (time.monotonic() < deadline
            and any(w.process.poll() is None for w in self.workers)):
       time.sleep(0.05)
@@ -189,6 +202,7 @@ class WorkerGroup:
       worker.signal(signal.SIGKILL)
     for worker in self.workers:
       worker.close()
+    return [worker.process.returncode for worker in self.workers]
 
 
 class _StopRequest(threading.Event):
@@ -225,7 +239,12 @@ def _run_attempts(config: GroupConfig, max_restarts: int,
       name = signal.Signals(outcome).name
       print(f"[supervisor] {name} received; forwarding it to the workers.",
             file=sys.stderr, flush=True)
-      group.stop(outcome)
+      # SIGTERM lets the workers agree on a step, save and exit 42.
+      codes = group.stop(signal.SIGTERM, grace=config.signal_grace)
+      if all(code == EXIT_PREEMPTED for code in codes):
+        print("[supervisor] the workers saved a checkpoint; relaunch the same"
+              " command to resume.", file=sys.stderr, flush=True)
+        return EXIT_PREEMPTED
       return 128 + outcome
     group.stop()
     print(f"error: {outcome.describe()}", file=sys.stderr, flush=True)

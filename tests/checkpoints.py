@@ -19,3 +19,9 @@ def restored_weights(checkpoint_dir, *, expected_step: int,
       tf.train.latest_checkpoint(str(checkpoint_dir))).assert_consumed()
   assert int(step.numpy()) == expected_step
   return [weight.numpy() for weight in model.network.weights]
+
+
+def list_steps(checkpoint_dir) -> list[int]:
+  """Steps of the checkpoint files present (none if the dir is missing)."""
+  return [step for step, _ in checkpointing.list_checkpoints(
+      str(checkpoint_dir))]
