@@ -4,8 +4,8 @@ The distributed iterator of `tf.distribute` cannot be checkpointed, so the
 training pipeline is built from indices instead of from a stateful shuffle:
 
   range(first element) -> [per-replica batch of global example ids]
-    -> per-epoch `index_shuffle(seed, epoch)` -> parallel map (gather, cast,
-    scale) -> prefetch(AUTOTUNE)
+    -> per-epoch `index_shuffle(seed, epoch)` -> parallel map (gather from
+    the cached float32 split) -> prefetch(AUTOTUNE)
 
 The stream of example ids is global: step `s` consumes ids
 `[s * G, (s + 1) * G)` where `G` is the global batch, and id `i` is example
@@ -20,7 +20,8 @@ The stream of example ids is global: step `s` consumes ids
 
 Sharding is explicit (input pipeline `p` of `P` serves the replicas
 `p * R/P ... (p + 1) * R/P - 1`), so tf.data's auto-sharding is switched off.
-The arrays sit in memory once per input pipeline: that is the cache.
+The split is decoded (cast, scaled) once into float32 per input pipeline:
+that is the cache.
 """
 
 from collections.abc import Callable
@@ -101,8 +102,13 @@ def _pipeline_options() -> tf.data.Options:
   return options
 
 
-def _to_float(features: tf.Tensor, feature_scale: float) -> tf.Tensor:
-  features = tf.cast(features, tf.float32)
+def _cached_features(features: np.ndarray, feature_scale: float) -> tf.Tensor:
+  """The whole split decoded once to scaled float32: the pipeline's cache.
+
+  Casting and scaling per batch cost a quarter of an MLP step on a 2-core
+  CPU; doing it once costs 4 bytes per feature of memory instead of 1.
+  """
+  features = tf.cast(tf.constant(features), tf.float32)
   if feature_scale != 1.0:
     features = features * feature_scale
   return features
@@ -140,7 +146,7 @@ def create_train_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
       raise ValueError(
           f"the per-replica batch ({batch_size}) is larger than the"
           f" {num_examples} training examples.")
-    all_features = tf.constant(features)
+    all_features = _cached_features(features, feature_scale)
     all_labels = tf.constant(labels)
 
     def load_batch(element):
@@ -150,8 +156,7 @@ def create_train_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
                                first_replica=first_replica)
       rows = (_shuffled_positions(ids, num_examples=num_examples, seed=seed)
               if shuffle else ids % num_examples)
-      return (_to_float(tf.gather(all_features, rows), feature_scale),
-              tf.gather(all_labels, rows))
+      return tf.gather(all_features, rows), tf.gather(all_labels, rows)
 
     dataset = tf.data.Dataset.range(start_step * local_replicas, tf.int64.max)
     dataset = dataset.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE,
@@ -187,7 +192,7 @@ def create_eval_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
   def dataset_fn(input_context=None):
     batch_size, local_replicas, first_replica = _replica_layout(
         input_context, global_batch_size)
-    all_features = tf.constant(features)
+    all_features = _cached_features(features, feature_scale)
     all_labels = tf.constant(labels)
 
     def load_batch(element):
@@ -197,8 +202,8 @@ def create_eval_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
                                first_replica=first_replica)
       rows = tf.minimum(ids, num_examples - 1)
       weights = tf.cast(ids < num_examples, tf.float32)
-      return (_to_float(tf.gather(all_features, rows), feature_scale),
-              tf.gather(all_labels, rows), weights)
+      return (tf.gather(all_features, rows), tf.gather(all_labels, rows),
+              weights)
 
     dataset = tf.data.Dataset.range(num_steps * local_replicas)
     dataset = dataset.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE,
