@@ -25,6 +25,7 @@ that is the cache.
 """
 
 from collections.abc import Callable
+import dataclasses
 import math
 
 import numpy as np
@@ -50,9 +51,33 @@ def eval_steps(num_examples: int, global_batch_size: int) -> int:
   return math.ceil(num_examples / global_batch_size)
 
 
-def _replica_layout(input_context: tf.distribute.InputContext | None,
-                    global_batch_size: int) -> tuple[int, int, int]:
-  """Returns (per-replica batch, replicas per pipeline, first replica id)."""
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+  """Which replicas one input pipeline feeds, and with how many examples."""
+
+  global_batch_size: int
+  batch_size: int
+  local_replicas: int
+  first_replica: int
+
+  def example_ids(self, element: tf.Tensor) -> tf.Tensor:
+    """Global example ids [B] of the `element`-th batch of this pipeline."""
+    step = element // self.local_replicas
+    replica = self.first_replica + element % self.local_replicas
+    start = step * self.global_batch_size + replica * self.batch_size
+    return start + tf.range(self.batch_size, dtype=tf.int64)
+
+  def batches(self, first_step: int, end_step: int, load_batch):
+    """Per-replica batches of the steps in [first_step, end_step)."""
+    dataset = tf.data.Dataset.range(first_step * self.local_replicas,
+                                    end_step * self.local_replicas)
+    dataset = dataset.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_pipeline_options())
+
+
+def _layout(input_context: tf.distribute.InputContext | None,
+            global_batch_size: int) -> _Layout:
   if input_context is None:
     input_context = tf.distribute.InputContext()
   num_replicas = input_context.num_replicas_in_sync
@@ -62,18 +87,8 @@ def _replica_layout(input_context: tf.distribute.InputContext | None,
         f"{num_replicas} replicas cannot be split evenly over"
         f" {input_context.num_input_pipelines} input pipelines.")
   local_replicas = num_replicas // input_context.num_input_pipelines
-  return (batch_size, local_replicas,
-          input_context.input_pipeline_id * local_replicas)
-
-
-def _batch_example_ids(element: tf.Tensor, *, global_batch_size: int,
-                       batch_size: int, local_replicas: int,
-                       first_replica: int) -> tf.Tensor:
-  """Global example ids [B] of the `element`-th batch of one input pipeline."""
-  step = element // local_replicas
-  replica = first_replica + element % local_replicas
-  start = step * global_batch_size + replica * batch_size
-  return start + tf.range(batch_size, dtype=tf.int64)
+  return _Layout(global_batch_size, batch_size, local_replicas,
+                 input_context.input_pipeline_id * local_replicas)
 
 
 def _shuffled_positions(example_ids: tf.Tensor, *, num_examples: int,
@@ -140,28 +155,23 @@ def create_train_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
   num_examples = len(labels)
 
   def dataset_fn(input_context=None):
-    batch_size, local_replicas, first_replica = _replica_layout(
-        input_context, global_batch_size)
-    if batch_size > num_examples:
+    layout = _layout(input_context, global_batch_size)
+    if layout.batch_size > num_examples:
       raise ValueError(
-          f"the per-replica batch ({batch_size}) is larger than the"
+          f"the per-replica batch ({layout.batch_size}) is larger than the"
           f" {num_examples} training examples.")
     all_features = _cached_features(features, feature_scale)
     all_labels = tf.constant(labels)
 
     def load_batch(element):
-      ids = _batch_example_ids(element, global_batch_size=global_batch_size,
-                               batch_size=batch_size,
-                               local_replicas=local_replicas,
-                               first_replica=first_replica)
+      ids = layout.example_ids(element)
       rows = (_shuffled_positions(ids, num_examples=num_examples, seed=seed)
               if shuffle else ids % num_examples)
       return tf.gather(all_features, rows), tf.gather(all_labels, rows)
 
-    dataset = tf.data.Dataset.range(start_step * local_replicas, tf.int64.max)
-    dataset = dataset.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE,
-                          deterministic=True)
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_pipeline_options())
+    # Ends after 2**62 / local replicas steps, i.e. never.
+    return layout.batches(start_step, 2**62 // layout.local_replicas,
+                          load_batch)
 
   return dataset_fn
 
@@ -190,24 +200,17 @@ def create_eval_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
   num_steps = eval_steps(num_examples, global_batch_size)
 
   def dataset_fn(input_context=None):
-    batch_size, local_replicas, first_replica = _replica_layout(
-        input_context, global_batch_size)
+    layout = _layout(input_context, global_batch_size)
     all_features = _cached_features(features, feature_scale)
     all_labels = tf.constant(labels)
 
     def load_batch(element):
-      ids = _batch_example_ids(element, global_batch_size=global_batch_size,
-                               batch_size=batch_size,
-                               local_replicas=local_replicas,
-                               first_replica=first_replica)
+      ids = layout.example_ids(element)
       rows = tf.minimum(ids, num_examples - 1)
       weights = tf.cast(ids < num_examples, tf.float32)
       return (tf.gather(all_features, rows), tf.gather(all_labels, rows),
               weights)
 
-    dataset = tf.data.Dataset.range(num_steps * local_replicas)
-    dataset = dataset.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE,
-                          deterministic=True)
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_pipeline_options())
+    return layout.batches(0, num_steps, load_batch)
 
   return dataset_fn
