@@ -64,6 +64,11 @@ def plan_run(config: config_lib.RunConfig,
                                          num_gpus=num_gpus,
                                          cpu_devices=config.cpu_devices)
   _check_batch(config, source, replicas)
+  if config.train.jit_compile and replicas > 1 and not num_gpus:
+    # Measured: XLA fails with "Trying to access resource ... located in
+    # device CPU:1 from device CPU:0" on mirrored logical CPUs.
+    raise ConfigError("--jit_compile needs GPUs or a single replica; XLA"
+                      " cannot place variables of logical CPU devices.")
   checkpoints = os.path.join(config.train.model_dir, "checkpoints")
   if (config.mode == "evaluate" and not config.watch
       and tf.train.latest_checkpoint(checkpoints) is None):

@@ -74,6 +74,8 @@ BAD_INPUTS = {
                                     "does not split into --accumulate_steps=3"),
     "binary loss on ten classes": (["--loss=binary_crossentropy"], {},
                                    "needs 2 classes, but digits has 10"),
+    "xla on logical cpus": (["--jit_compile", "--cpu_devices=2"], {},
+                            "--jit_compile needs GPUs or a single replica"),
     "negative steps": (["--train_steps=-3"], {}, "--train_steps=-3 must be"),
     "zero batch": (["--global_batch_size=0"], {}, "must be positive"),
     "steps and epochs": (["--train_steps=5", "--epochs=1"], {},
