@@ -68,10 +68,15 @@ def harness(*, model_name, num_replicas, global_batch_size, steps_per_call,
                run_fixed=lambda: fixed.train(steps_per_call))
 
 
-def _keras_network(model_name, strategy, source):
+def _baseline(model_name, num_replicas, global_batch_size):
+  """Strategy, plain tf.data pipeline and bare Keras network of a baseline."""
+  strategy = _strategy(num_replicas)
+  source = _data()
   with strategy.scope():
-    spec = models.NetworkSpec(units=source.num_classes)
-    return models.build_network(model_name, source.input_shape, spec)
+    network = models.build_network(
+        model_name, source.input_shape,
+        models.NetworkSpec(units=source.num_classes))
+  return strategy, _plain_dataset(source, global_batch_size), network
 
 
 def _plain_dataset(source, global_batch_size):
@@ -86,16 +91,14 @@ def fused(*, model_name, num_replicas, global_batch_size, steps_per_call,
           jit_compile, mixed_precision) -> Setup:
   """The hand-written floor: a fused tf.range loop over strategy.run."""
   del jit_compile, mixed_precision
-  strategy = _strategy(num_replicas)
-  source = _data()
-  network = _keras_network(model_name, strategy, source)
+  strategy, dataset, network = _baseline(model_name, num_replicas,
+                                         global_batch_size)
   loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True,
                                                        reduction=None)
   with strategy.scope():
     optimizer = keras.optimizers.Adam(3e-3)
     optimizer.build(network.trainable_variables)
-  iterator = iter(strategy.experimental_distribute_dataset(
-      _plain_dataset(source, global_batch_size)))
+  iterator = iter(strategy.experimental_distribute_dataset(dataset))
 
   def step(x, y):
     with tf.GradientTape() as tape:
@@ -116,14 +119,12 @@ def keras_fit(*, model_name, num_replicas, global_batch_size, steps_per_call,
               jit_compile, mixed_precision) -> Setup:
   """Keras 3 `fit` with default settings (steps_per_execution=1)."""
   del jit_compile, mixed_precision
-  strategy = _strategy(num_replicas)
-  source = _data()
-  network = _keras_network(model_name, strategy, source)
+  strategy, dataset, network = _baseline(model_name, num_replicas,
+                                         global_batch_size)
   with strategy.scope():
     network.compile(optimizer=keras.optimizers.Adam(3e-3),
                     loss=keras.losses.SparseCategoricalCrossentropy(
                         from_logits=True), metrics=["accuracy"])
-  dataset = _plain_dataset(source, global_batch_size)
 
   def fit(steps):
     network.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)

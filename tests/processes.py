@@ -1,21 +1,20 @@
 """Helpers to run the harness in real processes: ports, env, cleanup."""
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
+
+from launch import supervisor
+from launch.supervisor import worker_tf_configs  # noqa: F401  Re-exported.
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def free_port() -> int:
   """A port the OS just handed out on 127.0.0.1 (never a fixed one)."""
-  with socket.socket() as sock:
-    sock.bind(("127.0.0.1", 0))
-    return sock.getsockname()[1]
+  return supervisor.free_ports(1)[0]
 
 
 def harness_env(**extra: str) -> dict[str, str]:
@@ -34,14 +33,6 @@ def run_launch(args: list[str], *, timeout: float = 180,
                         env=harness_env(**env), capture_output=True,
                         text=True, timeout=timeout, cwd=REPO_ROOT,
                         check=False)
-
-
-def worker_tf_configs(num_workers: int) -> list[str]:
-  """TF_CONFIG values of `num_workers` workers on fresh localhost ports."""
-  cluster = {"worker": [f"localhost:{free_port()}" for _ in range(num_workers)]}
-  return [json.dumps({"cluster": cluster,
-                      "task": {"type": "worker", "index": index}})
-          for index in range(num_workers)]
 
 
 def run_workers(args: list[str], num_workers: int, *, timeout: float = 240,
