@@ -13,8 +13,9 @@ from datasets.config import DATASET_NAMES, DataConfig
 from launch import flags as flag_defs
 from launch.errors import ConfigError
 from launch.strategy import STRATEGY_KINDS
-from trainer.config import (LOSS_NAMES, METRIC_NAMES, MODEL_NAMES,
-                            OPTIMIZER_NAMES, PRECISION_POLICIES, TrainConfig)
+from trainer.config import (LOSS_NAMES, LR_SCHEDULES, METRIC_NAMES,
+                            MODEL_NAMES, OPTIMIZER_NAMES, PRECISION_POLICIES,
+                            TrainConfig)
 
 CONFIG_FILENAME = "config.json"
 MODES = ("train", "evaluate")
@@ -98,7 +99,9 @@ def from_flags() -> RunConfig:
       metrics=tuple(f.METRICS.value), dropout=f.DROPOUT.value,
       sync_batchnorm=f.SYNC_BATCHNORM.value,
       mixed_precision=f.MIXED_PRECISION.value, clip_norm=f.CLIP_NORM.value,
-      accumulate_steps=f.ACCUMULATE_STEPS.value)
+      accumulate_steps=f.ACCUMULATE_STEPS.value,
+      lr_schedule=f.LR_SCHEDULE.value, warmup_steps=f.WARMUP_STEPS.value,
+      decay_steps=f.DECAY_STEPS.value, decay_rate=f.DECAY_RATE.value)
   if f.TRAIN_STEPS.value is not None and f.EPOCHS.value is not None:
     raise ConfigError("set either --train_steps or --epochs, not both.")
   return RunConfig(data=data, train=train, epochs=f.EPOCHS.value,
@@ -147,7 +150,8 @@ def validate(config: RunConfig) -> None:
     ConfigError: Naming the first problem found.
   """
   train, data = config.train, config.data
-  _check_choice("model", train.model, MODEL_NAMES)
+  if ":" not in train.model:  # package.module:function is checked on import.
+    _check_choice("model", train.model, MODEL_NAMES)
   _check_choice("dataset", data.name, DATASET_NAMES)
   _check_choice("optimizer", train.optimizer, OPTIMIZER_NAMES)
   _check_choice("strategy", config.strategy, STRATEGY_KINDS)
@@ -155,6 +159,9 @@ def validate(config: RunConfig) -> None:
   if config.watch and config.mode != "evaluate":
     raise ConfigError("--watch needs --mode=evaluate.")
   _check_choice("loss", train.loss, LOSS_NAMES)
+  _check_choice("lr_schedule", train.lr_schedule, LR_SCHEDULES)
+  if not 0 < train.decay_rate <= 1:
+    raise ConfigError(f"--decay_rate={train.decay_rate} must be in (0, 1].")
   _check_choice("mixed_precision", train.mixed_precision, PRECISION_POLICIES)
   for metric in train.metrics:
     _check_choice("metrics", metric, METRIC_NAMES)
@@ -173,6 +180,7 @@ def validate(config: RunConfig) -> None:
       "synthetic_examples": data.synthetic_examples,
       "synthetic_eval_examples": data.synthetic_eval_examples,
       "accumulate_steps": train.accumulate_steps,
+      "decay_steps": train.decay_steps,
   }, allow_zero=False)
   _check_positive({
       "eval_every": train.eval_every,
@@ -180,6 +188,7 @@ def validate(config: RunConfig) -> None:
       "momentum": train.momentum, "l2": train.l2,
       "collective_timeout": config.collective_timeout,
       "clip_norm": train.clip_norm,
+      "warmup_steps": train.warmup_steps,
   }, allow_zero=True)
   if config.epochs is None:
     _check_positive({"train_steps": train.train_steps}, allow_zero=False)

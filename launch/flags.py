@@ -4,13 +4,14 @@ from absl import flags
 
 from datasets.config import DATASET_NAMES
 from launch.strategy import STRATEGY_KINDS
-from trainer.config import (LOSS_NAMES, METRIC_NAMES, MODEL_NAMES,
-                            OPTIMIZER_NAMES, PRECISION_POLICIES)
+from trainer.config import (LOSS_NAMES, LR_SCHEDULES, METRIC_NAMES,
+                            MODEL_NAMES, OPTIMIZER_NAMES, PRECISION_POLICIES)
 
 # Flag values are validated in launch.config, which raises one clear
 # sentence; DEFINE_enum is avoided so that error has the same shape.
 MODEL = flags.DEFINE_string(
-    "model", "mlp", f"Network to train: {', '.join(MODEL_NAMES)}.")
+    "model", "mlp", f"Network to train: {', '.join(MODEL_NAMES)}, or"
+    " package.module:function, a builder fn(input_shape, spec).")
 DATASET = flags.DEFINE_string(
     "dataset", "digits", f"Dataset: {', '.join(DATASET_NAMES)}.")
 DATA_DIR = flags.DEFINE_string(
@@ -114,3 +115,12 @@ ALLOW_CONFIG_CHANGE = flags.DEFINE_boolean(
     "allow_config_change", False,
     "Resume from model_dir even if its config.json differs in model,"
     " dataset, global batch, seed, optimizer, loss or precision.")
+LR_SCHEDULE = flags.DEFINE_string(
+    "lr_schedule", "constant",
+    f"Learning-rate schedule: {', '.join(LR_SCHEDULES)}.")
+WARMUP_STEPS = flags.DEFINE_integer(
+    "warmup_steps", 0, "warmup_cosine: linear warmup steps before the decay.")
+DECAY_STEPS = flags.DEFINE_integer(
+    "decay_steps", 1000, "step_decay: steps between two decays.")
+DECAY_RATE = flags.DEFINE_float(
+    "decay_rate", 0.5, "step_decay: factor applied at every decay.")

@@ -53,6 +53,11 @@ def plan_run(config: config_lib.RunConfig,
     raise ConfigError(str(error)) from None
   config = config_lib.resolve_train_steps(config, source.num_train_examples)
   import tensorflow as tf  # After validation: importing costs seconds.
+  from trainer import models
+  try:
+    models.resolve_builder(config.train.model)
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
   num_gpus = len(tf.config.list_physical_devices("GPU"))
   # An evaluator's strategy is local: it never joins the collectives.
   strategy_cluster = (cluster_lib.ClusterInfo() if cluster.is_evaluator
@@ -108,6 +113,7 @@ def _build_writer(plan: Plan, *, is_writer: bool):
     writers += [
         summaries.TensorBoardWriter(os.path.join(model_dir, "summaries")),
         summaries.JsonlWriter(os.path.join(model_dir, "metrics.jsonl")),
+        summaries.CsvWriter(os.path.join(model_dir, "metrics.csv")),
         summaries.ProgressLogger(plan.config.train.train_steps),
     ]
   return summaries.MultiWriter(writers)

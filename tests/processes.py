@@ -18,10 +18,15 @@ def free_port() -> int:
 
 
 def harness_env(**extra: str) -> dict[str, str]:
+  """The environment of a harness process: repo importable, no TF_CONFIG.
+
+  A PYTHONPATH in `extra` is added after the repository, not instead of it.
+  """
   env = dict(os.environ)
   env.pop("TF_CONFIG", None)
   env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-  env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  paths = [REPO_ROOT, extra.pop("PYTHONPATH", ""), env.get("PYTHONPATH", "")]
+  env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
   env.update(extra)
   return env
 

@@ -53,7 +53,8 @@ def build_model(config: config_lib.TrainConfig,
         clip_norm=config.clip_norm, accumulate_steps=config.accumulate_steps)
     model(tf.zeros((1, *input_shape)), training=False)
     optimizer = optimizers.build_optimizer(
-        config.optimizer, config.learning_rate, momentum=config.momentum)
+        config.optimizer, optimizers.build_learning_rate(config),
+        momentum=config.momentum)
     if config.mixed_precision == "mixed_float16":
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)

@@ -8,6 +8,7 @@ LOSS_NAMES = ("sparse_categorical_crossentropy", "categorical_crossentropy",
               "binary_crossentropy", "mse")
 METRIC_NAMES = ("accuracy", "precision", "recall", "auc", "mse")
 PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+LR_SCHEDULES = ("constant", "warmup_cosine", "step_decay")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -36,6 +37,12 @@ class TrainConfig:
     clip_norm: Clip the all-reduced gradient to this global norm (0: off).
     accumulate_steps: Split each replica's batch into this many
       micro-batches whose gradients are summed before one update.
+    lr_schedule: One of `LR_SCHEDULES`.
+    warmup_steps: warmup_cosine: linear warmup from 0 over these steps,
+      then cosine decay to 0 at `train_steps`.
+    decay_steps: step_decay: multiply the rate by `decay_rate` every this
+      many steps.
+    decay_rate: step_decay factor.
   """
 
   model: str = "mlp"
@@ -58,3 +65,7 @@ class TrainConfig:
   mixed_precision: str = "float32"
   clip_norm: float = 0.0
   accumulate_steps: int = 1
+  lr_schedule: str = "constant"
+  warmup_steps: int = 0
+  decay_steps: int = 1000
+  decay_rate: float = 0.5

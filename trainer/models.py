@@ -8,6 +8,7 @@ precision policy the outputs (and the loss) stay float32.
 
 from collections.abc import Callable
 import dataclasses
+import importlib
 
 import keras
 
@@ -93,19 +94,50 @@ _BUILDERS: dict[str, Callable[..., keras.Model]] = {
 }
 
 
-def build_network(name: str, input_shape: tuple[int, ...], spec: NetworkSpec,
-                  *, dtype_policy: str = "float32") -> keras.Model:
-  """Builds the built-in network `name` under a Keras dtype policy.
+def resolve_builder(name: str) -> Callable[..., keras.Model]:
+  """A built-in builder, or a user's `package.module:function`.
+
+  A user builder has the built-ins' signature, `fn(input_shape, spec)`,
+  and returns a `keras.Model` whose output follows `spec` (units and
+  activation), e.g. ending in `spec.output_layer()`.
 
   Raises:
-    ValueError: If `name` is not one of `MODEL_NAMES`.
+    ValueError: If the name is unknown or cannot be imported.
   """
-  if name not in _BUILDERS:
+  if name in _BUILDERS:
+    return _BUILDERS[name]
+  module_name, _, function_name = name.partition(":")
+  if not module_name or not function_name:
     raise ValueError(f"unknown model {name!r}; choose one of"
-                     f" {', '.join(MODEL_NAMES)}.")
+                     f" {', '.join(MODEL_NAMES)} or package.module:function.")
+  try:
+    builder = getattr(importlib.import_module(module_name), function_name)
+  except ImportError as error:
+    raise ValueError(f"--model={name}: cannot import {module_name}"
+                     f" ({error}).") from None
+  except AttributeError:
+    raise ValueError(f"--model={name}: {module_name} has no"
+                     f" {function_name}.") from None
+  if not callable(builder):
+    raise ValueError(f"--model={name}: {function_name} is not callable.")
+  return builder
+
+
+def build_network(name: str, input_shape: tuple[int, ...], spec: NetworkSpec,
+                  *, dtype_policy: str = "float32") -> keras.Model:
+  """Builds the network `name` (see `resolve_builder`) under a dtype policy.
+
+  Raises:
+    ValueError: If `name` does not resolve or does not build a keras.Model.
+  """
+  builder = resolve_builder(name)
   previous = keras.config.dtype_policy()
   keras.config.set_dtype_policy(dtype_policy)
   try:
-    return _BUILDERS[name](input_shape, spec)
+    network = builder(input_shape, spec)
   finally:
     keras.config.set_dtype_policy(previous)
+  if not isinstance(network, keras.Model):
+    raise ValueError(f"--model={name} returned {type(network).__name__},"
+                     " not a keras.Model.")
+  return network

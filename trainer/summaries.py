@@ -6,6 +6,7 @@ numbers go. Non-chief workers get a `NullWriter`.
 
 import abc
 from collections.abc import Mapping, Sequence
+import csv
 import json
 import math
 import os
@@ -82,6 +83,37 @@ class JsonlWriter(MetricWriter):
                    for name, value in scalars.items()})
     with open(self._path, "a", encoding="utf-8") as stream:
       stream.write(json.dumps(record) + "\n")
+
+
+class CsvWriter(MetricWriter):
+  """`metrics.csv`: the rows of metrics.jsonl as a table (Keras CSVLogger).
+
+  Train and eval rows have different columns, so the header is the union
+  seen so far and the (small) file is rewritten atomically on each write;
+  the rows of an earlier, resumed run are kept.
+  """
+
+  _FIRST = ("split", "step", "time")
+
+  def __init__(self, path: str):
+    self._path = path
+    self._rows = []
+    if os.path.exists(path):
+      with open(path, newline="", encoding="utf-8") as stream:
+        self._rows = list(csv.DictReader(stream))
+
+  def write(self, split, step, scalars):
+    row = {"split": split, "step": step, "time": round(time.time(), 3)}
+    row.update({name: _json_number(value) for name, value in scalars.items()})
+    self._rows.append(row)
+    names = sorted({name for row in self._rows for name in row}
+                   - set(self._FIRST))
+    staging = self._path + ".tmp"
+    with open(staging, "w", newline="", encoding="utf-8") as stream:
+      writer = csv.DictWriter(stream, fieldnames=[*self._FIRST, *names])
+      writer.writeheader()
+      writer.writerows(self._rows)
+    os.replace(staging, self._path)
 
 
 class HeartbeatWriter(MetricWriter):

@@ -32,7 +32,8 @@ def test_two_workers_finish_with_chief_only_files(tmp_path, cpu_devices,
   assert "Final eval" not in results[1].stdout
 
   assert sorted(os.listdir(model_dir)) == [
-      "checkpoints", "config.json", "export", "metrics.jsonl", "summaries"]
+      "checkpoints", "config.json", "export", "metrics.csv", "metrics.jsonl",
+      "summaries"]
   assert sorted(os.listdir(model_dir / "checkpoints")) == [
       "checkpoint", "ckpt-100.data-00000-of-00001", "ckpt-100.index",
       "ckpt-50.data-00000-of-00001", "ckpt-50.index"]

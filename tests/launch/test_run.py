@@ -60,7 +60,8 @@ def test_digits_reaches_high_accuracy(trained):
 def test_model_dir_layout(trained):
   model_dir, _ = trained
   assert sorted(os.listdir(model_dir)) == [
-      "checkpoints", "config.json", "export", "metrics.jsonl", "summaries"]
+      "checkpoints", "config.json", "export", "metrics.csv", "metrics.jsonl",
+      "summaries"]
   assert tf.train.latest_checkpoint(model_dir / "checkpoints").endswith(
       "ckpt-300")
   assert sorted(os.listdir(model_dir / "export")) == ["model.keras",
@@ -155,3 +156,26 @@ def _restored_cnn_weights(model_dir, optimizer):
   ).assert_existing_objects_matched()
   assert int(step.numpy()) == 100
   return model.network.weights
+
+
+def test_schedules_and_csv_follow_the_run(tmp_path):
+  model_dir = tmp_path / "run"
+  config = make_config(model_dir, train_steps=200, optimizer="sgd",
+                       learning_rate=0.1, lr_schedule="step_decay",
+                       decay_steps=100, decay_rate=0.5)
+  train(config)
+  rates = {r["step"]: r["learning_rate"]
+           for r in read_jsonl(model_dir / "metrics.jsonl")
+           if r["split"] == "train"}
+  # Logged after the loop: the rate the next step will use.
+  assert rates[50] == pytest.approx(0.1)
+  assert rates[100] == pytest.approx(0.05)
+  assert rates[200] == pytest.approx(0.025)
+  import csv
+  with open(model_dir / "metrics.csv", newline="", encoding="utf-8") as stream:
+    rows = list(csv.DictReader(stream))
+  assert [(row["split"], int(row["step"])) for row in rows][-2:] == [
+      ("train", 200), ("eval", 200)]
+  assert rows[-1]["examples"] == "360" and rows[-1]["learning_rate"] == ""
+  assert float(rows[-1]["accuracy"]) == pytest.approx(
+      read_jsonl(model_dir / "metrics.jsonl")[-1]["accuracy"])

@@ -1,0 +1,53 @@
+"""A user's network from a module outside the repo: --model=module:fn."""
+
+import pytest
+
+from tests.processes import run_launch
+
+USER_MODULE = '''
+import keras
+
+
+def build(input_shape, spec):
+  """A functional model with the built-ins' signature."""
+  inputs = keras.Input(shape=input_shape)
+  x = keras.layers.Flatten()(inputs)
+  x = keras.layers.Dense(32, activation="tanh")(x)
+  x = keras.layers.Dropout(spec.dropout)(x)
+  return keras.Model(inputs, spec.output_layer()(x), name="user_net")
+
+
+not_a_builder = 3
+'''
+
+
+@pytest.fixture
+def user_dir(tmp_path):
+  (tmp_path / "my_models.py").write_text(USER_MODULE)
+  return tmp_path
+
+
+def test_user_builder_trains_on_two_replicas(user_dir, tmp_path):
+  result = run_launch(["--model=my_models:build", "--cpu_devices=2",
+                       "--train_steps=300", "--dropout=0.1",
+                       f"--model_dir={tmp_path / 'run'}"],
+                      PYTHONPATH=str(user_dir))
+  assert result.returncode == 0, result.stderr[-3000:]
+  final = result.stdout.strip().splitlines()[-1]
+  accuracy = float(final.split("accuracy ")[1].split()[0].rstrip(","))
+  assert accuracy >= 0.9
+  assert (tmp_path / "run" / "export" / "model.keras").exists()
+
+
+@pytest.mark.parametrize("model,message", [
+    ("missing_module:build", "cannot import missing_module"),
+    ("my_models:nothing", "my_models has no nothing"),
+    ("my_models:not_a_builder", "not_a_builder is not callable"),
+    ("my_models:", "unknown model 'my_models:'"),
+])
+def test_bad_user_builder_exits_2(user_dir, tmp_path, model, message):
+  result = run_launch([f"--model={model}", f"--model_dir={tmp_path / 'run'}"],
+                      PYTHONPATH=str(user_dir))
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert message in result.stderr and "Traceback" not in result.stderr
+  assert not (tmp_path / "run").exists()
