@@ -101,7 +101,14 @@ def from_flags() -> RunConfig:
       mixed_precision=f.MIXED_PRECISION.value, clip_norm=f.CLIP_NORM.value,
       accumulate_steps=f.ACCUMULATE_STEPS.value,
       lr_schedule=f.LR_SCHEDULE.value, warmup_steps=f.WARMUP_STEPS.value,
-      decay_steps=f.DECAY_STEPS.value, decay_rate=f.DECAY_RATE.value)
+      decay_steps=f.DECAY_STEPS.value, decay_rate=f.DECAY_RATE.value,
+      monitor=f.MONITOR.value, monitor_mode=f.MONITOR_MODE.value,
+      early_stopping_patience=f.EARLY_STOPPING_PATIENCE.value,
+      restore_best_weights=f.RESTORE_BEST_WEIGHTS.value,
+      plateau_patience=f.PLATEAU_PATIENCE.value,
+      plateau_factor=f.PLATEAU_FACTOR.value,
+      plateau_min_lr=f.PLATEAU_MIN_LR.value,
+      keep_best_checkpoint=f.KEEP_BEST_CHECKPOINT.value)
   if f.TRAIN_STEPS.value is not None and f.EPOCHS.value is not None:
     raise ConfigError("set either --train_steps or --epochs, not both.")
   return RunConfig(data=data, train=train, epochs=f.EPOCHS.value,
@@ -123,6 +130,32 @@ def _check_positive(values: dict[str, float], *, allow_zero: bool) -> None:
     if value < 0 or (value == 0 and not allow_zero):
       bound = "zero or more" if allow_zero else "positive"
       raise ConfigError(f"--{flag}={value} must be {bound}.")
+
+
+def _check_monitoring(train: TrainConfig) -> None:
+  """Early stopping, plateau and best checkpoint need periodic evaluation."""
+  _check_choice("monitor_mode", train.monitor_mode, ("auto", "min", "max"))
+  names = ("loss", "examples", *train.metrics)
+  if train.monitor not in names:
+    raise ConfigError(f"--monitor={train.monitor} is not an eval metric of"
+                      f" this run ({', '.join(names)}).")
+  _check_positive({"early_stopping_patience": train.early_stopping_patience,
+                   "plateau_patience": train.plateau_patience,
+                   "plateau_min_lr": train.plateau_min_lr}, allow_zero=True)
+  if not 0 < train.plateau_factor < 1:
+    raise ConfigError(f"--plateau_factor={train.plateau_factor} must be in"
+                      " (0, 1).")
+  watching = [flag for flag, on in (
+      ("early_stopping_patience", train.early_stopping_patience),
+      ("plateau_patience", train.plateau_patience),
+      ("keep_best_checkpoint", train.keep_best_checkpoint)) if on]
+  if watching and not train.eval_every:
+    raise ConfigError(f"--{watching[0]} acts on evaluations; set"
+                      " --eval_every too.")
+  if train.plateau_patience and train.lr_schedule != "constant":
+    raise ConfigError("--plateau_patience changes a constant learning rate;"
+                      f" it cannot be combined with --lr_schedule="
+                      f"{train.lr_schedule}.")
 
 
 def check_model_dir(model_dir: str) -> None:
@@ -162,6 +195,7 @@ def validate(config: RunConfig) -> None:
   _check_choice("lr_schedule", train.lr_schedule, LR_SCHEDULES)
   if not 0 < train.decay_rate <= 1:
     raise ConfigError(f"--decay_rate={train.decay_rate} must be in (0, 1].")
+  _check_monitoring(train)
   _check_choice("mixed_precision", train.mixed_precision, PRECISION_POLICIES)
   for metric in train.metrics:
     _check_choice("metrics", metric, METRIC_NAMES)

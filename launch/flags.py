@@ -124,3 +124,27 @@ DECAY_STEPS = flags.DEFINE_integer(
     "decay_steps", 1000, "step_decay: steps between two decays.")
 DECAY_RATE = flags.DEFINE_float(
     "decay_rate", 0.5, "step_decay: factor applied at every decay.")
+MONITOR = flags.DEFINE_string(
+    "monitor", "loss", "Eval metric watched by --early_stopping_patience,"
+    " --plateau_patience and --keep_best_checkpoint.")
+MONITOR_MODE = flags.DEFINE_string(
+    "monitor_mode", "auto", "min, max, or auto (max for accuracy, auc,"
+    " precision, recall).")
+EARLY_STOPPING_PATIENCE = flags.DEFINE_integer(
+    "early_stopping_patience", 0,
+    "Stop after this many evaluations without improvement (needs"
+    " --eval_every); 0: off.")
+RESTORE_BEST_WEIGHTS = flags.DEFINE_boolean(
+    "restore_best_weights", False,
+    "On an early stop, restore (checkpoint and export) the best weights.")
+PLATEAU_PATIENCE = flags.DEFINE_integer(
+    "plateau_patience", 0, "Reduce the learning rate after this many"
+    " evaluations without improvement; 0: off.")
+PLATEAU_FACTOR = flags.DEFINE_float(
+    "plateau_factor", 0.5, "Learning-rate factor on a plateau.")
+PLATEAU_MIN_LR = flags.DEFINE_float(
+    "plateau_min_lr", 0.0, "Lowest learning rate the plateau rule sets.")
+KEEP_BEST_CHECKPOINT = flags.DEFINE_boolean(
+    "keep_best_checkpoint", False,
+    "Also keep the checkpoint of the best evaluation in"
+    " model_dir/best_checkpoint.")

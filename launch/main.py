@@ -48,12 +48,13 @@ def parse_flags(argv: list[str]) -> list[str]:
     _fail(f"{error}. See --helpfull.", EXIT_BAD_INPUT)
 
 
-def main(argv: list[str], model_class=None) -> None:
+def main(argv: list[str], model_class=None, hooks=()) -> None:
   """Validates the flags and environment, trains, prints the final eval.
 
   Args:
     argv: Positional arguments left after flag parsing (none are allowed).
     model_class: Optional `trainer.model.Model` subclass to train.
+    hooks: `trainer.actions.Action`s called at loop and eval ends.
   """
   if len(argv) > 1:
     _fail(f"unexpected arguments {' '.join(argv[1:])!r}; all options are"
@@ -67,7 +68,7 @@ def main(argv: list[str], model_class=None) -> None:
     _fail(str(error), EXIT_BAD_INPUT)
   from trainer import checkpointing, loop  # TensorFlow is loaded by now.
   try:
-    logs = run_lib.execute(plan, model_class=model_class)
+    logs = run_lib.execute(plan, model_class=model_class, hooks=hooks)
   except loop.StopRequested as stopped:
     _fail(str(stopped), EXIT_PREEMPTED)
   except (FloatingPointError, TimeoutError,
@@ -103,15 +104,16 @@ class _HarnessInfoFilter(pylogging.Filter):
             or record.pathname.startswith(self._PACKAGES))
 
 
-def run(model_class=None) -> None:
+def run(model_class=None, hooks=()) -> None:
   """Entry point of `python -m launch` and of the `tfharness` script.
 
   A user's own script calls `launch.main.run(model_class=MyModel)` to get
-  the same flags, checks and loop with a custom `train_step`.
+  the same flags, checks and loop with a custom `train_step`, and
+  `hooks=[...]` (`trainer.actions.Action` subclasses) for its own callbacks.
   """
   # TensorFlow's C++ INFO/WARNING lines drown the progress; keep errors.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_HarnessInfoFilter())
-  app.run(functools.partial(main, model_class=model_class),
+  app.run(functools.partial(main, model_class=model_class, hooks=hooks),
           flags_parser=parse_flags)

@@ -44,6 +44,12 @@ def plan_run(config: config_lib.RunConfig,
                         " one_device for it.")
     # A sidecar: evaluate each checkpoint the training tasks write.
     config = dataclasses.replace(config, mode="evaluate", watch=True)
+  elif "evaluator" in cluster.cluster and (
+      config.train.early_stopping_patience or config.train.plateau_patience
+      or config.train.keep_best_checkpoint):
+    raise ConfigError("with an evaluator task the training tasks do not"
+                      " evaluate, so early stopping, plateau and best"
+                      " checkpoints cannot run there.")
   elif config.mode == "evaluate" and cluster.is_multi_worker:
     raise ConfigError("--mode=evaluate runs in one process; unset TF_CONFIG"
                       " or give it an evaluator task.")
@@ -157,7 +163,7 @@ def _eval_dataset_fn(plan: Plan):
       feature_scale=source.feature_scale)
 
 
-def execute(plan: Plan, *, model_class=None) -> dict[str, float]:
+def execute(plan: Plan, *, model_class=None, hooks=()) -> dict[str, float]:
   """Runs the planned training or evaluation; returns the final eval logs.
 
   Must be the first thing in the process to use TensorFlow ops.
@@ -166,13 +172,40 @@ def execute(plan: Plan, *, model_class=None) -> dict[str, float]:
     plan: The validated plan.
     model_class: Optional `trainer.model.Model` subclass to train instead
       of the default one (a user's `train_step`).
+    hooks: `trainer.actions.Action`s called after every train loop and
+      evaluation (training only).
+
+  Returns:
+    The final eval logs plus "step", the step they were taken at.
   """
   if plan.config.mode == "evaluate":
     return _evaluate(plan, model_class)
-  return _train(plan, model_class)
+  return _train(plan, model_class, hooks)
 
 
-def _train(plan: Plan, model_class) -> dict[str, float]:
+def _build_actions(plan: Plan, model, checkpointer, hooks):
+  """Early stopping, plateau and best checkpoint as the flags ask, + hooks."""
+  from trainer import actions
+  config = plan.config.train
+  monitor = dict(monitor=config.monitor, mode=config.monitor_mode)
+  built = list(hooks)
+  if config.keep_best_checkpoint:
+    best = checkpointer.sibling(
+        os.path.join(config.model_dir, "best_checkpoint"))
+    built.append(actions.BestCheckpoint(checkpointer=best, **monitor))
+  if config.plateau_patience:
+    built.append(actions.ReduceLROnPlateau(
+        optimizer=model.optimizer, factor=config.plateau_factor,
+        patience=config.plateau_patience, min_lr=config.plateau_min_lr,
+        **monitor))
+  if config.early_stopping_patience:
+    built.append(actions.EarlyStopping(
+        model=model.network, patience=config.early_stopping_patience,
+        restore_best_weights=config.restore_best_weights, **monitor))
+  return built
+
+
+def _train(plan: Plan, model_class, hooks) -> dict[str, float]:
   from datasets import pipeline
   from trainer import export, loop, runner
 
@@ -206,7 +239,8 @@ def _train(plan: Plan, model_class) -> dict[str, float]:
           eval_every=train_config.eval_every,
           checkpoint_every=train_config.checkpoint_every,
           global_batch_size=batch),
-      stop_requested=lambda: train_runner.agree(stop_signals.is_set()))
+      stop_requested=lambda: train_runner.agree(stop_signals.is_set()),
+      actions=_build_actions(plan, model, checkpointer, hooks))
   try:
     with stop_signals:  # After the strategy: replaces TF's SIGTERM handler.
       logs = controller.run(start_step)
@@ -215,8 +249,8 @@ def _train(plan: Plan, model_class) -> dict[str, float]:
                         is_chief=plan.cluster.is_chief)
   finally:
     writer.close()
-  logging.info("Done at step %d.", train_config.train_steps)
-  return logs
+  logging.info("Done at step %d.", controller.last_step)
+  return dict(logs, step=controller.last_step)
 
 
 def _evaluate(plan: Plan, model_class) -> dict[str, float]:

@@ -76,6 +76,11 @@ class Checkpointer:
           checkpoint, directory, max_to_keep=max_to_keep,
           checkpoint_name="ckpt")
 
+  def sibling(self, directory: str, max_to_keep: int = 1) -> "Checkpointer":
+    """The same objects saved into another directory (e.g. the best one)."""
+    return Checkpointer(self._checkpoint, self._step, directory=directory,
+                        is_chief=self._is_chief, max_to_keep=max_to_keep)
+
   def _repair(self) -> None:
     """Removes orphaned temp dirs; rewrites a lost or garbage state file."""
     for orphan in tf.io.gfile.glob(os.path.join(self.directory, "*_temp*")):

@@ -43,6 +43,17 @@ class TrainConfig:
     decay_steps: step_decay: multiply the rate by `decay_rate` every this
       many steps.
     decay_rate: step_decay factor.
+    monitor: Eval metric watched by early stopping, the plateau rule and
+      the best checkpoint.
+    monitor_mode: "min", "max" or "auto" (max for accuracy-like metrics).
+    early_stopping_patience: Stop after this many evaluations without
+      improvement (0: off).
+    restore_best_weights: On an early stop, go back to the best weights.
+    plateau_patience: Multiply the learning rate by `plateau_factor` after
+      this many evaluations without improvement (0: off).
+    plateau_factor: The factor.
+    plateau_min_lr: The rate never goes below this.
+    keep_best_checkpoint: Save `model_dir/best_checkpoint` on improvement.
   """
 
   model: str = "mlp"
@@ -69,3 +80,11 @@ class TrainConfig:
   warmup_steps: int = 0
   decay_steps: int = 1000
   decay_rate: float = 0.5
+  monitor: str = "loss"
+  monitor_mode: str = "auto"
+  early_stopping_patience: int = 0
+  restore_best_weights: bool = False
+  plateau_patience: int = 0
+  plateau_factor: float = 0.5
+  plateau_min_lr: float = 0.0
+  keep_best_checkpoint: bool = False

@@ -5,13 +5,14 @@ runner (`train(n)`, `evaluate()`), a checkpointer and a metric writer. The
 clock is an argument so tests need no sleeping.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 import dataclasses
 import math
 import time
 
 from absl import logging
 
+from trainer import actions as actions_lib
 from trainer import checkpointing
 from trainer import runner as runner_lib
 from trainer import summaries
@@ -56,7 +57,8 @@ class Controller:
                checkpointer: checkpointing.Checkpointer,
                writer: summaries.MetricWriter, config: LoopConfig,
                clock: Callable[[], float] = time.monotonic,
-               stop_requested: Callable[[], bool] = lambda: False):
+               stop_requested: Callable[[], bool] = lambda: False,
+               actions: Sequence[actions_lib.Action] = ()):
     """Initializes the controller.
 
     Args:
@@ -68,6 +70,9 @@ class Controller:
       stop_requested: Polled after every loop; must return the same answer
         on every worker (the runner's `agree` does that). True saves and
         raises `StopRequested`.
+      actions: Called after every train loop and evaluation (early
+        stopping, plateau, best checkpoint, user hooks); one returning True
+        ends training early, after a checkpoint.
     """
     self._runner = runner
     self._checkpointer = checkpointer
@@ -75,6 +80,8 @@ class Controller:
     self._config = config
     self._clock = clock
     self._stop_requested = stop_requested
+    self._actions = list(actions)
+    self.last_step = 0  # The step training ended at (early stops included).
 
   def _loop_size(self, step: int) -> int:
     """Steps until the next loop, eval, checkpoint or final boundary."""
@@ -84,7 +91,7 @@ class Controller:
         size = min(size, interval - step % interval)
     return size
 
-  def _train_loop(self, step: int) -> int:
+  def _train_loop(self, step: int) -> tuple[int, dict]:
     num_steps = self._loop_size(step)
     start = self._clock()
     logs = self._runner.train(num_steps)
@@ -98,13 +105,18 @@ class Controller:
     logs["examples_per_sec"] = (num_steps * self._config.global_batch_size
                                 / seconds)
     self._writer.write("train", step, logs)
-    return step
+    return step, logs
 
   def evaluate(self, step: int) -> dict[str, float]:
     """Evaluates the whole eval split and writes the result at `step`."""
     logs = self._runner.evaluate()
     self._writer.write("eval", step, logs)
     return logs
+
+  def _evaluate_and_act(self, step: int) -> tuple[dict, bool]:
+    logs = self.evaluate(step)
+    stop = [action.on_eval_end(step, logs) for action in self._actions]
+    return logs, any(stop)
 
   def run(self, start_step: int) -> dict[str, float]:
     """Trains from `start_step` to the final step.
@@ -119,24 +131,38 @@ class Controller:
     """
     config = self._config
     step = start_step
+    self.last_step = step
     saved_step = start_step if start_step else None
     if step >= config.train_steps:
       logging.info("Already at step %d of %d; evaluating only.", step,
                    config.train_steps)
     while step < config.train_steps:
-      step = self._train_loop(step)
+      step, logs = self._train_loop(step)
+      self.last_step = step
+      stop = any([action.on_train_loop_end(step, logs)
+                  for action in self._actions])
       if step == config.train_steps:
         break
       if self._stop_requested():
         if saved_step != step:
           self._checkpointer.save(step)
         raise StopRequested(step)
+      eval_logs = None
       if (config.eval_every and step % config.eval_every == 0
           and self._runner.can_evaluate):
-        self.evaluate(step)
+        eval_logs, eval_stop = self._evaluate_and_act(step)
+        stop = stop or eval_stop
+      if stop:
+        logging.info("Training stopped early at step %d.", step)
+        self._checkpointer.save(step)
+        if eval_logs is None and self._runner.can_evaluate:
+          eval_logs = self.evaluate(step)
+        return eval_logs or {}
       if config.checkpoint_every and step % config.checkpoint_every == 0:
         self._checkpointer.save(step)
         saved_step = step
     if saved_step != step:
       self._checkpointer.save(step)
-    return self.evaluate(step) if self._runner.can_evaluate else {}
+    if not self._runner.can_evaluate:
+      return {}
+    return self._evaluate_and_act(step)[0]

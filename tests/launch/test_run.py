@@ -1,5 +1,6 @@
 """End to end in this process: config -> strategy -> data -> loop -> files."""
 
+import dataclasses
 import json
 import os
 
@@ -179,3 +180,31 @@ def test_schedules_and_csv_follow_the_run(tmp_path):
   assert rows[-1]["examples"] == "360" and rows[-1]["learning_rate"] == ""
   assert float(rows[-1]["accuracy"]) == pytest.approx(
       read_jsonl(model_dir / "metrics.jsonl")[-1]["accuracy"])
+
+
+def test_early_stopping_ends_a_stuck_run_with_checkpoint_and_export(tmp_path):
+  model_dir = tmp_path / "run"
+  # Learning rate 0: the eval loss never improves after the first eval.
+  config = make_config(model_dir, train_steps=1000, optimizer="sgd",
+                       learning_rate=1e-12, early_stopping_patience=2)
+  config = dataclasses.replace(config, train=dataclasses.replace(
+      config.train, eval_every=20))
+  logs = train(config)
+  assert logs["step"] == 60  # Evals at 20 (best), 40, 60: patience 2.
+  assert tf.train.latest_checkpoint(model_dir / "checkpoints").endswith(
+      "ckpt-60")
+  assert (model_dir / "export" / "saved_model").exists()
+  assert [r["step"] for r in read_jsonl(model_dir / "metrics.jsonl")
+          if r["split"] == "train"][-1] == 60
+
+
+def test_best_checkpoint_keeps_the_best_evaluation(tmp_path):
+  model_dir = tmp_path / "run"
+  config = make_config(model_dir, train_steps=200, keep_best_checkpoint=True,
+                       monitor="accuracy")
+  train(config)
+  evals = [r for r in read_jsonl(model_dir / "metrics.jsonl")
+           if r["split"] == "eval"]
+  best = max(evals, key=lambda r: (r["accuracy"], -r["step"]))
+  best_path = tf.train.latest_checkpoint(model_dir / "best_checkpoint")
+  assert best_path.endswith(f"ckpt-{best['step']}")

@@ -53,12 +53,12 @@ class FakeClock:
     return self.now
 
 
-def make_controller(runner, **config):
+def make_controller(runner, actions=(), **config):
   checkpointer, writer = FakeCheckpointer(), RecordingWriter()
   config.setdefault("global_batch_size", 8)
   controller = loop.Controller(runner=runner, checkpointer=checkpointer,
                                writer=writer, config=loop.LoopConfig(**config),
-                               clock=FakeClock())
+                               clock=FakeClock(), actions=actions)
   return controller, checkpointer, writer
 
 

@@ -1,0 +1,99 @@
+"""Callback equivalents: early stopping, plateau, best checkpoint, hooks."""
+
+import keras
+import numpy as np
+import pytest
+
+from tests.trainer.test_loop import FakeRunner, make_controller
+from trainer import actions
+
+
+def small_model():
+  model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+  model.optimizer = keras.optimizers.SGD(0.1)
+  model.optimizer.build(model.trainable_variables)
+  return model
+
+
+@pytest.mark.parametrize("monitor,expected", [("loss", "min"),
+                                              ("accuracy", "max"),
+                                              ("auc", "max"), ("mse", "min")])
+def test_auto_mode(monitor, expected):
+  assert actions._Monitor(monitor, "auto").mode == expected
+
+
+def test_early_stopping_waits_for_patience_and_restores_the_best():
+  model = small_model()
+  stopper = actions.EarlyStopping(model=model, monitor="loss", patience=2,
+                                  restore_best_weights=True)
+  weights = {}
+  for step, loss in ((10, 1.0), (20, 0.5), (30, 0.7), (40, 0.6)):
+    model.layers[0].kernel.assign(np.full((2, 1), float(step)))
+    weights[step] = model.get_weights()
+    stopped = stopper.on_eval_end(step, {"loss": loss})
+    assert stopped == (step == 40)
+  assert stopper.stopped_at == 40
+  np.testing.assert_array_equal(model.get_weights()[0], weights[20][0])
+
+
+def test_monitor_must_be_in_the_logs():
+  stopper = actions.EarlyStopping(model=small_model(), monitor="auc")
+  with pytest.raises(KeyError, match="'auc' is not in the eval logs"):
+    stopper.on_eval_end(10, {"loss": 1.0})
+
+
+def test_plateau_halves_the_rate_down_to_the_floor():
+  model = small_model()
+  plateau = actions.ReduceLROnPlateau(optimizer=model.optimizer,
+                                      monitor="accuracy", factor=0.5,
+                                      patience=1, min_lr=0.03)
+  rates = []
+  for accuracy in (0.5, 0.5, 0.5, 0.5, 0.6):
+    plateau.on_eval_end(0, {"accuracy": accuracy})
+    rates.append(float(np.array(model.optimizer.learning_rate)))
+  assert rates == pytest.approx([0.1, 0.05, 0.03, 0.03, 0.03])
+
+
+class Saves:
+
+  def __init__(self):
+    self.steps = []
+
+  def save(self, step):
+    self.steps.append(step)
+
+
+def test_best_checkpoint_saves_only_on_improvement():
+  saver = Saves()
+  best = actions.BestCheckpoint(checkpointer=saver, monitor="accuracy")
+  for step, accuracy in ((10, 0.5), (20, 0.7), (30, 0.6), (40, 0.8)):
+    best.on_eval_end(step, {"accuracy": accuracy})
+  assert saver.steps == [10, 20, 40]
+
+
+class StopAfter(actions.Action):
+  """A user hook: records every call, stops after a given train loop."""
+
+  def __init__(self, stop_step):
+    self.stop_step, self.calls = stop_step, []
+
+  def on_train_loop_end(self, step, logs):
+    self.calls.append(("train", step, logs["loss"]))
+    return step >= self.stop_step
+
+  def on_eval_end(self, step, logs):
+    self.calls.append(("eval", step, logs["accuracy"]))
+
+
+def test_controller_calls_hooks_and_stops_early_with_a_checkpoint():
+  hook = StopAfter(30)
+  runner = FakeRunner()
+  controller, checkpointer, _ = make_controller(
+      runner, actions=[hook], train_steps=100, steps_per_loop=10,
+      eval_every=20, checkpoint_every=50)
+  logs = controller.run(0)
+  assert controller.last_step == 30
+  assert checkpointer.saved == [30]
+  assert hook.calls == [("train", 10, 1.0), ("train", 20, 1.0),
+                        ("eval", 20, 0.9), ("train", 30, 1.0)]
+  assert logs["examples"] == 37  # The final evaluation at the stop step.
