@@ -90,6 +90,7 @@ def from_flags() -> RunConfig:
   train = TrainConfig(
       model=f.MODEL.value, optimizer=f.OPTIMIZER.value,
       learning_rate=f.LEARNING_RATE.value, momentum=f.MOMENTUM.value,
+      weight_decay=f.WEIGHT_DECAY.value,
       l2=f.L2.value, train_steps=train_steps,
       steps_per_loop=f.STEPS_PER_LOOP.value, eval_every=f.EVAL_EVERY.value,
       checkpoint_every=f.CHECKPOINT_EVERY.value,
@@ -220,6 +221,7 @@ def validate(config: RunConfig) -> None:
       "eval_every": train.eval_every,
       "checkpoint_every": train.checkpoint_every,
       "momentum": train.momentum, "l2": train.l2,
+      "weight_decay": train.weight_decay,
       "collective_timeout": config.collective_timeout,
       "clip_norm": train.clip_norm,
       "warmup_steps": train.warmup_steps,

@@ -64,6 +64,8 @@ LEARNING_RATE = flags.DEFINE_float(
     "learning_rate", 3e-3,
     "Learning rate (3e-3: short runs converge faster than with 1e-3).")
 MOMENTUM = flags.DEFINE_float("momentum", 0.9, "Momentum of --optimizer=sgd.")
+WEIGHT_DECAY = flags.DEFINE_float(
+    "weight_decay", 0.004, "Decoupled weight decay of --optimizer=adamw.")
 L2 = flags.DEFINE_float("l2", 0.0, "L2 regularization of the kernels.")
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the shuffle and the weights.")
 JIT_COMPILE = flags.DEFINE_boolean(

@@ -54,7 +54,7 @@ def build_model(config: config_lib.TrainConfig,
     model(tf.zeros((1, *input_shape)), training=False)
     optimizer = optimizers.build_optimizer(
         config.optimizer, optimizers.build_learning_rate(config),
-        momentum=config.momentum)
+        momentum=config.momentum, weight_decay=config.weight_decay)
     if config.mixed_precision == "mixed_float16":
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)

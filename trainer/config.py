@@ -3,7 +3,7 @@
 import dataclasses
 
 MODEL_NAMES = ("mlp", "cnn")
-OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop")
+OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
 LOSS_NAMES = ("sparse_categorical_crossentropy", "categorical_crossentropy",
               "binary_crossentropy", "mse")
 METRIC_NAMES = ("accuracy", "precision", "recall", "auc", "mse")
@@ -20,6 +20,7 @@ class TrainConfig:
     optimizer: Optimizer name (one of `OPTIMIZER_NAMES`).
     learning_rate: The learning rate.
     momentum: Momentum of SGD.
+    weight_decay: Decoupled weight decay of AdamW.
     l2: L2 regularization factor of the built-in networks' kernels.
     train_steps: Total number of training steps (the resolved run length).
     steps_per_loop: Steps per `tf.function` call; logs are written per loop.
@@ -60,6 +61,7 @@ class TrainConfig:
   optimizer: str = "adam"
   learning_rate: float = 3e-3
   momentum: float = 0.9
+  weight_decay: float = 0.004
   l2: float = 0.0
   train_steps: int = 1000
   steps_per_loop: int = 50

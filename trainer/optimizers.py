@@ -29,20 +29,23 @@ def build_learning_rate(config: config_lib.TrainConfig):
   raise ValueError(f"unknown --lr_schedule={config.lr_schedule}.")
 
 
-def build_optimizer(name: str, learning_rate, *,
-                    momentum: float = 0.9) -> keras.optimizers.Optimizer:
+def build_optimizer(name: str, learning_rate, *, momentum: float = 0.9,
+                    weight_decay: float = 0.004) -> keras.optimizers.Optimizer:
   """Returns a Keras optimizer; call it inside `strategy.scope()`.
 
   Args:
     name: One of `OPTIMIZER_NAMES`.
     learning_rate: A float or a `keras.optimizers.schedules` schedule.
     momentum: Momentum of `sgd` (heavy ball).
+    weight_decay: Decoupled weight decay of `adamw`.
 
   Raises:
     ValueError: If `name` is unknown.
   """
   if name == "adam":
     return keras.optimizers.Adam(learning_rate)
+  if name == "adamw":
+    return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
   if name == "sgd":
     return keras.optimizers.SGD(learning_rate, momentum=momentum)
   if name == "rmsprop":

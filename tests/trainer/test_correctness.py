@@ -12,7 +12,8 @@ TOLERANCE = 1e-5
 
 
 @pytest.mark.parametrize("optimizer,learning_rate", [("sgd", 0.05),
-                                                     ("adam", 1e-3)])
+                                                     ("adam", 1e-3),
+                                                     ("adamw", 1e-3)])
 def test_100_steps_on_2_and_4_replicas_match_one_device(optimizer,
                                                         learning_rate):
   runs = {replicas: training.train(
