@@ -80,8 +80,8 @@ def main(argv: list[str], model_class=None, hooks=()) -> None:
     _fail(f"the run stopped because a peer worker failed or a collective"
           f" timed out ({type(error).__name__}: {_first_line(error)}).",
           EXIT_RUN_FAILED)
+  step = logs.pop("step", plan.config.train.train_steps)
   if (plan.cluster.is_chief or plan.config.mode == "evaluate") and logs:
-    step = logs.pop("step", plan.config.train.train_steps)
     shown = ", ".join(f"{name} {value:.4f}" for name, value in logs.items()
                       if name != "examples")
     print(f"Final eval at step {step}: {shown} ({logs['examples']} examples)",

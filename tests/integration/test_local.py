@@ -65,9 +65,20 @@ def supervise(tmp_path):
     supervisor.kill()
     for index in range(2):  # No worker outlives its test.
       try:
-        os.kill(supervisor.worker_pid(index), signal.SIGKILL)
-      except (AttributeError, ProcessLookupError):
-        pass
+        pid = supervisor.worker_pid(index)
+      except AttributeError:
+        continue
+      # Only if that pid is still this test's worker: pids are reused.
+      if str(tmp_path) in _cmdline(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _cmdline(pid) -> str:
+  try:
+    with open(f"/proc/{pid}/cmdline", "rb") as stream:
+      return stream.read().replace(b"\0", b" ").decode(errors="replace")
+  except OSError:
+    return ""
 
 
 def wait_for(path, timeout=120):
