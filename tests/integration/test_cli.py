@@ -1,7 +1,6 @@
 """`python -m launch` as a user runs it: exit codes, messages, files."""
 
 import json
-import os
 
 import pytest
 
