@@ -23,8 +23,21 @@ from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
                            ConfigError)
 
 
-def _fail(message: str, exit_code: int) -> None:
-  print(f"error: {message}", file=sys.stderr)
+def _fail(message: str, exit_code: int, *, hard: bool = False) -> None:
+  """Prints one sentence and exits.
+
+  Args:
+    message: What went wrong.
+    exit_code: The process's exit status.
+    hard: Skip interpreter teardown. After a peer failure TensorFlow's
+      coordination-service shutdown can block on a peer that is alive but
+      unresponsive; the run's writers and checkpoints are closed by then.
+  """
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  if hard:
+    logging.flush()
+    sys.stdout.flush()
+    os._exit(exit_code)  # pylint: disable=protected-access
   sys.exit(exit_code)
 
 
@@ -79,7 +92,7 @@ def main(argv: list[str], model_class=None, hooks=()) -> None:
       raise
     _fail(f"the run stopped because a peer worker failed or a collective"
           f" timed out ({type(error).__name__}: {_first_line(error)}).",
-          EXIT_RUN_FAILED)
+          EXIT_RUN_FAILED, hard=True)
   step = logs.pop("step", plan.config.train.train_steps)
   if (plan.cluster.is_chief or plan.config.mode == "evaluate") and logs:
     shown = ", ".join(f"{name} {value:.4f}" for name, value in logs.items()

@@ -154,20 +154,34 @@ class WorkerGroup:
   def _check(self) -> Failure | None | bool:
     """A Failure, True when all exited 0, or None while running."""
     now = self._clock()
+    hung, failed = [], []
     for worker in self.workers:
       returncode = worker.process.poll()
       if returncode not in (None, 0):
-        worker.close()
-        return Failure(worker.name, _describe_status(returncode), returncode,
-                       worker.log_path, list(worker.tail))
+        failed.append((returncode, worker))
       if returncode is None:
         if worker.made_progress():
           worker.last_progress = now
         idle = now - worker.last_progress
         if self._config.hang_timeout and idle > self._config.hang_timeout:
-          return Failure(worker.name, f"made no progress for {idle:.0f} s"
-                         f" (--hang_timeout={self._config.hang_timeout:g})",
-                         EXIT_RUN_FAILED, worker.log_path, list(worker.tail))
+          hung.append((idle, worker))
+    if failed:
+      # When a worker is killed its peers fail right after it with status 1
+      # ("a peer worker failed"); name the killed one when both are seen.
+      failed.sort(key=lambda pair: pair[0] >= 0)
+      returncode, worker = failed[0]
+      worker.close()
+      return Failure(worker.name, _describe_status(returncode), returncode,
+                     worker.log_path, list(worker.tail))
+    if hung:
+      # Peers blocked in a collective on a stuck worker go idle at the same
+      # moment as it does, so name every idle worker, longest idle first.
+      hung.sort(key=lambda pair: -pair[0])
+      idle, first = hung[0]
+      names = ", ".join(worker.name for _, worker in hung)
+      return Failure(names, f"made no progress for {idle:.0f} s"
+                     f" (--hang_timeout={self._config.hang_timeout:g})",
+                     EXIT_RUN_FAILED, first.log_path, list(first.tail))
     return all(worker.process.poll() == 0 for worker in self.workers) or None
 
   def wait(self, stop_requested: threading.Event) -> Failure | int | None:

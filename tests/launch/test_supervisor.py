@@ -15,9 +15,26 @@ def group_config(tmp_path, command, **kwargs):
                                 command=command, **kwargs)
 
 
-def test_worker_without_heartbeat_is_hung(tmp_path):
+def test_workers_without_heartbeat_are_hung_and_all_named(tmp_path, capsys):
   config = group_config(tmp_path, SLEEPER, hang_timeout=1.0, stop_grace=0.5)
   assert supervisor.run_with_restarts(config, max_restarts=0) == 1
+  assert "error: worker:0, worker:1 made no progress for" in (
+      capsys.readouterr().err)
+
+
+def test_only_the_silent_worker_is_named_hung(tmp_path, capsys):
+  # Worker 0 touches its heartbeat file (the last argument) every 0.1 s;
+  # worker 1 never does.
+  beating = (sys.executable, "-c", "import os, pathlib, sys, time\n"
+             "beat = pathlib.Path(sys.argv[-1].split('=', 1)[1])\n"
+             "for _ in range(600):\n"
+             "  if os.environ['TF_CONFIG'].endswith('0}}'): beat.touch()\n"
+             "  time.sleep(0.1)")
+  config = group_config(tmp_path, beating, hang_timeout=1.5, stop_grace=0.5)
+  assert supervisor.run_with_restarts(config, max_restarts=0) == 1
+  err = capsys.readouterr().err
+  assert "error: worker:1 made no progress for" in err
+  assert "worker:0, " not in err
 
 
 def test_failure_names_worker_status_and_tail(tmp_path, capsys):
