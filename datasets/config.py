@@ -2,7 +2,7 @@
 
 import dataclasses
 
-DATASET_NAMES = ("digits", "mnist", "synthetic")
+DATASET_NAMES = ("digits", "mnist", "synthetic", "digits_halves", "sequences")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -117,16 +117,24 @@ def _pipeline_options() -> tf.data.Options:
   return options
 
 
-def _cached_features(features: np.ndarray, feature_scale: float) -> tf.Tensor:
+def _cached_features(features, feature_scale: float):
   """The whole split decoded once to scaled float32: the pipeline's cache.
 
   Casting and scaling per batch cost a quarter of an MLP step on a 2-core
   CPU; doing it once costs 4 bytes per feature of memory instead of 1.
+  `features` is an array or a dict of arrays (named inputs); so is the
+  result.
   """
-  features = tf.cast(tf.constant(features), tf.float32)
-  if feature_scale != 1.0:
-    features = features * feature_scale
-  return features
+
+  def decode(array):
+    decoded = tf.cast(tf.constant(array), tf.float32)
+    return decoded * feature_scale if feature_scale != 1.0 else decoded
+
+  return tf.nest.map_structure(decode, features)
+
+
+def _gather(features, rows: tf.Tensor):
+  return tf.nest.map_structure(lambda t: tf.gather(t, rows), features)
 
 
 def create_train_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
@@ -136,7 +144,8 @@ def create_train_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
   """Returns a `dataset_fn` for `strategy.distribute_datasets_from_function`.
 
   Args:
-    features: Training features [N, ...]; kept in memory.
+    features: Training features [N, ...] (or a dict of them, one per named
+      input); kept in memory.
     labels: Integer labels [N].
     global_batch_size: Examples per step over all replicas.
     seed: Shuffle seed; the order of epoch `e` depends only on (seed, e).
@@ -167,7 +176,7 @@ def create_train_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
       ids = layout.example_ids(element)
       rows = (_shuffled_positions(ids, num_examples=num_examples, seed=seed)
               if shuffle else ids % num_examples)
-      return tf.gather(all_features, rows), tf.gather(all_labels, rows)
+      return _gather(all_features, rows), tf.gather(all_labels, rows)
 
     # Ends after 2**62 / local replicas steps, i.e. never.
     return layout.batches(start_step, 2**62 // layout.local_replicas,
@@ -187,7 +196,7 @@ def create_eval_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
   (static-shape) batch on every step, even when all its rows are padding.
 
   Args:
-    features: Eval features [M, ...].
+    features: Eval features [M, ...] (or a dict of them).
     labels: Integer labels [M].
     global_batch_size: Examples per step over all replicas.
     feature_scale: Factor applied to the float32 features.
@@ -208,7 +217,7 @@ def create_eval_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
       ids = layout.example_ids(element)
       rows = tf.minimum(ids, num_examples - 1)
       weights = tf.cast(ids < num_examples, tf.float32)
-      return (tf.gather(all_features, rows), tf.gather(all_labels, rows),
+      return (_gather(all_features, rows), tf.gather(all_labels, rows),
               weights)
 
     return layout.batches(0, num_steps, load_batch)

@@ -23,24 +23,50 @@ class DataError(ValueError):
   """A dataset cannot be loaded; the message is one sentence for the user."""
 
 
+Features = np.ndarray | dict[str, np.ndarray]
+
+
+def example_shapes(features: Features):
+  """Shape of one example: a tuple, or a dict of tuples for named inputs."""
+  if isinstance(features, dict):
+    return {name: tuple(array.shape[1:]) for name, array in features.items()}
+  return tuple(features.shape[1:])
+
+
+def num_rows(features: Features) -> int:
+  """Number of examples in an array or in each array of a dict."""
+  if isinstance(features, dict):
+    return len(next(iter(features.values())))
+  return len(features)
+
+
+def take_rows(features: Features, rows) -> Features:
+  """Rows (an index array or slice) of an array or of each array of a dict."""
+  if isinstance(features, dict):
+    return {name: array[rows] for name, array in features.items()}
+  return features[rows]
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ArraySource:
-  """Train and eval arrays of one classification dataset.
+  """Train and eval arrays of one dataset.
 
   Attributes:
     name: Human-readable name, written into logs.
-    train_features: Array of shape [N, ...].
-    train_labels: Integer array of shape [N].
-    eval_features: Array of shape [M, ...] with the same trailing shape.
-    eval_labels: Integer array of shape [M].
+    train_features: Array of shape [N, ...], or a dict of such arrays for a
+      model with several named inputs.
+    train_labels: Integer (or float, for regression) array of shape [N].
+    eval_features: Like `train_features` with M examples and the same
+      trailing shapes.
+    eval_labels: Array of shape [M].
     num_classes: Number of label values.
     feature_scale: Factor the pipeline multiplies float32 features by.
   """
 
   name: str
-  train_features: np.ndarray
+  train_features: Features
   train_labels: np.ndarray
-  eval_features: np.ndarray
+  eval_features: Features
   eval_labels: np.ndarray
   num_classes: int
   feature_scale: float = 1.0
@@ -49,21 +75,26 @@ class ArraySource:
     for split in ("train", "eval"):
       features = getattr(self, f"{split}_features")
       labels = getattr(self, f"{split}_labels")
-      if len(features) != len(labels):
+      if isinstance(features, dict) and (
+          not features or len({len(a) for a in features.values()}) != 1):
+        raise DataError(f"{self.name}: the {split} inputs are empty or differ"
+                        " in their numbers of examples.")
+      if num_rows(features) != len(labels):
         raise DataError(
-            f"{self.name}: {split} features have {len(features)} examples but"
-            f" labels have {len(labels)}.")
-      if not len(features):
+            f"{self.name}: {split} features have {num_rows(features)} examples"
+            f" but labels have {len(labels)}.")
+      if not len(labels):
         raise DataError(f"{self.name}: the {split} split is empty.")
-    if self.train_features.shape[1:] != self.eval_features.shape[1:]:
+    train_shape = example_shapes(self.train_features)
+    eval_shape = example_shapes(self.eval_features)
+    if train_shape != eval_shape:
       raise DataError(
-          f"{self.name}: train features have shape"
-          f" {self.train_features.shape[1:]} but eval features"
-          f" {self.eval_features.shape[1:]}.")
+          f"{self.name}: train features have shape {train_shape} but eval"
+          f" features {eval_shape}.")
 
   @property
-  def input_shape(self) -> tuple[int, ...]:
-    return tuple(self.train_features.shape[1:])
+  def input_shape(self) -> tuple[int, ...] | dict[str, tuple[int, ...]]:
+    return example_shapes(self.train_features)
 
   @property
   def num_train_examples(self) -> int:
@@ -106,8 +137,10 @@ def from_arrays(train_features: np.ndarray, train_labels: np.ndarray,
   if num_classes is None:
     num_classes = (1 if label_type is np.float32 else
                    int(max(train_labels.max(), eval_labels.max())) + 1)
-  return ArraySource(name, np.asarray(train_features), train_labels,
-                     np.asarray(eval_features), eval_labels, num_classes,
+  as_arrays = lambda f: ({k: np.asarray(v) for k, v in f.items()}
+                         if isinstance(f, dict) else np.asarray(f))
+  return ArraySource(name, as_arrays(train_features), train_labels,
+                     as_arrays(eval_features), eval_labels, num_classes,
                      feature_scale)
 
 
@@ -212,9 +245,9 @@ def with_validation_split(source: ArraySource, fraction: float) -> ArraySource:
         f" {source.name}'s {source.num_train_examples} training examples.")
   cut = source.num_train_examples - held_out
   return dataclasses.replace(
-      source, train_features=source.train_features[:cut],
+      source, train_features=take_rows(source.train_features, slice(cut)),
       train_labels=source.train_labels[:cut],
-      eval_features=source.train_features[cut:],
+      eval_features=take_rows(source.train_features, slice(cut, None)),
       eval_labels=source.train_labels[cut:])
 
 
@@ -230,6 +263,7 @@ def load_source(config: config_lib.DataConfig) -> ArraySource:
   Raises:
     DataError: If the name is unknown or the data cannot be loaded.
   """
+  from datasets import variants  # Builds on this module; import it late.
   if config.name == "digits":
     source = load_digits()
   elif config.name == "mnist":
@@ -239,6 +273,10 @@ def load_source(config: config_lib.DataConfig) -> ArraySource:
                             num_eval_examples=config.synthetic_eval_examples,
                             shape=config.synthetic_shape,
                             num_classes=config.num_classes, seed=config.seed)
+  elif config.name == "digits_halves":
+    source = variants.digits_halves(load_digits())
+  elif config.name == "sequences":
+    source = variants.make_sequences(seed=config.seed)
   else:
     raise DataError(f"unknown dataset {config.name!r}; choose one of"
                     f" {', '.join(config_lib.DATASET_NAMES)}.")

@@ -78,7 +78,8 @@ FROM_LOGITS = flags.DEFINE_boolean(
 METRICS = flags.DEFINE_list(
     "metrics", ["accuracy"], f"Metrics, comma-separated: {', '.join(METRIC_NAMES)}.")
 DROPOUT = flags.DEFINE_float(
-    "dropout", 0.25, "Dropout rate of the cnn (random per replica).")
+    "dropout", 0.25, "Dropout rate of cnn, functional and subclassed (random"
+    " per replica).")
 SYNC_BATCHNORM = flags.DEFINE_boolean(
     "sync_batchnorm", False,
     "BatchNormalization statistics over the global batch, not per replica.")

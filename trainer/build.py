@@ -10,9 +10,16 @@ from trainer import objectives
 from trainer import optimizers
 
 
+def example_batch(input_shape):
+  """A batch of one zero example: a tensor, or a dict for named inputs."""
+  if isinstance(input_shape, dict):
+    return {name: tf.zeros((1, *shape)) for name, shape in input_shape.items()}
+  return tf.zeros((1, *input_shape))
+
+
 def build_model(config: config_lib.TrainConfig,
                 strategy: tf.distribute.Strategy, *,
-                input_shape: tuple[int, ...], num_classes: int,
+                input_shape: tuple[int, ...] | dict, num_classes: int,
                 model_class: type[model_lib.Model] = model_lib.Model
                 ) -> model_lib.Model:
   """Returns a built `Model` with a built optimizer attached.
@@ -26,7 +33,7 @@ def build_model(config: config_lib.TrainConfig,
   Args:
     config: Names the network, loss, metrics and optimizer.
     strategy: The strategy whose scope owns the variables.
-    input_shape: Shape of one example.
+    input_shape: Shape of one example (a dict of shapes for named inputs).
     num_classes: Number of classes.
     model_class: A `Model` subclass (e.g. with a custom `train_step`); it is
       called as `model_class(network, loss=..., metrics=[...], ...)`.
@@ -51,7 +58,7 @@ def build_model(config: config_lib.TrainConfig,
             config.metrics, loss=config.loss, from_logits=config.from_logits,
             num_classes=num_classes),
         clip_norm=config.clip_norm, accumulate_steps=config.accumulate_steps)
-    model(tf.zeros((1, *input_shape)), training=False)
+    model(example_batch(input_shape), training=False)
     optimizer = optimizers.build_optimizer(
         config.optimizer, optimizers.build_learning_rate(config),
         momentum=config.momentum, weight_decay=config.weight_decay)

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-MODEL_NAMES = ("mlp", "cnn")
+MODEL_NAMES = ("mlp", "cnn", "functional", "subclassed", "rnn")
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
 LOSS_NAMES = ("sparse_categorical_crossentropy", "categorical_crossentropy",
               "binary_crossentropy", "mse")
@@ -32,7 +32,8 @@ class TrainConfig:
     loss: Loss name (one of `LOSS_NAMES`).
     from_logits: Whether the network emits logits (else probabilities).
     metrics: Metric names (from `METRIC_NAMES`).
-    dropout: Dropout rate of the CNN (0 makes replicas exactly equivalent).
+    dropout: Dropout rate of the built-ins with dropout (cnn, functional,
+      subclassed; 0 makes replicas exactly equivalent).
     sync_batchnorm: Batch statistics over the global batch, not per replica.
     mixed_precision: Keras dtype policy of the network.
     clip_norm: Clip the all-reduced gradient to this global norm (0: off).

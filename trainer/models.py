@@ -88,9 +88,91 @@ def build_cnn(input_shape: tuple[int, ...], spec: NetworkSpec) -> keras.Model:
   return keras.Sequential(layers, name="cnn")
 
 
+def build_functional(input_shape: dict[str, tuple[int, ...]],
+                     spec: NetworkSpec) -> keras.Model:
+  """The notes' two-input model: Concatenate -> Dense(128) -> Dropout -> out.
+
+  With `--loss=binary_crossentropy --nofrom_logits` the output is the notes'
+  Dense(1, sigmoid). Needs a dataset with two named inputs (digits_halves).
+  """
+  if not isinstance(input_shape, dict) or len(input_shape) != 2:
+    raise ValueError("--model=functional needs a dataset with two named"
+                     " inputs, e.g. --dataset=digits_halves.")
+  inputs = {name: keras.Input(shape=shape, name=name)
+            for name, shape in input_shape.items()}
+  flat = [keras.layers.Flatten()(tensor) for tensor in inputs.values()]
+  x = keras.layers.Concatenate()(flat)
+  x = keras.layers.Dense(128, activation="relu",
+                         kernel_regularizer=spec.regularizer)(x)
+  x = keras.layers.Dropout(spec.dropout)(x)
+  return keras.Model(inputs=inputs, outputs=spec.output_layer()(x),
+                     name="functional")
+
+
+@keras.saving.register_keras_serializable(package="tfharness")
+class SubclassedNet(keras.Model):
+  """The notes' subclassed model: Dense(64) -> Dropout (training only) -> out.
+
+  The `if training:` branch is Python: each `tf.function` trace sees a
+  constant, so evaluation and export never contain the dropout.
+  """
+
+  def __init__(self, units: int, activation: str | None = None,
+               dropout: float = 0.2, l2: float = 0.0, **kwargs):
+    super().__init__(**kwargs)
+    self._arguments = dict(units=units, activation=activation,
+                           dropout=dropout, l2=l2)
+    spec = NetworkSpec(units=units, activation=activation, l2=l2)
+    self.flatten = keras.layers.Flatten()
+    self.dense1 = keras.layers.Dense(64, activation="relu",
+                                     kernel_regularizer=spec.regularizer)
+    self.dropout = keras.layers.Dropout(dropout)
+    self.dense2 = spec.output_layer()
+
+  def call(self, inputs, training=False):
+    x = self.dense1(self.flatten(inputs))
+    if training:  # Dropout only while training, as in the notes.
+      x = self.dropout(x, training=True)
+    return self.dense2(x)
+
+  def get_config(self):
+    return {**super().get_config(), **self._arguments}
+
+
+def build_subclassed(input_shape: tuple[int, ...],
+                     spec: NetworkSpec) -> keras.Model:
+  """A built `SubclassedNet` (the notes call `model.build` the same way)."""
+  network = SubclassedNet(spec.units, spec.activation, dropout=spec.dropout,
+                          l2=spec.l2, name="subclassed")
+  network.build((None, *input_shape))
+  return network
+
+
+def build_rnn(input_shape: tuple[int, ...], spec: NetworkSpec, *,
+              units: int = 64) -> keras.Model:
+  """A small recurrent model: LSTM(64) over time steps -> Dense(units).
+
+  Sequences [T, F] are read as they are; images [H, W, C] row by row, as
+  H time steps of W * C features.
+  """
+  if len(input_shape) not in (2, 3):
+    raise ValueError(f"--model=rnn needs sequences [steps, features] or"
+                     f" images [rows, columns, channels], not {input_shape}.")
+  layers = [keras.Input(shape=input_shape)]
+  if len(input_shape) == 3:
+    layers.append(keras.layers.Reshape(
+        (input_shape[0], input_shape[1] * input_shape[2])))
+  layers += [keras.layers.LSTM(units, kernel_regularizer=spec.regularizer),
+             spec.output_layer()]
+  return keras.Sequential(layers, name="rnn")
+
+
 _BUILDERS: dict[str, Callable[..., keras.Model]] = {
     "mlp": build_mlp,
     "cnn": build_cnn,
+    "functional": build_functional,
+    "subclassed": build_subclassed,
+    "rnn": build_rnn,
 }
 
 

@@ -1,0 +1,64 @@
+"""Every built-in model trains through `python -m launch` under every strategy.
+
+1, 2 and 4 logical CPUs (one device, MirroredStrategy) and 2 workers
+(MultiWorkerMirroredStrategy on localhost). Thresholds are well above chance
+and below what 120 steps reached when measured (in the comments).
+"""
+
+import math
+
+import pytest
+
+from tests.processes import run_launch, run_workers
+
+# model: (flags, minimum eval accuracy after 120 steps).
+MODELS = {
+    # Measured on 2 replicas: 0.94.
+    "mlp": (["--model=mlp"], 0.8),
+    # 0.99.
+    "cnn": (["--model=cnn", "--sync_batchnorm"], 0.8),
+    # The notes' two-input binary model, sigmoid output; 0.94.
+    "functional": (["--model=functional", "--dataset=digits_halves",
+                    "--loss=binary_crossentropy", "--nofrom_logits",
+                    "--metrics=accuracy,auc"], 0.85),
+    # Softmax output, as in the notes; 0.94.
+    "subclassed": (["--model=subclassed", "--nofrom_logits"], 0.8),
+    # LSTM on 4-class sequences (chance 0.25); 0.63.
+    "rnn": (["--model=rnn", "--dataset=sequences"], 0.4),
+}
+COMMON = ["--train_steps=120", "--steps_per_loop=40", "--global_batch_size=32"]
+
+
+def final_eval(output: str) -> dict[str, float]:
+  line = [l for l in output.splitlines() if l.startswith("Final eval")][-1]
+  fields = line.split(": ", 1)[1].split(" (")[0].split(", ")
+  return {name: float(value) for name, value in
+          (field.split() for field in fields)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("cpu_devices", [1, 2, 4])
+def test_builtin_model_trains_on_logical_cpus(tmp_path, model, cpu_devices):
+  flags, minimum = MODELS[model]
+  result = run_launch([*flags, *COMMON, f"--cpu_devices={cpu_devices}",
+                       f"--model_dir={tmp_path}"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  strategy = ("OneDeviceStrategy with 1 replica" if cpu_devices == 1 else
+              f"MirroredStrategy with {cpu_devices} replica(s)")
+  assert strategy in result.stderr
+  logs = final_eval(result.stdout)
+  assert math.isfinite(logs["loss"]) and logs["accuracy"] >= minimum, logs
+  assert (tmp_path / "export" / "saved_model").is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_builtin_model_trains_on_two_workers(tmp_path, model):
+  flags, minimum = MODELS[model]
+  results = run_workers([*flags, *COMMON, f"--model_dir={tmp_path}"], 2)
+  for result in results:
+    assert result.returncode == 0, result.stdout[-3000:]
+  assert "CollectiveAllReduceStrategy with 2 replica(s)" in results[0].stdout
+  logs = final_eval(results[0].stdout)
+  assert math.isfinite(logs["loss"]) and logs["accuracy"] >= minimum, logs
