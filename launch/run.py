@@ -246,11 +246,21 @@ def _train(plan: Plan, model_class, hooks) -> dict[str, float]:
       logs = controller.run(start_step)
     export.export_model(model.network, os.path.join(train_config.model_dir,
                                                     "export"),
-                        is_chief=plan.cluster.is_chief)
+                        is_chief=plan.cluster.is_chief,
+                        metadata=dict(_export_metadata(plan),
+                                      step=controller.last_step))
   finally:
     writer.close()
   logging.info("Done at step %d.", controller.last_step)
   return dict(logs, step=controller.last_step)
+
+
+def _export_metadata(plan: Plan) -> dict:
+  """What `python -m launch.predict` needs to feed raw features."""
+  source, train = plan.source, plan.config.train
+  return {"dataset": source.name, "feature_scale": source.feature_scale,
+          "input_shape": source.input_shape, "num_classes": source.num_classes,
+          "loss": train.loss, "from_logits": train.from_logits}
 
 
 def _evaluate(plan: Plan, model_class) -> dict[str, float]:

@@ -5,6 +5,7 @@ crash never leaves a half-written `export/`. Every worker must call
 `export_model` (saving reads distributed variables); only the chief keeps it.
 """
 
+import json
 import os
 import shutil
 import tempfile
@@ -14,9 +15,14 @@ import keras
 
 SAVED_MODEL_SUBDIR = "saved_model"
 KERAS_FILENAME = "model.keras"
+METADATA_FILENAME = "metadata.json"
 
 
-def _write_export(network: keras.Model, directory: str) -> None:
+def _write_export(network: keras.Model, directory: str,
+                  metadata: dict) -> None:
+  with open(os.path.join(directory, METADATA_FILENAME), "w",
+            encoding="utf-8") as file:
+    json.dump(metadata, file, indent=2, sort_keys=True)
   network.export(os.path.join(directory, SAVED_MODEL_SUBDIR),
                  format="tf_saved_model", verbose=False)
   try:
@@ -25,8 +31,8 @@ def _write_export(network: keras.Model, directory: str) -> None:
     logging.warning("Skipped the .keras export: %s", error)
 
 
-def export_model(network: keras.Model, directory: str, *,
-                 is_chief: bool) -> str | None:
+def export_model(network: keras.Model, directory: str, *, is_chief: bool,
+                 metadata: dict | None = None) -> str | None:
   """Exports `network` to `directory` atomically.
 
   Args:
@@ -34,6 +40,8 @@ def export_model(network: keras.Model, directory: str, *,
     directory: Final directory, e.g. `model_dir/export`; replaced if present.
     is_chief: Non-chief workers export into a temporary directory that is
       removed.
+    metadata: JSON-able facts a predictor needs besides the network (e.g.
+      how raw features are scaled), written to `metadata.json`.
 
   Returns:
     `directory` on the chief, None elsewhere.
@@ -41,7 +49,7 @@ def export_model(network: keras.Model, directory: str, *,
   parent = os.path.dirname(os.path.abspath(directory)) if is_chief else None
   staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
   try:
-    _write_export(network, staging)
+    _write_export(network, staging, metadata or {})
     if not is_chief:
       return None
     retired = None

@@ -1,0 +1,108 @@
+"""`python -m launch.predict` in a fresh process reproduces the trained model."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from datasets import sources
+from datasets import variants
+from tests import training
+from tests.processes import REPO_ROOT, harness_env
+from trainer import export
+
+
+def run_predict(args):
+  return subprocess.run([sys.executable, "-m", "launch.predict", *args],
+                        env=harness_env(), capture_output=True, text=True,
+                        timeout=120, cwd=REPO_ROOT, check=False)
+
+
+def trained_export(tmp_path, source, **train_config):
+  """Trains on 2 replicas, exports, returns (export dir, in-process outputs)."""
+  trained = training.train(2, steps=40, source=source, **train_config)
+  directory = str(tmp_path / "export")
+  export.export_model(trained.model.network, directory, is_chief=True,
+                      metadata={"feature_scale": source.feature_scale,
+                                "input_shape": source.input_shape,
+                                "from_logits": True})
+  scaled = {name: (array.astype(np.float32) * np.float32(source.feature_scale))
+            for name, array in (source.eval_features.items()
+                                if isinstance(source.eval_features, dict)
+                                else [("x", source.eval_features)])}
+  inputs = scaled if isinstance(source.eval_features, dict) else scaled["x"]
+  # As the trained model predicts: a compiled forward pass, batches of 256.
+  forward = tf.function(lambda x: trained.model.network(x, training=False))
+  outputs = [forward(tf.nest.map_structure(lambda a: a[i:i + 256], inputs))
+             for i in range(0, source.num_eval_examples, 256)]
+  return directory, np.concatenate([o.numpy() for o in outputs])
+
+
+def test_fresh_process_predicts_exactly_what_the_trained_mlp_did(tmp_path):
+  digits = sources.load_digits()
+  directory, expected = trained_export(tmp_path, digits)
+  features = digits.eval_features
+  np.save(tmp_path / "x.npy", features)
+  np.savez(tmp_path / "x.npz", pixels=features)
+  np.savetxt(tmp_path / "x.csv", features.reshape(len(features), -1),
+             delimiter=",", fmt="%d")
+  for name, output in (("x.npy", "p.npy"), ("x.npz", "p.npz"),
+                       ("x.csv", "p.csv")):
+    result = run_predict([f"--export_dir={directory}",
+                          f"--input={tmp_path / name}",
+                          f"--output={tmp_path / output}", "--classes"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Wrote 360 predictions of shape (10,)" in result.stdout
+  predictions = [np.load(tmp_path / "p.npy"),
+                 np.load(tmp_path / "p.npz")["predictions"],
+                 np.loadtxt(tmp_path / "p.csv", delimiter=",",
+                            dtype=np.float32)]
+  for predicted in predictions:
+    np.testing.assert_array_equal(predicted, expected)
+  np.testing.assert_array_equal(np.load(tmp_path / "p.classes.npy"),
+                                expected.argmax(axis=1))
+
+
+def test_two_input_model_predicts_from_an_npz(tmp_path):
+  halves = variants.digits_halves(sources.load_digits())
+  directory, expected = trained_export(
+      tmp_path, halves, model="functional", loss="binary_crossentropy")
+  np.savez(tmp_path / "x.npz", **halves.eval_features)
+  result = run_predict([f"--export_dir={directory}",
+                        f"--input={tmp_path / 'x.npz'}",
+                        f"--output={tmp_path / 'p.npy'}", "--classes"])
+  assert result.returncode == 0, result.stderr[-2000:]
+  np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), expected)
+  np.testing.assert_array_equal(np.load(tmp_path / "p.classes.npy"),
+                                (expected[:, 0] > 0).astype(np.int32))
+
+
+@pytest.mark.parametrize("make_input,message", [
+    (lambda d: np.save(d / "x.npy", np.zeros((3, 7))),
+     "has examples of shape (7,); the model takes (8, 8, 1)"),
+    (lambda d: (d / "x.csv").write_text("1,2,oops\n"), "not a readable .csv"),
+    (lambda d: (d / "x.npy").write_text("garbage"), "not a readable .npy"),
+    (lambda d: np.savez(d / "x.npz", a=np.zeros((2, 64)), b=np.zeros((2, 64))),
+     "holds 2 arrays (a, b)"),
+    (lambda d: (d / "x.txt").write_text("1"), "the input must end in"),
+])
+def test_bad_prediction_input_is_one_sentence(tmp_path, make_input, message):
+  from datasets import files
+  make_input(tmp_path)
+  path = next(p for p in tmp_path.iterdir() if p.name.startswith("x."))
+  with pytest.raises(sources.DataError, match=".*") as raised:
+    files.load_features(str(path), (8, 8, 1))
+  assert message in str(raised.value)
+
+
+def test_bad_export_dir_exits_2_without_output(tmp_path):
+  np.save(tmp_path / "x.npy", np.zeros((2, 64)))
+  result = run_predict([f"--export_dir={tmp_path / 'missing'}",
+                        f"--input={tmp_path / 'x.npy'}",
+                        f"--output={tmp_path / 'p.npy'}"])
+  assert result.returncode == 2
+  assert "is not an export of this harness" in result.stderr
+  assert "Traceback" not in result.stderr
+  assert not (tmp_path / "p.npy").exists()
