@@ -54,7 +54,7 @@ def test_fresh_process_predicts_exactly_what_the_trained_mlp_did(tmp_path):
                           f"--input={tmp_path / name}",
                           f"--output={tmp_path / output}", "--classes"])
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"Wrote 360 predictions of shape (10,)" in result.stdout
+    assert "Wrote 360 predictions of shape (10,)" in result.stdout
   predictions = [np.load(tmp_path / "p.npy"),
                  np.load(tmp_path / "p.npz")["predictions"],
                  np.loadtxt(tmp_path / "p.csv", delimiter=",",
