@@ -41,6 +41,7 @@ class RunConfig:
     eval_timeout: Seconds a watching evaluator waits for a new checkpoint.
     allow_config_change: Resume even if model_dir's config.json disagrees
       on what the checkpoint means.
+    progress: "auto", "bar", "log" or "none" (the chief's display).
   """
 
   data: DataConfig
@@ -56,6 +57,7 @@ class RunConfig:
   watch: bool = False
   eval_timeout: float = 3600.0
   allow_config_change: bool = False
+  progress: str = "auto"
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -70,6 +72,19 @@ def _shape(values: list[str]) -> tuple[int, ...]:
     raise ConfigError(f"--synthetic_shape={','.join(values)} must be positive"
                       " integers separated by commas.")
   return shape
+
+
+def _profile_steps(values: list[str]) -> tuple[int, int] | None:
+  if not values:
+    return None
+  try:
+    first, last = (int(value) for value in values)
+  except ValueError:
+    first, last = 0, -1
+  if not 1 <= first <= last:
+    raise ConfigError(f"--profile_steps={','.join(values)} must be two steps"
+                      " a,b with 1 <= a <= b.")
+  return first, last
 
 
 def from_flags() -> RunConfig:
@@ -109,7 +124,8 @@ def from_flags() -> RunConfig:
       plateau_patience=f.PLATEAU_PATIENCE.value,
       plateau_factor=f.PLATEAU_FACTOR.value,
       plateau_min_lr=f.PLATEAU_MIN_LR.value,
-      keep_best_checkpoint=f.KEEP_BEST_CHECKPOINT.value)
+      keep_best_checkpoint=f.KEEP_BEST_CHECKPOINT.value,
+      profile_steps=_profile_steps(f.PROFILE_STEPS.value))
   if f.TRAIN_STEPS.value is not None and f.EPOCHS.value is not None:
     raise ConfigError("set either --train_steps or --epochs, not both.")
   return RunConfig(data=data, train=train, epochs=f.EPOCHS.value,
@@ -118,7 +134,8 @@ def from_flags() -> RunConfig:
                    seed=f.SEED.value, deterministic=f.DETERMINISTIC.value,
                    heartbeat_file=f.HEARTBEAT_FILE.value, mode=f.MODE.value,
                    watch=f.WATCH.value, eval_timeout=f.EVAL_TIMEOUT.value,
-                   allow_config_change=f.ALLOW_CONFIG_CHANGE.value)
+                   allow_config_change=f.ALLOW_CONFIG_CHANGE.value,
+                   progress=f.PROGRESS.value)
 
 
 def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
@@ -246,6 +263,14 @@ def resolve_train_steps(config: RunConfig, num_train_examples: int) -> RunConfig
                     / config.data.global_batch_size)
   return dataclasses.replace(
       config, train=dataclasses.replace(config.train, train_steps=steps))
+
+
+def check_profile_steps(config: RunConfig) -> None:
+  """--profile_steps must lie in the (resolved) run."""
+  profile, steps = config.train.profile_steps, config.train.train_steps
+  if profile and profile[1] > steps:
+    raise ConfigError(f"--profile_steps={profile[0]},{profile[1]} ends after"
+                      f" the last step ({steps}).")
 
 
 # Settings that change what a checkpoint's numbers mean (or its layout):

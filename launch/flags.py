@@ -151,3 +151,11 @@ KEEP_BEST_CHECKPOINT = flags.DEFINE_boolean(
     "keep_best_checkpoint", False,
     "Also keep the checkpoint of the best evaluation in"
     " model_dir/best_checkpoint.")
+PROGRESS = flags.DEFINE_enum(
+    "progress", "auto", ["auto", "bar", "log", "none"],
+    "Chief's progress display: bar (redrawn in place), log (one line per"
+    " loop), none; auto is bar on a terminal and log otherwise.")
+PROFILE_STEPS = flags.DEFINE_list(
+    "profile_steps", [],
+    "a,b: record a TensorFlow profiler trace of steps a..b (inclusive) into"
+    " model_dir/summaries/train for TensorBoard's Profile tab.")

@@ -5,6 +5,7 @@ This is the only module that sees datasets and trainer together.
 
 import dataclasses
 import os
+import sys
 
 from absl import logging
 
@@ -58,6 +59,7 @@ def plan_run(config: config_lib.RunConfig,
   except sources.DataError as error:
     raise ConfigError(str(error)) from None
   config = config_lib.resolve_train_steps(config, source.num_train_examples)
+  config_lib.check_profile_steps(config)
   import tensorflow as tf  # After validation: importing costs seconds.
   from trainer import models
   try:
@@ -117,12 +119,33 @@ def _build_writer(plan: Plan, *, is_writer: bool):
   if is_writer:
     model_dir = plan.config.train.model_dir
     writers += [
-        summaries.TensorBoardWriter(os.path.join(model_dir, "summaries")),
+        summaries.TensorBoardWriter(os.path.join(model_dir, "summaries"),
+                                    hparams=_hparams(plan)),
         summaries.JsonlWriter(os.path.join(model_dir, "metrics.jsonl")),
         summaries.CsvWriter(os.path.join(model_dir, "metrics.csv")),
-        summaries.ProgressLogger(plan.config.train.train_steps),
     ]
+    progress = plan.config.progress
+    if progress == "auto":
+      progress = "bar" if sys.stderr.isatty() else "log"
+    if progress == "bar":
+      from trainer import progress as progress_lib
+      writers.append(progress_lib.ProgressBar(plan.config.train.train_steps))
+    elif progress == "log":
+      writers.append(summaries.ProgressLogger(plan.config.train.train_steps))
   return summaries.MultiWriter(writers)
+
+
+def _hparams(plan: Plan) -> dict:
+  """The run's settings for TensorBoard's HParams tab."""
+  config, train = plan.config, plan.config.train
+  names = ("model", "optimizer", "learning_rate", "lr_schedule", "loss",
+           "l2", "dropout", "mixed_precision", "clip_norm",
+           "accumulate_steps", "train_steps", "steps_per_loop")
+  return {**{name: getattr(train, name) for name in names},
+          "dataset": config.data.name,
+          "global_batch_size": config.data.global_batch_size,
+          "seed": config.seed, "strategy": plan.strategy_kind,
+          "replicas": plan.num_replicas}
 
 
 def _set_up(plan: Plan, model_class):
@@ -228,6 +251,7 @@ def _train(plan: Plan, model_class, hooks) -> dict[str, float]:
           shuffle=config.data.shuffle, feature_scale=source.feature_scale),
       eval_dataset_fn=None if has_sidecar else _eval_dataset_fn(plan),
       eval_steps=pipeline.eval_steps(source.num_eval_examples, batch),
+      eval_steps_per_call=train_config.steps_per_loop,
       jit_compile=train_config.jit_compile)
   writer = _build_writer(plan, is_writer=plan.cluster.is_chief)
   stop_signals = preemption.StopSignals()
@@ -238,7 +262,11 @@ def _train(plan: Plan, model_class, hooks) -> dict[str, float]:
           steps_per_loop=train_config.steps_per_loop,
           eval_every=train_config.eval_every,
           checkpoint_every=train_config.checkpoint_every,
-          global_batch_size=batch),
+          global_batch_size=batch,
+          profile_steps=train_config.profile_steps,
+          profile_dir=(os.path.join(train_config.model_dir, "summaries",
+                                    "train")
+                       if plan.cluster.is_chief else "")),
       stop_requested=lambda: train_runner.agree(stop_signals.is_set()),
       actions=_build_actions(plan, model, checkpointer, hooks))
   try:
@@ -274,7 +302,8 @@ def _evaluate(plan: Plan, model_class) -> dict[str, float]:
       strategy=strategy, model=model, train_dataset_fn=None,
       eval_dataset_fn=_eval_dataset_fn(plan),
       eval_steps=pipeline.eval_steps(plan.source.num_eval_examples,
-                                     config.data.global_batch_size))
+                                     config.data.global_batch_size),
+      eval_steps_per_call=config.train.steps_per_loop)
   os.makedirs(config.train.model_dir, exist_ok=True)
   writer = _build_writer(plan, is_writer=True)
   try:

@@ -22,7 +22,8 @@ class Trained:
 
 def train(num_replicas: int, *, steps: int, global_batch_size: int = 32,
           source: sources.ArraySource | None = None, model_class=None,
-          eval_batch_size: int | None = None, **train_config) -> Trained:
+          eval_batch_size: int | None = None, eval_steps_per_call: int = 0,
+          **train_config) -> Trained:
   """Builds (seed 1) and trains a model; `steps=0` only builds it."""
   source = source or sources.load_digits()
   strategy = make_strategy(num_replicas)
@@ -44,7 +45,8 @@ def train(num_replicas: int, *, steps: int, global_batch_size: int = 32,
           global_batch_size=eval_batch_size,
           feature_scale=source.feature_scale),
       eval_steps=pipeline.eval_steps(source.num_eval_examples,
-                                     eval_batch_size))
+                                     eval_batch_size),
+      eval_steps_per_call=eval_steps_per_call)
   logs = runner.train(steps) if steps else {}
   return Trained([w.numpy() for w in model.network.weights], logs, model,
                  runner)

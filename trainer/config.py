@@ -56,6 +56,7 @@ class TrainConfig:
     plateau_factor: The factor.
     plateau_min_lr: The rate never goes below this.
     keep_best_checkpoint: Save `model_dir/best_checkpoint` on improvement.
+    profile_steps: (a, b): trace steps a..b with the TensorFlow profiler.
   """
 
   model: str = "mlp"
@@ -91,3 +92,4 @@ class TrainConfig:
   plateau_factor: float = 0.5
   plateau_min_lr: float = 0.0
   keep_best_checkpoint: bool = False
+  profile_steps: tuple[int, int] | None = None

@@ -11,6 +11,7 @@ import math
 import time
 
 from absl import logging
+import tensorflow as tf
 
 from trainer import actions as actions_lib
 from trainer import checkpointing
@@ -41,6 +42,10 @@ class LoopConfig:
     eval_every: Evaluate when the step is a multiple of this (0: at the end).
     checkpoint_every: Save when the step is a multiple of this (0: at end).
     global_batch_size: Examples per step, for examples/sec.
+    profile_steps: (a, b): trace steps a..b with the TensorFlow profiler
+      (loops are split at a - 1 and b so the trace holds just those steps).
+    profile_dir: Where the trace goes (TensorBoard reads
+      `profile_dir/plugins/profile`); empty: split the loops, no trace.
   """
 
   train_steps: int
@@ -48,6 +53,8 @@ class LoopConfig:
   eval_every: int = 0
   checkpoint_every: int = 0
   global_batch_size: int = 1
+  profile_steps: tuple[int, int] | None = None
+  profile_dir: str = ""
 
 
 class Controller:
@@ -82,6 +89,7 @@ class Controller:
     self._stop_requested = stop_requested
     self._actions = list(actions)
     self.last_step = 0  # The step training ended at (early stops included).
+    self._profiling = False
 
   def _loop_size(self, step: int) -> int:
     """Steps until the next loop, eval, checkpoint or final boundary."""
@@ -89,7 +97,30 @@ class Controller:
     for interval in (self._config.eval_every, self._config.checkpoint_every):
       if interval:
         size = min(size, interval - step % interval)
+    if self._config.profile_steps:
+      first, last = self._config.profile_steps
+      for boundary in (first - 1, last):  # The trace covers a..b only.
+        if boundary > step:
+          size = min(size, boundary - step)
     return size
+
+  def _profile(self, step: int) -> None:
+    """Starts the trace before step a, stops it after step b."""
+    if not self._config.profile_steps or not self._config.profile_dir:
+      return  # No trace here (a non-chief worker), but the same loops.
+    first, last = self._config.profile_steps
+    if not self._profiling and first - 1 <= step < last:
+      tf.profiler.experimental.start(self._config.profile_dir)
+      self._profiling = True
+      logging.info("Profiling steps %d to %d.", step + 1, last)
+    elif self._profiling and step >= last:
+      self._stop_profiling()
+
+  def _stop_profiling(self) -> None:
+    if self._profiling:
+      tf.profiler.experimental.stop()
+      self._profiling = False
+      logging.info("Wrote a profiler trace to %s.", self._config.profile_dir)
 
   def _train_loop(self, step: int) -> tuple[int, dict]:
     num_steps = self._loop_size(step)
@@ -109,7 +140,9 @@ class Controller:
 
   def evaluate(self, step: int) -> dict[str, float]:
     """Evaluates the whole eval split and writes the result at `step`."""
-    logs = self._runner.evaluate()
+    logs = self._runner.evaluate(
+        progress=lambda done, total: self._writer.progress("eval", done,
+                                                           total))
     self._writer.write("eval", step, logs)
     return logs
 
@@ -119,6 +152,13 @@ class Controller:
     return logs, any(stop)
 
   def run(self, start_step: int) -> dict[str, float]:
+    """Trains from `start_step` to the final step (see `_run`)."""
+    try:
+      return self._run(start_step)
+    finally:
+      self._stop_profiling()
+
+  def _run(self, start_step: int) -> dict[str, float]:
     """Trains from `start_step` to the final step.
 
     Evaluates and saves at their intervals and once more at the end.
@@ -137,7 +177,9 @@ class Controller:
       logging.info("Already at step %d of %d; evaluating only.", step,
                    config.train_steps)
     while step < config.train_steps:
+      self._profile(step)
       step, logs = self._train_loop(step)
+      self._profile(step)
       self.last_step = step
       stop = any([action.on_train_loop_end(step, logs)
                   for action in self._actions])

@@ -17,7 +17,7 @@ class Runner:
   def __init__(self, *, strategy: tf.distribute.Strategy,
                model: model_lib.Model, train_dataset_fn,
                eval_dataset_fn=None, eval_steps: int = 0,
-               jit_compile: bool = False):
+               eval_steps_per_call: int = 0, jit_compile: bool = False):
     """Initializes the runner.
 
     Args:
@@ -28,6 +28,8 @@ class Runner:
         dataset of per-replica training batches, or None (evaluation only).
       eval_dataset_fn: Function giving the finite, padded eval dataset.
       eval_steps: Number of steps of one full evaluation.
+      eval_steps_per_call: Evaluate in calls of this many steps, reporting
+        progress after each (0: one call).
       jit_compile: Compile the per-replica step with XLA.
     """
     self._strategy = strategy
@@ -41,6 +43,7 @@ class Runner:
       self._eval_dataset = strategy.distribute_datasets_from_function(
           eval_dataset_fn)
     self._eval_steps = eval_steps
+    self._eval_steps_per_call = eval_steps_per_call or eval_steps
     self._train_loop = step_fns.create_train_loop_fn(
         strategy, model, jit_compile=jit_compile)
     self._eval_loop = step_fns.create_eval_loop_fn(strategy, model)
@@ -69,13 +72,24 @@ class Runner:
     """True on every worker if `local_flag` is True on any (a collective)."""
     return bool(self._any_replica(tf.constant(local_flag)))
 
-  def evaluate(self) -> dict[str, float]:
-    """Evaluates the whole eval split once; adds the example count."""
+  def evaluate(self, progress=None) -> dict[str, float]:
+    """Evaluates the whole eval split once; adds the example count.
+
+    Args:
+      progress: Called as `progress(done_steps, eval_steps)` after each call
+        of `eval_steps_per_call` steps.
+    """
     if self._eval_dataset is None:
       raise ValueError("this runner has no eval dataset.")
     self._reset_metrics()
-    examples = self._eval_loop(iter(self._eval_dataset),
-                               tf.constant(self._eval_steps, dtype=tf.int32))
+    iterator, examples, done = iter(self._eval_dataset), 0.0, 0
+    while done < self._eval_steps:
+      steps = min(self._eval_steps_per_call, self._eval_steps - done)
+      examples += float(self._eval_loop(iterator,
+                                        tf.constant(steps, dtype=tf.int32)))
+      done += steps
+      if progress:
+        progress(done, self._eval_steps)
     logs = {name: float(value) for name, value in self._read_metrics().items()}
     logs["examples"] = int(examples)
     logging.debug("Evaluated %d examples.", logs["examples"])

@@ -28,6 +28,9 @@ class MetricWriter(abc.ABC):
   def close(self) -> None:
     """Flushes and releases resources."""
 
+  def progress(self, split: str, done: int, total: int) -> None:
+    """Work in progress inside a loop or evaluation (progress bars only)."""
+
 
 class NullWriter(MetricWriter):
 
@@ -49,19 +52,40 @@ class MultiWriter(MetricWriter):
     for writer in self._writers:
       writer.close()
 
+  def progress(self, split, done, total):
+    for writer in self._writers:
+      writer.progress(split, done, total)
+
 
 class TensorBoardWriter(MetricWriter):
   """One event-file directory per split under `logdir` (e.g. train/, eval/)."""
 
-  def __init__(self, logdir: str):
+  def __init__(self, logdir: str, hparams: Mapping[str, object] | None = None):
+    """Initializes the writer.
+
+    Args:
+      logdir: The run's summary directory.
+      hparams: Written once for TensorBoard's HParams tab (values bool, int,
+        float or str; others as their str).
+    """
     self._logdir = logdir
     self._writers: dict[str, tf.summary.SummaryWriter] = {}
+    if hparams:
+      from tensorboard.plugins.hparams import api as hparams_api
+      values = {name: value if isinstance(value, (bool, int, float, str))
+                else str(value) for name, value in hparams.items()}
+      with self._writer("train").as_default(step=0):
+        hparams_api.hparams(values)
+      self._writers["train"].flush()
 
-  def write(self, split, step, scalars):
+  def _writer(self, split: str) -> tf.summary.SummaryWriter:
     if split not in self._writers:
       self._writers[split] = tf.summary.create_file_writer(
           os.path.join(self._logdir, split))
-    with self._writers[split].as_default(step=step):
+    return self._writers[split]
+
+  def write(self, split, step, scalars):
+    with self._writer(split).as_default(step=step):
       for name, value in scalars.items():
         tf.summary.scalar(name, value)
     self._writers[split].flush()
@@ -145,20 +169,20 @@ class ProgressLogger(MetricWriter):
 
   def write(self, split, step, scalars):
     shown = " ".join(f"{name} {value:.4f}" for name, value in scalars.items()
-                     if name not in _RATE_KEYS and name != "examples")
+                     if name not in RATE_KEYS and name != "examples")
     if split == "train":
       rate = scalars.get("steps_per_sec", 0.0)
       eta = (self._total_steps - step) / rate if rate else math.inf
       logging.info("step %d/%d %s | %s examples/s | ETA %s", step,
                    self._total_steps, shown,
                    f"{scalars.get('examples_per_sec', 0.0):,.0f}",
-                   _format_seconds(eta))
+                   format_seconds(eta))
     else:
       logging.info("%s at step %d: %s | %d examples", split, step, shown,
                    scalars.get("examples", 0))
 
 
-_RATE_KEYS = ("steps_per_sec", "examples_per_sec", "learning_rate")
+RATE_KEYS = ("steps_per_sec", "examples_per_sec", "learning_rate")
 
 
 def _json_number(value: float | int) -> float | int | str:
@@ -169,7 +193,7 @@ def _json_number(value: float | int) -> float | int | str:
   return value if math.isfinite(value) else str(value)
 
 
-def _format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
   if not math.isfinite(seconds):
     return "?"
   minutes, seconds = divmod(int(round(seconds)), 60)

@@ -37,7 +37,22 @@ def read_scalars(logdir):
   accumulator.Reload()
   return {tag: [(event.step, float(tf.make_ndarray(event.tensor_proto)))
                 for event in accumulator.Tensors(tag)]
-          for tag in accumulator.Tags()["tensors"]}
+          for tag in accumulator.Tags()["tensors"]
+          if accumulator.SummaryMetadata(tag).plugin_data.plugin_name
+          == "scalars"}
+
+
+def read_hparams(logdir):
+  """The run's hparams as TensorBoard's HParams plugin decodes them."""
+  from tensorboard.plugins.hparams import plugin_data_pb2
+  accumulator = event_accumulator.EventAccumulator(logdir)
+  accumulator.Reload()
+  content = accumulator.PluginTagToContent("hparams")
+  data = plugin_data_pb2.HParamsPluginData.FromString(
+      content["_hparams_/session_start_info"])
+  return {name: value.WhichOneof("kind") and getattr(
+      value, value.WhichOneof("kind"))
+          for name, value in data.session_start_info.hparams.items()}
 
 
 def read_jsonl(path):
@@ -65,10 +80,19 @@ def test_model_dir_layout(trained):
       "summaries"]
   assert tf.train.latest_checkpoint(model_dir / "checkpoints").endswith(
       "ckpt-300")
-  assert sorted(os.listdir(model_dir / "export")) == ["model.keras",
-                                                      "saved_model"]
+  assert sorted(os.listdir(model_dir / "export")) == [
+      "metadata.json", "model.keras", "saved_model"]
   saved = json.loads((model_dir / "config.json").read_text())
   assert saved["train"]["train_steps"] == 300
+
+
+def test_hparams_are_readable_by_tensorboard(trained):
+  model_dir, _ = trained
+  hparams = read_hparams(str(model_dir / "summaries" / "train"))
+  assert hparams["model"] == "mlp" and hparams["dataset"] == "digits"
+  assert hparams["global_batch_size"] == 64 and hparams["replicas"] == 2
+  assert hparams["learning_rate"] == pytest.approx(3e-3)
+  assert hparams["strategy"] == "mirrored"
 
 
 def test_event_files_hold_every_scalar(trained):

@@ -97,15 +97,22 @@ def assert_matches(logs, expected):
     assert logs[name] == pytest.approx(value, abs=tolerance), name
 
 
-@pytest.mark.parametrize("replicas,eval_batch", [(1, 48), (2, 48), (4, 48),
-                                                 (4, 400)])
-def test_multiclass_evaluation_is_exact(replicas, eval_batch):
+@pytest.mark.parametrize("replicas,eval_batch,per_call", [
+    (1, 48, 0), (2, 48, 0), (4, 48, 0), (4, 400, 0), (2, 48, 3)])
+def test_multiclass_evaluation_is_exact(replicas, eval_batch, per_call):
   # 360 eval examples: 48 leaves a partial last batch; with 400 most
-  # replicas receive only padding.
+  # replicas receive only padding; per_call=3 evaluates the 8 steps in
+  # calls of 3, 3 and 2 steps (progress is reported after each).
   result = training.train(replicas, steps=40, eval_batch_size=eval_batch,
+                          eval_steps_per_call=per_call,
                           metrics=("accuracy", "precision", "recall", "auc",
                                    "mse"))
-  logs = result.runner.evaluate()
+  reported = []
+  logs = result.runner.evaluate(
+      progress=lambda done, total: reported.append((done, total)))
+  steps = -(-360 // eval_batch)
+  assert reported == ([(3, 8), (6, 8), (8, 8)] if per_call else
+                      [(steps, steps)])
   source = sources.load_digits()
   images = source.eval_features.astype(np.float32) * source.feature_scale
   logits = result.model.network.predict(images, verbose=0)

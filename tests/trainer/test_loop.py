@@ -19,7 +19,7 @@ class FakeRunner:
     loss = self._losses.pop(0) if self._losses else 1.0
     return {"loss": loss, "learning_rate": 0.1}
 
-  def evaluate(self):
+  def evaluate(self, progress=None):
     self.eval_calls += 1
     return {"loss": 0.5, "accuracy": 0.9, "examples": 37}
 
