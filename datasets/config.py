@@ -2,7 +2,8 @@
 
 import dataclasses
 
-DATASET_NAMES = ("digits", "mnist", "synthetic", "digits_halves", "sequences")
+DATASET_NAMES = ("digits", "mnist", "synthetic", "digits_halves", "sequences",
+                 "tfrecord")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -11,8 +12,9 @@ class DataConfig:
 
   Attributes:
     name: One of `DATASET_NAMES`.
-    data_dir: Directory holding on-disk data (`mnist.npz` for `mnist`); None
-      lets the mnist loader use (and download into) the Keras cache.
+    data_dir: Directory holding on-disk data (`mnist.npz` for `mnist`, the
+      files of `tfrecord`); None lets the mnist loader use (and download
+      into) the Keras cache.
     global_batch_size: Examples per training step summed over all replicas.
     seed: Seed of the per-epoch shuffle (and of synthetic data).
     shuffle: Whether training batches are shuffled each epoch.
@@ -23,6 +25,8 @@ class DataConfig:
     synthetic_eval_examples: Number of eval examples of `synthetic`.
     synthetic_shape: Feature shape of `synthetic` examples.
     num_classes: Number of classes of `synthetic`.
+    cache: tfrecord: keep parsed records in memory after the first pass.
+    shuffle_buffer: tfrecord: records in the shuffle buffer.
   """
 
   name: str = "digits"
@@ -35,3 +39,5 @@ class DataConfig:
   synthetic_eval_examples: int = 10_000
   synthetic_shape: tuple[int, ...] = (28, 28, 1)
   num_classes: int = 10
+  cache: bool = False
+  shuffle_buffer: int = 10_000

@@ -73,10 +73,10 @@ class _Layout:
                                     end_step * self.local_replicas)
     dataset = dataset.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=True)
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_pipeline_options())
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(pipeline_options())
 
 
-def _layout(input_context: tf.distribute.InputContext | None,
+def replica_layout(input_context: tf.distribute.InputContext | None,
             global_batch_size: int) -> _Layout:
   if input_context is None:
     input_context = tf.distribute.InputContext()
@@ -108,7 +108,7 @@ def _shuffled_positions(example_ids: tf.Tensor, *, num_examples: int,
       max_index=tf.constant(num_examples - 1, tf.int64), rounds=4)
 
 
-def _pipeline_options() -> tf.data.Options:
+def pipeline_options() -> tf.data.Options:
   options = tf.data.Options()
   # Sharding is done by index arithmetic; auto-sharding would drop data.
   options.experimental_distribute.auto_shard_policy = (
@@ -164,7 +164,7 @@ def create_train_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
   num_examples = len(labels)
 
   def dataset_fn(input_context=None):
-    layout = _layout(input_context, global_batch_size)
+    layout = replica_layout(input_context, global_batch_size)
     if layout.batch_size > num_examples:
       raise ValueError(
           f"the per-replica batch ({layout.batch_size}) is larger than the"
@@ -209,7 +209,7 @@ def create_eval_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
   num_steps = eval_steps(num_examples, global_batch_size)
 
   def dataset_fn(input_context=None):
-    layout = _layout(input_context, global_batch_size)
+    layout = replica_layout(input_context, global_batch_size)
     all_features = _cached_features(features, feature_scale)
     all_labels = tf.constant(labels)
 

@@ -251,14 +251,14 @@ def with_validation_split(source: ArraySource, fraction: float) -> ArraySource:
       eval_labels=source.train_labels[cut:])
 
 
-def load_source(config: config_lib.DataConfig) -> ArraySource:
+def load_source(config: config_lib.DataConfig):
   """Loads the dataset `config` names and applies its validation split.
 
   Args:
     config: The data configuration.
 
   Returns:
-    The source.
+    The source: an `ArraySource`, or a `tfrecord.TFRecordSource`.
 
   Raises:
     DataError: If the name is unknown or the data cannot be loaded.
@@ -277,6 +277,13 @@ def load_source(config: config_lib.DataConfig) -> ArraySource:
     source = variants.digits_halves(load_digits())
   elif config.name == "sequences":
     source = variants.make_sequences(seed=config.seed)
+  elif config.name == "tfrecord":
+    from datasets import tfrecord  # Builds on this module too.
+    if config.validation_split:
+      raise DataError("--validation_split needs in-memory data; write the"
+                      " held-out examples as the eval split of the"
+                      " TFRecord files instead.")
+    return tfrecord.load(config.data_dir)
   else:
     raise DataError(f"unknown dataset {config.name!r}; choose one of"
                     f" {', '.join(config_lib.DATASET_NAMES)}.")

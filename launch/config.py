@@ -101,7 +101,8 @@ def from_flags() -> RunConfig:
       synthetic_examples=f.SYNTHETIC_EXAMPLES.value,
       synthetic_eval_examples=f.SYNTHETIC_EVAL_EXAMPLES.value,
       synthetic_shape=_shape(f.SYNTHETIC_SHAPE.value),
-      num_classes=f.NUM_CLASSES.value)
+      num_classes=f.NUM_CLASSES.value, cache=f.CACHE.value,
+      shuffle_buffer=f.SHUFFLE_BUFFER.value)
   train = TrainConfig(
       model=f.MODEL.value, optimizer=f.OPTIMIZER.value,
       learning_rate=f.LEARNING_RATE.value, momentum=f.MOMENTUM.value,
@@ -232,6 +233,7 @@ def validate(config: RunConfig) -> None:
       "synthetic_examples": data.synthetic_examples,
       "synthetic_eval_examples": data.synthetic_eval_examples,
       "accumulate_steps": train.accumulate_steps,
+      "shuffle_buffer": data.shuffle_buffer,
       "decay_steps": train.decay_steps,
   }, allow_zero=False)
   _check_positive({

@@ -15,7 +15,13 @@ MODEL = flags.DEFINE_string(
 DATASET = flags.DEFINE_string(
     "dataset", "digits", f"Dataset: {', '.join(DATASET_NAMES)}.")
 DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "Directory with on-disk data (mnist.npz for mnist).")
+    "data_dir", None, "Directory with on-disk data (mnist.npz for mnist; the"
+    " files of python -m launch.write_tfrecords for tfrecord).")
+CACHE = flags.DEFINE_boolean(
+    "cache", False, "tfrecord: keep parsed records in memory after the first"
+    " pass (in-memory datasets are always decoded once).")
+SHUFFLE_BUFFER = flags.DEFINE_integer(
+    "shuffle_buffer", 10_000, "tfrecord: records in the shuffle buffer.")
 VALIDATION_SPLIT = flags.DEFINE_float(
     "validation_split", 0.0,
     "Hold out this fraction of the training data (the last examples) for"

@@ -10,6 +10,7 @@ import sys
 from absl import logging
 
 from datasets import sources
+from datasets import tfrecord
 from launch import cluster as cluster_lib
 from launch import config as config_lib
 from launch import preemption
@@ -23,7 +24,7 @@ class Plan:
 
   config: config_lib.RunConfig
   cluster: cluster_lib.ClusterInfo
-  source: sources.ArraySource
+  source: sources.ArraySource | tfrecord.TFRecordSource
   strategy_kind: str
   num_replicas: int
 
@@ -89,7 +90,7 @@ def plan_run(config: config_lib.RunConfig,
   return Plan(config, cluster, source, kind, replicas)
 
 
-def _check_batch(config: config_lib.RunConfig, source: sources.ArraySource,
+def _check_batch(config: config_lib.RunConfig, source,
                  replicas: int) -> None:
   """Checks the batch and labels against the replicas and the loss."""
   batch = config.data.global_batch_size
@@ -177,13 +178,13 @@ def _set_up(plan: Plan, model_class):
   return strategy, model, checkpointer
 
 
-def _eval_dataset_fn(plan: Plan):
-  from datasets import pipeline
-  source = plan.source
-  return pipeline.create_eval_dataset_fn(
-      source.eval_features, source.eval_labels,
-      global_batch_size=plan.config.data.global_batch_size,
-      feature_scale=source.feature_scale)
+def _eval_input(plan: Plan):
+  """(dataset_fn, steps) of the eval split for this task's strategy."""
+  from datasets import inputs
+  pipelines = (plan.cluster.num_workers if plan.strategy_kind == "multi_worker"
+               else 1)
+  return inputs.eval_input(plan.source, plan.config.data,
+                           num_input_pipelines=pipelines)
 
 
 def execute(plan: Plan, *, model_class=None, hooks=()) -> dict[str, float]:
@@ -229,7 +230,7 @@ def _build_actions(plan: Plan, model, checkpointer, hooks):
 
 
 def _train(plan: Plan, model_class, hooks) -> dict[str, float]:
-  from datasets import pipeline
+  from datasets import inputs
   from trainer import export, loop, runner
 
   config, source = plan.config, plan.source
@@ -243,14 +244,13 @@ def _train(plan: Plan, model_class, hooks) -> dict[str, float]:
   batch = config.data.global_batch_size
   # With an evaluator task in the cluster, it evaluates; training does not.
   has_sidecar = "evaluator" in plan.cluster.cluster
+  eval_dataset_fn, eval_steps = _eval_input(plan)
   train_runner = runner.Runner(
       strategy=strategy, model=model,
-      train_dataset_fn=pipeline.create_train_dataset_fn(
-          source.train_features, source.train_labels, global_batch_size=batch,
-          seed=config.data.seed, start_step=start_step,
-          shuffle=config.data.shuffle, feature_scale=source.feature_scale),
-      eval_dataset_fn=None if has_sidecar else _eval_dataset_fn(plan),
-      eval_steps=pipeline.eval_steps(source.num_eval_examples, batch),
+      train_dataset_fn=inputs.train_dataset_fn(source, config.data,
+                                               start_step=start_step),
+      eval_dataset_fn=None if has_sidecar else eval_dataset_fn,
+      eval_steps=eval_steps,
       eval_steps_per_call=train_config.steps_per_loop,
       jit_compile=train_config.jit_compile)
   writer = _build_writer(plan, is_writer=plan.cluster.is_chief)
@@ -293,16 +293,14 @@ def _export_metadata(plan: Plan) -> dict:
 
 def _evaluate(plan: Plan, model_class) -> dict[str, float]:
   """Evaluates the latest checkpoint, or every new one with --watch."""
-  from datasets import pipeline
   from trainer import evaluator, runner
 
   config = plan.config
   strategy, model, checkpointer = _set_up(plan, model_class)
+  eval_dataset_fn, eval_steps = _eval_input(plan)
   eval_runner = runner.Runner(
       strategy=strategy, model=model, train_dataset_fn=None,
-      eval_dataset_fn=_eval_dataset_fn(plan),
-      eval_steps=pipeline.eval_steps(plan.source.num_eval_examples,
-                                     config.data.global_batch_size),
+      eval_dataset_fn=eval_dataset_fn, eval_steps=eval_steps,
       eval_steps_per_call=config.train.steps_per_loop)
   os.makedirs(config.train.model_dir, exist_ok=True)
   writer = _build_writer(plan, is_writer=True)

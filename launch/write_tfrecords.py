@@ -1,0 +1,101 @@
+"""`python -m launch.write_tfrecords`: numpy arrays -> sharded TFRecord files.
+
+  python -m launch.write_tfrecords --input=mnist.npz --output_dir=/data/mnist \\
+      --shards=8 --eval_shards=2 --feature_scale=0.00392156862745098
+  python -m launch --dataset=tfrecord --data_dir=/data/mnist ...
+
+The `.npz` holds `x_train`, `y_train`, `x_test`, `y_test` (the layout of
+Keras's mnist.npz); `x_*` keep their dtype (uint8 stays 1 byte per value)
+and the reader multiplies by `--feature_scale` after the cast to float32.
+Exit codes: 0 written, 2 bad input (nothing is left behind).
+"""
+
+import os
+import shutil
+import sys
+import zipfile
+
+from absl import app
+from absl import flags
+
+from launch.errors import EXIT_BAD_INPUT
+
+_INPUT = flags.DEFINE_string(
+    "input", None, ".npz with x_train, y_train, x_test, y_test.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "New directory for the files and dataset.json.")
+_SHARDS = flags.DEFINE_integer(
+    "shards", 8, "Training files; at least the number of workers lets each"
+    " worker read whole files.")
+_EVAL_SHARDS = flags.DEFINE_integer("eval_shards", 1, "Eval files.")
+_FEATURE_SCALE = flags.DEFINE_float(
+    "feature_scale", None, "Factor applied to float32 features when read;"
+    " default 1/255 for uint8 features, else 1.")
+
+_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(EXIT_BAD_INPUT)
+
+
+def _parse(argv: list[str]) -> list[str]:
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as error:
+    _fail(f"{error}. See --helpfull.")
+
+
+def _load(path: str) -> dict:
+  import numpy as np
+  if not os.path.isfile(path):
+    _fail(f"--input={path} does not exist.")
+  try:
+    with np.load(path, allow_pickle=False) as archive:
+      missing = [key for key in _KEYS if key not in archive.files]
+      if missing:
+        _fail(f"{path} lacks {', '.join(missing)}; it needs"
+              f" {', '.join(_KEYS)}.")
+      return {key: archive[key] for key in _KEYS}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    _fail(f"{path} is not a readable .npz ({type(error).__name__}).")
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {' '.join(argv[1:])!r}; all options are"
+          " --flags.")
+  if not _INPUT.value or not _OUTPUT_DIR.value:
+    _fail("--input and --output_dir are required.")
+  arrays = _load(_INPUT.value)
+  scale = _FEATURE_SCALE.value
+  if scale is None:
+    scale = 1 / 255 if arrays["x_train"].dtype.name == "uint8" else 1.0
+  from datasets import tfrecord  # Imports TensorFlow: after the checks.
+  from datasets.sources import DataError
+  created = not os.path.exists(_OUTPUT_DIR.value)
+  try:
+    source = tfrecord.write_dataset(
+        _OUTPUT_DIR.value,
+        {"train": (arrays["x_train"], arrays["y_train"]),
+         "eval": (arrays["x_test"], arrays["y_test"])},
+        num_shards={"train": _SHARDS.value, "eval": _EVAL_SHARDS.value},
+        feature_scale=scale)
+  except DataError as error:
+    if created:
+      shutil.rmtree(_OUTPUT_DIR.value, ignore_errors=True)
+    _fail(str(error))
+  print(f"Wrote {source.num_train_examples} training examples in"
+        f" {len(source.files['train'])} files and {source.num_eval_examples}"
+        f" eval examples in {len(source.files['eval'])} to"
+        f" {_OUTPUT_DIR.value}.", flush=True)
+
+
+def run() -> None:
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  app.run(main, flags_parser=_parse)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,88 @@
+"""TFRecord input end to end: the writer tool, training, exact resume."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from datasets import sources
+from tests.integration.test_fault_tolerance import (RESUME_FLAGS,
+                                                    assert_bitwise_equal,
+                                                    weights)
+from tests.processes import REPO_ROOT, harness_env, run_launch, run_workers
+
+pytestmark = pytest.mark.slow
+
+
+def write_tool(args):
+  return subprocess.run([sys.executable, "-m", "launch.write_tfrecords",
+                         *args], env=harness_env(), capture_output=True,
+                        text=True, timeout=120, cwd=REPO_ROOT, check=False)
+
+
+@pytest.fixture(scope="module")
+def digits_records(tmp_path_factory):
+  """Digits as 3 training files (uneven over 2 workers) and 2 eval files."""
+  directory = tmp_path_factory.mktemp("records")
+  digits = sources.load_digits()
+  np.savez(directory / "digits.npz", x_train=digits.train_features,
+           y_train=digits.train_labels, x_test=digits.eval_features,
+           y_test=digits.eval_labels)
+  result = write_tool([f"--input={directory / 'digits.npz'}",
+                       f"--output_dir={directory / 'tfrecord'}", "--shards=3",
+                       "--eval_shards=2", "--feature_scale=0.0625"])
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert ("Wrote 1437 training examples in 3 files and 360 eval examples in"
+          " 2") in result.stdout
+  return directory / "tfrecord"
+
+
+def test_train_on_two_cpus_and_resume_exactly(tmp_path, digits_records):
+  flags = [*RESUME_FLAGS, "--cpu_devices=2", "--dataset=tfrecord",
+           f"--data_dir={digits_records}", "--cache"]
+  straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+  for model_dir, steps in ((straight, 200), (resumed, 120), (resumed, 200)):
+    result = run_launch([*flags, f"--train_steps={steps}",
+                         f"--model_dir={model_dir}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+  final = result.stdout.strip().splitlines()[-1]
+  assert final.endswith("(360 examples)")
+  assert float(final.split("accuracy ")[1].split()[0]) >= 0.9
+  assert_bitwise_equal(weights(straight, 200), weights(resumed, 200))
+
+
+def test_two_workers_shard_files_and_resume_exactly(tmp_path, digits_records):
+  flags = [*RESUME_FLAGS, "--dataset=tfrecord",
+           f"--data_dir={digits_records}", "--shuffle_buffer=500"]
+  straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+  for model_dir, steps in ((straight, 200), (resumed, 120), (resumed, 200)):
+    results = run_workers([*flags, f"--train_steps={steps}",
+                           f"--model_dir={model_dir}"], 2)
+    assert [r.returncode for r in results] == [0, 0], results[0].stdout[-2000:]
+  assert "(360 examples)" in results[0].stdout  # Each eval example once.
+  assert_bitwise_equal(weights(straight, 200), weights(resumed, 200))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--input=/nonexistent.npz", "--output_dir={d}/out"], "does not exist"),
+    (["--input={d}/bad.npz", "--output_dir={d}/out"], "lacks y_train"),
+    (["--input={d}/good.npz", "--output_dir={d}/out", "--shards=0"],
+     "0 train shards for 5 examples"),
+    (["--input={d}/good.npz"], "--input and --output_dir are required"),
+])
+def test_write_tool_bad_input_exits_2_and_leaves_nothing(tmp_path, args,
+                                                          message):
+  np.savez(tmp_path / "bad.npz", x_train=np.zeros((5, 2)))
+  np.savez(tmp_path / "good.npz", x_train=np.zeros((5, 2)),
+           y_train=np.zeros(5), x_test=np.zeros((2, 2)), y_test=np.zeros(2))
+  result = write_tool([arg.format(d=tmp_path) for arg in args])
+  assert result.returncode == 2
+  assert message in result.stderr and "Traceback" not in result.stderr
+  assert not (tmp_path / "out").exists()
+
+
+def test_tfrecord_without_data_dir_exits_2(tmp_path):
+  result = run_launch(["--dataset=tfrecord", f"--model_dir={tmp_path}"])
+  assert result.returncode == 2
+  assert "needs --data_dir" in result.stderr
