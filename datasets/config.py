@@ -2,8 +2,8 @@
 
 import dataclasses
 
-DATASET_NAMES = ("digits", "mnist", "synthetic", "digits_halves", "sequences",
-                 "tfrecord")
+DATASET_NAMES = ("digits", "mnist", "synthetic", "digits_halves",
+                 "digits_two_targets", "sequences", "tfrecord")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -84,22 +84,27 @@ def _reshape(what: str, array: np.ndarray, shape: tuple[int, ...]):
                   f" the model takes {shape} ({size} values each).")
 
 
-def write_predictions(path: str, predictions: np.ndarray) -> None:
+def write_predictions(path: str, predictions) -> None:
   """Writes `predictions` to `.npy`, `.npz` (key "predictions") or `.csv`.
 
-  The file appears complete or not at all (written aside, then renamed).
+  A dict of outputs (a multi-output model) needs `.npz`: one key each. The
+  file appears complete or not at all (written aside, then renamed).
   """
   suffix = os.path.splitext(path)[1].lower()
   if suffix not in FEATURE_SUFFIXES:
     raise DataError(f"{path}: the output must end in"
                     f" {', '.join(FEATURE_SUFFIXES)}.")
+  if isinstance(predictions, dict) and suffix != ".npz":
+    raise DataError(f"the model has the outputs {', '.join(sorted(predictions))};"
+                    f" write them to an .npz, not {path}.")
   staging = os.path.join(os.path.dirname(os.path.abspath(path)),
                          f".{os.path.basename(path)}.partial{suffix}")
   try:
     if suffix == ".npy":
       np.save(staging, predictions)
     elif suffix == ".npz":
-      np.savez(staging, predictions=predictions)
+      np.savez(staging, **(predictions if isinstance(predictions, dict)
+                           else {"predictions": predictions}))
     else:  # 9 significant digits round-trip float32 exactly.
       np.savetxt(staging, predictions.reshape(len(predictions), -1),
                  delimiter=",", fmt="%.9g")

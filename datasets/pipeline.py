@@ -161,7 +161,7 @@ def create_train_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
     ValueError: If the batch does not divide, or one replica's batch is
       larger than the dataset.
   """
-  num_examples = len(labels)
+  num_examples = len(tf.nest.flatten(labels)[0])
 
   def dataset_fn(input_context=None):
     layout = replica_layout(input_context, global_batch_size)
@@ -170,13 +170,13 @@ def create_train_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
           f"the per-replica batch ({layout.batch_size}) is larger than the"
           f" {num_examples} training examples.")
     all_features = _cached_features(features, feature_scale)
-    all_labels = tf.constant(labels)
+    all_labels = tf.nest.map_structure(tf.constant, labels)
 
     def load_batch(element):
       ids = layout.example_ids(element)
       rows = (_shuffled_positions(ids, num_examples=num_examples, seed=seed)
               if shuffle else ids % num_examples)
-      return _gather(all_features, rows), tf.gather(all_labels, rows)
+      return _gather(all_features, rows), _gather(all_labels, rows)
 
     # Ends after 2**62 / local replicas steps, i.e. never.
     return layout.batches(start_step, 2**62 // layout.local_replicas,
@@ -205,19 +205,19 @@ def create_eval_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
     A function from `tf.distribute.InputContext` to a finite dataset of
     per-replica `(features, labels, sample_weight)` batches.
   """
-  num_examples = len(labels)
+  num_examples = len(tf.nest.flatten(labels)[0])
   num_steps = eval_steps(num_examples, global_batch_size)
 
   def dataset_fn(input_context=None):
     layout = replica_layout(input_context, global_batch_size)
     all_features = _cached_features(features, feature_scale)
-    all_labels = tf.constant(labels)
+    all_labels = tf.nest.map_structure(tf.constant, labels)
 
     def load_batch(element):
       ids = layout.example_ids(element)
       rows = tf.minimum(ids, num_examples - 1)
       weights = tf.cast(ids < num_examples, tf.float32)
-      return (_gather(all_features, rows), tf.gather(all_labels, rows),
+      return (_gather(all_features, rows), _gather(all_labels, rows),
               weights)
 
     return layout.batches(0, num_steps, load_batch)

@@ -55,20 +55,21 @@ class ArraySource:
     name: Human-readable name, written into logs.
     train_features: Array of shape [N, ...], or a dict of such arrays for a
       model with several named inputs.
-    train_labels: Integer (or float, for regression) array of shape [N].
+    train_labels: Integer (or float, for regression) array of shape [N], or
+      a dict of them, one per named output of a multi-output model.
     eval_features: Like `train_features` with M examples and the same
       trailing shapes.
-    eval_labels: Array of shape [M].
-    num_classes: Number of label values.
+    eval_labels: Like `train_labels` with M examples.
+    num_classes: Number of label values (a dict per output for dict labels).
     feature_scale: Factor the pipeline multiplies float32 features by.
   """
 
   name: str
   train_features: Features
-  train_labels: np.ndarray
+  train_labels: Features
   eval_features: Features
-  eval_labels: np.ndarray
-  num_classes: int
+  eval_labels: Features
+  num_classes: int | dict[str, int]
   feature_scale: float = 1.0
 
   def __post_init__(self):
@@ -79,11 +80,11 @@ class ArraySource:
           not features or len({len(a) for a in features.values()}) != 1):
         raise DataError(f"{self.name}: the {split} inputs are empty or differ"
                         " in their numbers of examples.")
-      if num_rows(features) != len(labels):
+      if num_rows(features) != num_rows(labels):
         raise DataError(
             f"{self.name}: {split} features have {num_rows(features)} examples"
-            f" but labels have {len(labels)}.")
-      if not len(labels):
+            f" but labels have {num_rows(labels)}.")
+      if not num_rows(labels):
         raise DataError(f"{self.name}: the {split} split is empty.")
     train_shape = example_shapes(self.train_features)
     eval_shape = example_shapes(self.eval_features)
@@ -98,11 +99,11 @@ class ArraySource:
 
   @property
   def num_train_examples(self) -> int:
-    return len(self.train_labels)
+    return num_rows(self.train_labels)
 
   @property
   def num_eval_examples(self) -> int:
-    return len(self.eval_labels)
+    return num_rows(self.eval_labels)
 
 
 def from_arrays(train_features: np.ndarray, train_labels: np.ndarray,
@@ -246,9 +247,9 @@ def with_validation_split(source: ArraySource, fraction: float) -> ArraySource:
   cut = source.num_train_examples - held_out
   return dataclasses.replace(
       source, train_features=take_rows(source.train_features, slice(cut)),
-      train_labels=source.train_labels[:cut],
+      train_labels=take_rows(source.train_labels, slice(cut)),
       eval_features=take_rows(source.train_features, slice(cut, None)),
-      eval_labels=source.train_labels[cut:])
+      eval_labels=take_rows(source.train_labels, slice(cut, None)))
 
 
 def load_source(config: config_lib.DataConfig):
@@ -275,6 +276,8 @@ def load_source(config: config_lib.DataConfig):
                             num_classes=config.num_classes, seed=config.seed)
   elif config.name == "digits_halves":
     source = variants.digits_halves(load_digits())
+  elif config.name == "digits_two_targets":
+    source = variants.digits_two_targets(load_digits())
   elif config.name == "sequences":
     source = variants.make_sequences(seed=config.seed)
   elif config.name == "tfrecord":

@@ -4,6 +4,8 @@
   `input_1` is the top half of a digits image (32 pixels), `input_2` the
   bottom half; the label is 1 for the digits 5-9 and 0 for 0-4. Same fixed
   split as `digits`.
+* `digits_two_targets`: digits images with two labels for a two-output
+  model: `digit` (10 classes) and `large` (1 for the digits 5-9).
 * `sequences`: 16 time steps of one feature each, uniform in [0, 1); the
   label (4 classes) is the quarter of the sequence with the largest sum, so
   a model has to integrate over time. Generated from the seed.
@@ -44,3 +46,16 @@ def make_sequences(*, num_examples: int = 8_000, num_eval_examples: int = 1_000,
       "sequences", values[:num_examples], labels[:num_examples],
       values[num_examples:], labels[num_examples:],
       num_classes=SEQUENCE_CLASSES)
+
+
+def digits_two_targets(digits: sources.ArraySource) -> sources.ArraySource:
+  """Digits with the labels {"digit": 0-9, "large": digit >= 5}."""
+
+  def targets(labels: np.ndarray) -> dict[str, np.ndarray]:
+    return {"digit": labels, "large": (labels >= 5).astype(np.int32)}
+
+  return sources.ArraySource(
+      "digits_two_targets", digits.train_features,
+      targets(digits.train_labels), digits.eval_features,
+      targets(digits.eval_labels), num_classes={"digit": 10, "large": 2},
+      feature_scale=digits.feature_scale)

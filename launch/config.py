@@ -74,6 +74,30 @@ def _shape(values: list[str]) -> tuple[int, ...]:
   return shape
 
 
+def _pairs(flag: str, parts: list[str]) -> tuple[tuple[str, str], ...]:
+  """Parses name:value items; names must be distinct."""
+  pairs = []
+  for part in parts:
+    name, _, value = part.partition(":")
+    if not name.strip() or not value.strip():
+      raise ConfigError(f"--{flag}: {part!r} is not name:value.")
+    pairs.append((name.strip(), value.strip()))
+  names = [name for name, _ in pairs]
+  if len(set(names)) != len(names):
+    raise ConfigError(f"--{flag} names an output twice.")
+  return tuple(pairs)
+
+
+def _float(flag: str, value: str) -> float:
+  try:
+    number = float(value)
+  except ValueError:
+    number = -1.0
+  if not number >= 0:
+    raise ConfigError(f"--{flag}: {value!r} is not a weight >= 0.")
+  return number
+
+
 def _profile_steps(values: list[str]) -> tuple[int, int] | None:
   if not values:
     return None
@@ -112,7 +136,11 @@ def from_flags() -> RunConfig:
       checkpoint_every=f.CHECKPOINT_EVERY.value,
       keep_checkpoints=f.KEEP_CHECKPOINTS.value,
       model_dir=f.MODEL_DIR.value or "", jit_compile=f.JIT_COMPILE.value,
-      loss=f.LOSS.value, from_logits=f.FROM_LOGITS.value,
+      loss=f.LOSS.value, output_losses=_pairs("loss", [
+          part for part in f.LOSS.value.split(",") if ":" in f.LOSS.value]),
+      loss_weights=tuple((name, _float("loss_weights", value)) for name, value
+                         in _pairs("loss_weights", f.LOSS_WEIGHTS.value)),
+      from_logits=f.FROM_LOGITS.value,
       metrics=tuple(f.METRICS.value), dropout=f.DROPOUT.value,
       sync_batchnorm=f.SYNC_BATCHNORM.value,
       mixed_precision=f.MIXED_PRECISION.value, clip_norm=f.CLIP_NORM.value,
@@ -151,10 +179,30 @@ def _check_positive(values: dict[str, float], *, allow_zero: bool) -> None:
       raise ConfigError(f"--{flag}={value} must be {bound}.")
 
 
+def _check_losses(train: TrainConfig) -> None:
+  if not train.output_losses:
+    _check_choice("loss", train.loss, LOSS_NAMES)
+    if train.loss_weights:
+      raise ConfigError("--loss_weights needs a loss per output:"
+                        " --loss=output:loss,output:loss.")
+    return
+  for _, loss in train.output_losses:
+    _check_choice("loss", loss, LOSS_NAMES)
+  outputs = {name for name, _ in train.output_losses}
+  unknown = [name for name, _ in train.loss_weights if name not in outputs]
+  if unknown:
+    raise ConfigError(f"--loss_weights names {', '.join(unknown)}, which"
+                      f" --loss does not ({', '.join(sorted(outputs))}).")
+
+
 def _check_monitoring(train: TrainConfig) -> None:
   """Early stopping, plateau and best checkpoint need periodic evaluation."""
   _check_choice("monitor_mode", train.monitor_mode, ("auto", "min", "max"))
   names = ("loss", "examples", *train.metrics)
+  if train.output_losses:  # Per-output names: digit_loss, digit_accuracy...
+    names = ("loss", "examples", *(f"{output}_{metric}" for output, _ in
+                                   train.output_losses
+                                   for metric in ("loss", *train.metrics)))
   if train.monitor not in names:
     raise ConfigError(f"--monitor={train.monitor} is not an eval metric of"
                       f" this run ({', '.join(names)}).")
@@ -210,7 +258,7 @@ def validate(config: RunConfig) -> None:
   _check_choice("mode", config.mode, MODES)
   if config.watch and config.mode != "evaluate":
     raise ConfigError("--watch needs --mode=evaluate.")
-  _check_choice("loss", train.loss, LOSS_NAMES)
+  _check_losses(train)
   _check_choice("lr_schedule", train.lr_schedule, LR_SCHEDULES)
   if not 0 < train.decay_rate <= 1:
     raise ConfigError(f"--decay_rate={train.decay_rate} must be in (0, 1].")
@@ -218,7 +266,8 @@ def validate(config: RunConfig) -> None:
   _check_choice("mixed_precision", train.mixed_precision, PRECISION_POLICIES)
   for metric in train.metrics:
     _check_choice("metrics", metric, METRIC_NAMES)
-  if train.loss == "mse" and set(train.metrics) - {"mse"}:
+  if (not train.output_losses and train.loss == "mse"
+      and set(train.metrics) - {"mse"}):
     raise ConfigError(f"--metrics={','.join(train.metrics)} needs a"
                       " classification loss; with --loss=mse use --metrics=mse.")
   if not 0 <= train.dropout < 1:

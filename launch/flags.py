@@ -76,8 +76,13 @@ L2 = flags.DEFINE_float("l2", 0.0, "L2 regularization of the kernels.")
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the shuffle and the weights.")
 JIT_COMPILE = flags.DEFINE_boolean(
     "jit_compile", False, "Compile the training step with XLA.")
-LOSS = flags.DEFINE_string("loss", "sparse_categorical_crossentropy",
-                          f"Loss: {', '.join(LOSS_NAMES)}.")
+LOSS = flags.DEFINE_string(
+    "loss", "sparse_categorical_crossentropy",
+    f"Loss: {', '.join(LOSS_NAMES)}; for a multi-output model one per"
+    " output: output:loss,output:loss.")
+LOSS_WEIGHTS = flags.DEFINE_list(
+    "loss_weights", [], "Multi-output models: output:weight pairs (Keras's"
+    " loss_weights); unnamed outputs weigh 1.")
 FROM_LOGITS = flags.DEFINE_boolean(
     "from_logits", True,
     "The network emits logits (else softmax/sigmoid probabilities).")

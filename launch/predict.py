@@ -77,12 +77,18 @@ def main(argv: list[str]) -> None:
     files.write_predictions(_OUTPUT.value, outputs)
     if _CLASSES.value:
       stem, suffix = os.path.splitext(_OUTPUT.value)
-      files.write_predictions(f"{stem}.classes{suffix}",
-                              _classes(outputs, metadata))
+      classes = (_classes(outputs, metadata) if not isinstance(outputs, dict)
+                 else {name: _classes(values, metadata)
+                       for name, values in outputs.items()})
+      files.write_predictions(f"{stem}.classes{suffix}", classes)
   except (DataError, predict.ExportError) as error:
     _fail(str(error))
-  print(f"Wrote {len(outputs)} predictions of shape {outputs.shape[1:]} to"
-        f" {_OUTPUT.value}.", flush=True)
+  shapes = ({name: values.shape[1:] for name, values in outputs.items()}
+            if isinstance(outputs, dict) else outputs.shape[1:])
+  count = len(next(iter(outputs.values())) if isinstance(outputs, dict)
+              else outputs)
+  print(f"Wrote {count} predictions of shape {shapes} to {_OUTPUT.value}.",
+        flush=True)
 
 
 def run() -> None:

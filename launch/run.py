@@ -101,14 +101,35 @@ def _check_batch(config: config_lib.RunConfig, source,
   if (batch // replicas) % micro:
     raise ConfigError(f"the per-replica batch ({batch // replicas}) does not"
                       f" split into --accumulate_steps={micro} micro-batches.")
-  if (config.train.loss == "binary_crossentropy"
-      and source.num_classes != 2):
-    raise ConfigError(f"--loss=binary_crossentropy needs 2 classes, but"
-                      f" {source.name} has {source.num_classes}.")
+  _check_outputs(config.train, source)
   if batch // replicas > source.num_train_examples:
     raise ConfigError(f"the per-replica batch ({batch // replicas}) is larger"
                       f" than {source.name}'s {source.num_train_examples}"
                       " training examples.")
+
+
+def _check_outputs(train, source) -> None:
+  """The losses must match the dataset's labels (one per output)."""
+  classes = source.num_classes
+  if train.output_losses:
+    outputs = {name for name, _ in train.output_losses}
+    if not isinstance(classes, dict) or set(classes) != outputs:
+      raise ConfigError(
+          f"--loss names the outputs {', '.join(sorted(outputs))}, but"
+          f" {source.name}'s labels are "
+          f"{', '.join(sorted(classes)) if isinstance(classes, dict) else 'one array'}.")
+    losses = dict(train.output_losses)
+  elif isinstance(classes, dict):
+    raise ConfigError(f"{source.name} has the outputs"
+                      f" {', '.join(sorted(classes))}; give one loss per"
+                      " output, e.g. --loss=name:loss,name:loss.")
+  else:
+    losses, classes = {"": train.loss}, {"": classes}
+  for name, loss in losses.items():
+    if loss == "binary_crossentropy" and classes[name] != 2:
+      raise ConfigError(f"binary_crossentropy needs 2 classes, but"
+                        f" {source.name}{' ' + name if name else ''} has"
+                        f" {classes[name]}.")
 
 
 def _build_writer(plan: Plan, *, is_writer: bool):

@@ -6,6 +6,7 @@ import tensorflow as tf
 from trainer import config as config_lib
 from trainer import model as model_lib
 from trainer import models
+from trainer import multi_output
 from trainer import objectives
 from trainer import optimizers
 
@@ -34,29 +35,21 @@ def build_model(config: config_lib.TrainConfig,
     config: Names the network, loss, metrics and optimizer.
     strategy: The strategy whose scope owns the variables.
     input_shape: Shape of one example (a dict of shapes for named inputs).
-    num_classes: Number of classes.
+    num_classes: Number of classes (a dict per output for multi-output
+      models).
     model_class: A `Model` subclass (e.g. with a custom `train_step`); it is
       called as `model_class(network, loss=..., metrics=[...], ...)`.
 
   Raises:
     ValueError: If a name in the config is unknown.
   """
-  spec = models.NetworkSpec(
-      units=objectives.output_units(config.loss, num_classes),
-      activation=objectives.output_activation(config.loss,
-                                              config.from_logits),
-      l2=config.l2, dropout=config.dropout,
-      sync_batchnorm=config.sync_batchnorm)
+  spec = _network_spec(config, num_classes)
   with strategy.scope():
     network = models.build_network(config.model, input_shape, spec,
                                    dtype_policy=config.mixed_precision)
     model = model_class(
-        network,
-        loss=objectives.build_loss(config.loss, from_logits=config.from_logits,
-                                   num_classes=num_classes),
-        metrics=objectives.build_metrics(
-            config.metrics, loss=config.loss, from_logits=config.from_logits,
-            num_classes=num_classes),
+        network, loss=_loss(config, num_classes),
+        metrics=_metrics(config, num_classes),
         clip_norm=config.clip_norm, accumulate_steps=config.accumulate_steps)
     model(example_batch(input_shape), training=False)
     optimizer = optimizers.build_optimizer(
@@ -67,3 +60,37 @@ def build_model(config: config_lib.TrainConfig,
     optimizer.build(model.trainable_variables)
     model.optimizer = optimizer
   return model
+
+
+def _network_spec(config: config_lib.TrainConfig,
+                  num_classes) -> models.NetworkSpec:
+  common = dict(l2=config.l2, dropout=config.dropout,
+                sync_batchnorm=config.sync_batchnorm)
+  if config.output_losses:
+    return models.NetworkSpec(outputs=tuple(
+        (name, objectives.output_units(loss, num_classes[name]),
+         objectives.output_activation(loss, config.from_logits))
+        for name, loss in config.output_losses), **common)
+  return models.NetworkSpec(
+      units=objectives.output_units(config.loss, num_classes),
+      activation=objectives.output_activation(config.loss,
+                                              config.from_logits), **common)
+
+
+def _loss(config: config_lib.TrainConfig, num_classes):
+  if config.output_losses:
+    return multi_output.build_loss(config.output_losses, config.loss_weights,
+                                   from_logits=config.from_logits,
+                                   num_classes=num_classes)
+  return objectives.build_loss(config.loss, from_logits=config.from_logits,
+                               num_classes=num_classes)
+
+
+def _metrics(config: config_lib.TrainConfig, num_classes):
+  if config.output_losses:
+    return multi_output.build_metrics(config.metrics, config.output_losses,
+                                      from_logits=config.from_logits,
+                                      num_classes=num_classes)
+  return objectives.build_metrics(
+      config.metrics, loss=config.loss, from_logits=config.from_logits,
+      num_classes=num_classes)

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-MODEL_NAMES = ("mlp", "cnn", "functional", "subclassed", "rnn")
+MODEL_NAMES = ("mlp", "cnn", "functional", "subclassed", "rnn", "two_head")
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
 LOSS_NAMES = ("sparse_categorical_crossentropy", "categorical_crossentropy",
               "binary_crossentropy", "mse")
@@ -57,6 +57,9 @@ class TrainConfig:
     plateau_min_lr: The rate never goes below this.
     keep_best_checkpoint: Save `model_dir/best_checkpoint` on improvement.
     profile_steps: (a, b): trace steps a..b with the TensorFlow profiler.
+    output_losses: For a multi-output model: (output, loss name) pairs;
+      they replace `loss`.
+    loss_weights: (output, weight) pairs; outputs not named weigh 1.
   """
 
   model: str = "mlp"
@@ -93,3 +96,5 @@ class TrainConfig:
   plateau_min_lr: float = 0.0
   keep_best_checkpoint: bool = False
   profile_steps: tuple[int, int] | None = None
+  output_losses: tuple[tuple[str, str], ...] = ()
+  loss_weights: tuple[tuple[str, float], ...] = ()

@@ -161,8 +161,15 @@ class Model(keras.Model):
     """
     steps = self.accumulate_steps
     replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-    global_batch_size = tf.shape(y)[0] * replicas
-    split = lambda t: None if t is None else tf.split(t, steps)  # noqa: E731
+    global_batch_size = tf.shape(tf.nest.flatten(y)[0])[0] * replicas
+
+    def split(structure):  # A list of `steps` structures of micro-batches.
+      if structure is None:
+        return None
+      pieces = [tf.split(t, steps) for t in tf.nest.flatten(structure)]
+      return [tf.nest.pack_sequence_as(structure, [p[i] for p in pieces])
+              for i in range(steps)]
+
     xs, ys, weights = split(x), split(y), split(sample_weight)
     total = None
     for index in range(steps):

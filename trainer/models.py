@@ -25,13 +25,16 @@ class NetworkSpec:
     l2: L2 factor of the kernels (0: none).
     dropout: Dropout rate where the network has dropout.
     sync_batchnorm: Normalize with statistics of the global batch.
+    outputs: For a multi-output network: (name, units, activation) of each
+      output; `output_layers()` builds them.
   """
 
-  units: int
+  units: int = 0
   activation: str | None = None
   l2: float = 0.0
   dropout: float = 0.25
   sync_batchnorm: bool = False
+  outputs: tuple[tuple[str, int, str | None], ...] = ()
 
   @property
   def regularizer(self):
@@ -41,6 +44,13 @@ class NetworkSpec:
     return keras.layers.Dense(self.units, activation=self.activation,
                               kernel_regularizer=self.regularizer,
                               dtype="float32", name="output")
+
+  def output_layers(self) -> dict[str, keras.layers.Layer]:
+    """One float32 Dense layer per named output."""
+    return {name: keras.layers.Dense(units, activation=activation,
+                                     kernel_regularizer=self.regularizer,
+                                     dtype="float32", name=name)
+            for name, units, activation in self.outputs}
 
 
 def build_mlp(input_shape: tuple[int, ...], spec: NetworkSpec, *,
@@ -167,12 +177,32 @@ def build_rnn(input_shape: tuple[int, ...], spec: NetworkSpec, *,
   return keras.Sequential(layers, name="rnn")
 
 
+def build_two_head(input_shape: tuple[int, ...],
+                   spec: NetworkSpec) -> keras.Model:
+  """A shared trunk (Flatten -> Dense(64)) with one head per named output.
+
+  For multi-output datasets such as digits_two_targets, with a loss per
+  output (`--loss=digit:sparse_categorical_crossentropy,large:...`).
+  """
+  if not spec.outputs:
+    raise ValueError("--model=two_head needs one loss per output, e.g."
+                     " --loss=digit:sparse_categorical_crossentropy,"
+                     "large:binary_crossentropy.")
+  inputs = keras.Input(shape=input_shape)
+  x = keras.layers.Flatten()(inputs)
+  x = keras.layers.Dense(64, activation="relu",
+                         kernel_regularizer=spec.regularizer)(x)
+  outputs = {name: layer(x) for name, layer in spec.output_layers().items()}
+  return keras.Model(inputs, outputs, name="two_head")
+
+
 _BUILDERS: dict[str, Callable[..., keras.Model]] = {
     "mlp": build_mlp,
     "cnn": build_cnn,
     "functional": build_functional,
     "subclassed": build_subclassed,
     "rnn": build_rnn,
+    "two_head": build_two_head,
 }
 
 

@@ -87,7 +87,8 @@ def _adapted(metric_class, convert):
 
 
 def build_metrics(names, *, loss: str, from_logits: bool,
-                  num_classes: int) -> list[keras.metrics.Metric]:
+                  num_classes: int,
+                  output: str | None = None) -> list[keras.metrics.Metric]:
   """Returns fresh metrics; create them inside `strategy.scope()`.
 
   Args:
@@ -95,6 +96,8 @@ def build_metrics(names, *, loss: str, from_logits: bool,
     loss: The loss name, which fixes the label and output layout.
     from_logits: Whether the network emits logits.
     num_classes: Number of classes (for one-hot conversions).
+    output: For a multi-output model: the key of the output (and label)
+      the metrics read; they are named `<output>_<name>`.
 
   Raises:
     ValueError: If a name is unknown or does not fit the loss.
@@ -138,5 +141,9 @@ def build_metrics(names, *, loss: str, from_logits: bool,
     else:  # mse: of the targets, or of the probabilities (Brier score).
       metric_class = _adapted(keras.metrics.MeanSquaredError,
                               as_targets if regression else as_probabilities)
-    metrics.append(metric_class(name=name))
+    if output is not None:
+      metric_class = _adapted(metric_class, lambda y_true, y_pred, key=output:
+                              (y_true[key], y_pred[key]))
+    metrics.append(metric_class(name=name if output is None
+                                else f"{output}_{name}"))
   return metrics

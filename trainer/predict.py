@@ -48,7 +48,8 @@ def predict(export_dir: str, features, *, batch_size: int = 256,
 
   Returns:
     The network's outputs [N, units], float32: logits or probabilities, as
-    trained (see `metadata.json`'s `from_logits`).
+    trained (see `metadata.json`'s `from_logits`); a dict of them for a
+    multi-output model.
 
   Raises:
     ExportError: If the SavedModel cannot be loaded.
@@ -73,5 +74,8 @@ def predict(export_dir: str, features, *, batch_size: int = 256,
   for start in range(0, total, batch_size):
     batch = tf.nest.map_structure(lambda a: a[start:start + batch_size],
                                   features)
-    outputs.append(loaded.serve(batch).numpy())
-  return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+    outputs.append(tf.nest.map_structure(lambda t: t.numpy(),
+                                         loaded.serve(batch)))
+  if not outputs:
+    raise ExportError("the input holds no examples.")
+  return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs)

@@ -37,7 +37,8 @@ def trained_export(tmp_path, source, **train_config):
   forward = tf.function(lambda x: trained.model.network(x, training=False))
   outputs = [forward(tf.nest.map_structure(lambda a: a[i:i + 256], inputs))
              for i in range(0, source.num_eval_examples, 256)]
-  return directory, np.concatenate([o.numpy() for o in outputs])
+  return directory, tf.nest.map_structure(
+      lambda *parts: np.concatenate([p.numpy() for p in parts]), *outputs)
 
 
 def test_fresh_process_predicts_exactly_what_the_trained_mlp_did(tmp_path):
@@ -77,6 +78,23 @@ def test_two_input_model_predicts_from_an_npz(tmp_path):
   np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), expected)
   np.testing.assert_array_equal(np.load(tmp_path / "p.classes.npy"),
                                 (expected[:, 0] > 0).astype(np.int32))
+
+
+def test_two_output_model_writes_one_npz_key_per_output(tmp_path):
+  targets = variants.digits_two_targets(sources.load_digits())
+  directory, expected = trained_export(
+      tmp_path, targets, model="two_head", output_losses=(
+          ("digit", "sparse_categorical_crossentropy"),
+          ("large", "binary_crossentropy")))
+  np.save(tmp_path / "x.npy", targets.eval_features)
+  result = run_predict([f"--export_dir={directory}",
+                        f"--input={tmp_path / 'x.npy'}",
+                        f"--output={tmp_path / 'p.npz'}"])
+  assert result.returncode == 0, result.stderr[-2000:]
+  with np.load(tmp_path / "p.npz") as predicted:
+    assert sorted(predicted.files) == ["digit", "large"]
+    for name in ("digit", "large"):
+      np.testing.assert_array_equal(predicted[name], expected[name])
 
 
 @pytest.mark.parametrize("make_input,message", [

@@ -44,6 +44,13 @@ def test_defaults_are_valid(tmp_path):
     ({"dropout": 1.0}, "--dropout=1.0 must be in [0, 1)"),
     ({"accumulate_steps": 0}, "--accumulate_steps=0 must be positive"),
     ({"clip_norm": -1.0}, "--clip_norm=-1.0 must be zero or more"),
+    ({"output_losses": (("a", "hinge"),)}, "--loss=hinge is not one of"),
+    ({"loss_weights": (("a", 1.0),)}, "--loss_weights needs a loss per"),
+    ({"output_losses": (("a", "mse"),), "loss_weights": (("b", 1.0),)},
+     "--loss_weights names b, which --loss does not (a)"),
+    ({"output_losses": (("a", "mse"),), "monitor": "accuracy"},
+     "--monitor=accuracy is not an eval metric of this run (loss, examples,"
+     " a_loss, a_accuracy)"),
 ])
 def test_validate_names_the_bad_flag(tmp_path, changes, message):
   with pytest.raises(ConfigError) as raised:
@@ -89,3 +96,21 @@ def test_write_config_round_trips(tmp_path):
   assert saved["train"]["model"] == "mlp"
   assert saved["data"]["global_batch_size"] == 64
   assert not os.path.exists(path + ".tmp")
+
+
+@pytest.mark.parametrize("loss,weights,message", [
+    ("a:mse,b", [], "--loss: 'b' is not name:value"),
+    ("a:mse,a:mse", [], "--loss names an output twice"),
+    ("a:mse", ["a:-1"], "--loss_weights: '-1' is not a weight >= 0"),
+    ("a:mse", ["a:x"], "--loss_weights: 'x' is not a weight >= 0"),
+])
+def test_bad_loss_pairs(loss, weights, message):
+  from absl import flags
+  from absl.testing import flagsaver
+  from launch import flags as _  # noqa: F401  Defines the flags.
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+  with flagsaver.flagsaver(loss=loss, loss_weights=weights):
+    with pytest.raises(ConfigError) as raised:
+      config_lib.from_flags()
+  assert message in str(raised.value)
