@@ -82,6 +82,8 @@ def main(argv: list[str], model_class=None, hooks=()) -> None:
   from trainer import checkpointing, loop  # TensorFlow is loaded by now.
   try:
     logs = run_lib.execute(plan, model_class=model_class, hooks=hooks)
+  except ConfigError as error:  # Found while building the model.
+    _fail(str(error), EXIT_BAD_INPUT)
   except loop.StopRequested as stopped:
     _fail(str(stopped), EXIT_PREEMPTED)
   except (FloatingPointError, TimeoutError,

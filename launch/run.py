@@ -185,10 +185,16 @@ def _set_up(plan: Plan, model_class):
     tf.config.experimental.enable_op_determinism()
   # TensorFlow's Python INFO lines (saver sharding, signature renames) are noise.
   tf.get_logger().setLevel("WARNING")
-  model = build.build_model(config.train, strategy,
-                            input_shape=plan.source.input_shape,
-                            num_classes=plan.source.num_classes,
-                            model_class=model_class or model_lib.Model)
+  try:  # Before anything is written: a network that cannot be built is
+    # bad input (e.g. --model=functional on one-input data).
+    model = build.build_model(config.train, strategy,
+                              input_shape=plan.source.input_shape,
+                              num_classes=plan.source.num_classes,
+                              model_class=model_class or model_lib.Model)
+  except (ValueError, TypeError) as error:
+    text = str(error).strip().splitlines()
+    raise ConfigError(f"cannot build --model={config.train.model}: "
+                      f"{text[0] if text else type(error).__name__}") from None
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
   checkpointer = checkpointing.Checkpointer(
       checkpointing.build_checkpoint(model, step), step,

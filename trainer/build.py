@@ -45,11 +45,16 @@ def build_model(config: config_lib.TrainConfig,
   """
   spec = _network_spec(config, num_classes)
   with strategy.scope():
-    network = models.build_network(config.model, input_shape, spec,
-                                   dtype_policy=config.mixed_precision)
+    network, loss, metrics = models.build_parts(
+        config.model, input_shape, spec, dtype_policy=config.mixed_precision)
+    if metrics is not None:  # A user builder's own; names are resolved.
+      metrics = [objectives.build_metrics(
+          [metric], loss=config.loss, from_logits=config.from_logits,
+          num_classes=num_classes)[0] if isinstance(metric, str) else metric
+                 for metric in metrics]
     model = model_class(
-        network, loss=_loss(config, num_classes),
-        metrics=_metrics(config, num_classes),
+        network, loss=loss or _loss(config, num_classes),
+        metrics=_metrics(config, num_classes) if metrics is None else metrics,
         clip_norm=config.clip_norm, accumulate_steps=config.accumulate_steps)
     model(example_batch(input_shape), training=False)
     optimizer = optimizers.build_optimizer(

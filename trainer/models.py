@@ -211,7 +211,8 @@ def resolve_builder(name: str) -> Callable[..., keras.Model]:
 
   A user builder has the built-ins' signature, `fn(input_shape, spec)`,
   and returns a `keras.Model` whose output follows `spec` (units and
-  activation), e.g. ending in `spec.output_layer()`.
+  activation), e.g. ending in `spec.output_layer()`; or, with its own loss
+  and metrics, a tuple (see `build_parts`).
 
   Raises:
     ValueError: If the name is unknown or cannot be imported.
@@ -235,21 +236,41 @@ def resolve_builder(name: str) -> Callable[..., keras.Model]:
   return builder
 
 
-def build_network(name: str, input_shape: tuple[int, ...], spec: NetworkSpec,
-                  *, dtype_policy: str = "float32") -> keras.Model:
-  """Builds the network `name` (see `resolve_builder`) under a dtype policy.
+def build_parts(name: str, input_shape, spec: NetworkSpec, *,
+                dtype_policy: str = "float32"):
+  """Builds `name` (see `resolve_builder`) under a dtype policy.
+
+  A builder returns a `keras.Model`, or `(model, loss)` or `(model, loss,
+  metrics)`: `loss(y, y_pred)` replaces the configured loss (a Keras `Loss`
+  or a function returning one value per example) and `metrics` (Keras
+  metrics, or names from `METRIC_NAMES`) replace the configured metrics.
+
+  Returns:
+    (network, loss or None, metrics or None).
 
   Raises:
-    ValueError: If `name` does not resolve or does not build a keras.Model.
+    ValueError: If `name` does not resolve or builds something else.
   """
   builder = resolve_builder(name)
   previous = keras.config.dtype_policy()
   keras.config.set_dtype_policy(dtype_policy)
   try:
-    network = builder(input_shape, spec)
+    built = builder(input_shape, spec)
   finally:
     keras.config.set_dtype_policy(previous)
-  if not isinstance(network, keras.Model):
-    raise ValueError(f"--model={name} returned {type(network).__name__},"
-                     " not a keras.Model.")
-  return network
+  parts = tuple(built) if isinstance(built, (tuple, list)) else (built,)
+  if not 1 <= len(parts) <= 3 or not isinstance(parts[0], keras.Model):
+    raise ValueError(f"--model={name} returned {type(built).__name__}, not a"
+                     " keras.Model or (model, loss[, metrics]).")
+  network, loss, metrics = (*parts, None, None)[:3]
+  if isinstance(loss, keras.losses.Loss):
+    loss = loss.call  # Per example: `Loss.__call__` would reduce.
+  if loss is not None and not callable(loss):
+    raise ValueError(f"--model={name} returned a loss that is not callable.")
+  return network, loss, None if metrics is None else list(metrics)
+
+
+def build_network(name: str, input_shape, spec: NetworkSpec, *,
+                  dtype_policy: str = "float32") -> keras.Model:
+  """The network of `build_parts`, without a builder's loss or metrics."""
+  return build_parts(name, input_shape, spec, dtype_policy=dtype_policy)[0]

@@ -58,6 +58,10 @@ BAD_INPUTS = {
                                {"type": "evaluator", "index": 0})},
         "an evaluator task runs apart"),
     "watch without evaluate": (["--watch"], {}, "--watch needs --mode=evaluate"),
+    "two-input model on one input": (["--model=functional"], {},
+                                     "needs a dataset with two named inputs"),
+    "one loss for two outputs": (["--dataset=digits_two_targets"], {},
+                                 "give one loss per output"),
     "slurm count mismatch": ([], {
         "SLURM_PROCID": "0", "SLURM_NTASKS": "3", "SLURM_JOB_NODELIST": "n1",
         "SLURM_TASKS_PER_NODE": "2"}, "add up to 2, not SLURM_NTASKS=3"),

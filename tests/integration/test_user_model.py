@@ -17,6 +17,22 @@ def build(input_shape, spec):
   return keras.Model(inputs, spec.output_layer()(x), name="user_net")
 
 
+def build_with_objectives(input_shape, spec):
+  """The notes' compile() choices, made by the builder: loss and metrics."""
+  network = build(input_shape, spec)
+  loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  top3 = keras.metrics.SparseTopKCategoricalAccuracy(k=3, name="top3")
+  return network, loss, ["accuracy", top3]
+
+
+def build_garbage(input_shape, spec):
+  return "a string"
+
+
+def build_failing(input_shape, spec):
+  raise ValueError("this builder wants 3-channel images")
+
+
 not_a_builder = 3
 '''
 
@@ -39,7 +55,23 @@ def test_user_builder_trains_on_two_replicas(user_dir, tmp_path):
   assert (tmp_path / "run" / "export" / "model.keras").exists()
 
 
+def test_user_builder_may_bring_its_loss_and_metrics(user_dir, tmp_path):
+  result = run_launch(["--model=my_models:build_with_objectives",
+                       "--cpu_devices=2", "--train_steps=200",
+                       f"--model_dir={tmp_path / 'run'}"],
+                      PYTHONPATH=str(user_dir))
+  assert result.returncode == 0, result.stderr[-3000:]
+  final = result.stdout.strip().splitlines()[-1]
+  assert "accuracy" in final and "top3" in final, final
+  top3 = float(final.split("top3 ")[1].split()[0].rstrip(","))
+  accuracy = float(final.split("accuracy ")[1].split()[0].rstrip(","))
+  assert 0.9 <= accuracy <= top3 <= 1.0
+
+
 @pytest.mark.parametrize("model,message", [
+    ("my_models:build_garbage", "returned str, not a keras.Model"),
+    ("my_models:build_failing", "cannot build --model=my_models:build_failing:"
+     " this builder wants 3-channel images"),
     ("missing_module:build", "cannot import missing_module"),
     ("my_models:nothing", "my_models has no nothing"),
     ("my_models:not_a_builder", "not_a_builder is not callable"),
