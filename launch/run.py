@@ -141,8 +141,9 @@ def _build_writer(plan: Plan, *, is_writer: bool):
   if is_writer:
     model_dir = plan.config.train.model_dir
     writers += [
-        summaries.TensorBoardWriter(os.path.join(model_dir, "summaries"),
-                                    hparams=_hparams(plan)),
+        summaries.TensorBoardWriter(
+            os.path.join(model_dir, "summaries"),
+            hparams=_hparams(plan) if plan.config.mode == "train" else None),
         summaries.JsonlWriter(os.path.join(model_dir, "metrics.jsonl")),
         summaries.CsvWriter(os.path.join(model_dir, "metrics.csv")),
     ]
