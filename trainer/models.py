@@ -9,6 +9,7 @@ precision policy the outputs (and the loss) stay float32.
 from collections.abc import Callable
 import dataclasses
 import importlib
+import math
 
 import keras
 
@@ -138,6 +139,13 @@ class SubclassedNet(keras.Model):
                                      kernel_regularizer=spec.regularizer)
     self.dropout = keras.layers.Dropout(dropout)
     self.dense2 = spec.output_layer()
+
+  def build(self, input_shape):
+    """Builds the layers for inputs [batch, ...] (as the notes' build())."""
+    features = math.prod(input_shape[1:])
+    self.dense1.build((None, features))
+    self.dense2.build((None, self.dense1.units))
+    self.built = True
 
   def call(self, inputs, training=False):
     x = self.dense1(self.flatten(inputs))
