@@ -136,8 +136,9 @@ def from_flags() -> RunConfig:
       checkpoint_every=f.CHECKPOINT_EVERY.value,
       keep_checkpoints=f.KEEP_CHECKPOINTS.value,
       model_dir=f.MODEL_DIR.value or "", jit_compile=f.JIT_COMPILE.value,
-      loss=f.LOSS.value, output_losses=_pairs("loss", [
-          part for part in f.LOSS.value.split(",") if ":" in f.LOSS.value]),
+      loss=f.LOSS.value,
+      output_losses=(_pairs("loss", f.LOSS.value.split(","))
+                     if ":" in f.LOSS.value else ()),
       loss_weights=tuple((name, _float("loss_weights", value)) for name, value
                          in _pairs("loss_weights", f.LOSS_WEIGHTS.value)),
       from_logits=f.FROM_LOGITS.value,

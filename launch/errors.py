@@ -1,4 +1,14 @@
-"""The one error type a user's input can cause."""
+"""The one error type a user's input can cause, and how the tools report it.
+
+Every command-line tool of the harness reports a problem as one line
+`error: ...` on stderr and a documented exit code, never a traceback.
+"""
+
+import os
+import sys
+
+from absl import flags
+from absl import logging
 
 
 class ConfigError(ValueError):
@@ -8,3 +18,34 @@ class ConfigError(ValueError):
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
 EXIT_PREEMPTED = 42  # Saved at a loop boundary after SIGTERM/SIGUSR1.
+
+
+def fail(message: str, exit_code: int = EXIT_BAD_INPUT, *,
+         hard: bool = False) -> None:
+  """Prints `error: message` and exits with `exit_code`.
+
+  Args:
+    message: One sentence: what is wrong.
+    exit_code: The process's exit status.
+    hard: Skip interpreter teardown. After a peer failure TensorFlow's
+      coordination-service shutdown can block on a peer that is alive but
+      unresponsive; the run's writers and checkpoints are closed by then.
+  """
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  if hard:
+    logging.flush()
+    sys.stdout.flush()
+    os._exit(exit_code)  # pylint: disable=protected-access
+  sys.exit(exit_code)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's `flags_parser`: a bad flag or any positional argument exits 2."""
+  try:
+    argv = flags.FLAGS(argv)
+  except flags.Error as error:
+    fail(f"{error}. See --helpfull.")
+  if len(argv) > 1:
+    fail(f"unexpected arguments {' '.join(argv[1:])!r}; all options are"
+         " --flags.")
+  return argv

@@ -30,7 +30,7 @@ from absl import flags
 from launch import config as config_lib
 from launch import flags as _  # noqa: F401  Defines the training flags.
 from launch import supervisor
-from launch.errors import EXIT_BAD_INPUT, ConfigError
+from launch.errors import ConfigError, fail
 
 # The supervisor's own flags live apart from the training flags, which are
 # validated here and then forwarded unchanged to every worker.
@@ -53,35 +53,30 @@ _SIGNAL_GRACE = flags.DEFINE_float(
     flag_values=_SUPERVISOR_FLAGS)
 
 
-def _fail(message: str) -> None:
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(EXIT_BAD_INPUT)
-
-
 def _parse(argv: list[str]) -> tuple[list[str], config_lib.RunConfig]:
   """Splits supervisor flags from training flags and validates both."""
   try:
     training_args = _SUPERVISOR_FLAGS(argv, known_only=True)[1:]
     flags.FLAGS([argv[0], *training_args])
   except flags.Error as error:
-    _fail(f"{error}. See python -m launch --helpfull.")
+    fail(f"{error}. See python -m launch --helpfull.")
   positional = [arg for arg in training_args if not arg.startswith("-")]
   if positional:
-    _fail(f"unexpected arguments {' '.join(positional)!r}; all options are"
+    fail(f"unexpected arguments {' '.join(positional)!r}; all options are"
           " --flags.")
   if _WORKERS.value < 1:
-    _fail(f"--workers={_WORKERS.value} must be positive.")
+    fail(f"--workers={_WORKERS.value} must be positive.")
   for flag in (_MAX_RESTARTS, _HANG_TIMEOUT, _STOP_GRACE, _SIGNAL_GRACE):
     if flag.value < 0:
-      _fail(f"--{flag.name}={flag.value} must be zero or more.")
+      fail(f"--{flag.name}={flag.value} must be zero or more.")
   if os.environ.get("TF_CONFIG"):
-    _fail("TF_CONFIG is set, but launch.local writes each worker's own;"
+    fail("TF_CONFIG is set, but launch.local writes each worker's own;"
           " unset it.")
   try:
     config = config_lib.from_flags()
     config_lib.validate(config)
   except ConfigError as error:
-    _fail(str(error))
+    fail(str(error))
   return training_args, config
 
 

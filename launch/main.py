@@ -9,10 +9,8 @@ SIGTERM/SIGUSR1 after saving a checkpoint (relaunch to resume).
 import functools
 import logging as pylogging
 import os
-import sys
 
 from absl import app
-from absl import flags
 from absl import logging
 
 from launch import cluster as cluster_lib
@@ -20,25 +18,7 @@ from launch import config as config_lib
 from launch import flags as flag_defs
 from launch import run as run_lib
 from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
-                           ConfigError)
-
-
-def _fail(message: str, exit_code: int, *, hard: bool = False) -> None:
-  """Prints one sentence and exits.
-
-  Args:
-    message: What went wrong.
-    exit_code: The process's exit status.
-    hard: Skip interpreter teardown. After a peer failure TensorFlow's
-      coordination-service shutdown can block on a peer that is alive but
-      unresponsive; the run's writers and checkpoints are closed by then.
-  """
-  print(f"error: {message}", file=sys.stderr, flush=True)
-  if hard:
-    logging.flush()
-    sys.stdout.flush()
-    os._exit(exit_code)  # pylint: disable=protected-access
-  sys.exit(exit_code)
+                           ConfigError, fail, parse_flags)
 
 
 def _is_peer_failure(error: Exception) -> bool:
@@ -53,46 +33,35 @@ def _first_line(error: Exception) -> str:
   return text.splitlines()[0][:300] if text else ""
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """Parses flags; a bad command line exits 2 with one sentence."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as error:
-    _fail(f"{error}. See --helpfull.", EXIT_BAD_INPUT)
-
-
 def main(argv: list[str], model_class=None, hooks=()) -> None:
   """Validates the flags and environment, trains, prints the final eval.
 
   Args:
-    argv: Positional arguments left after flag parsing (none are allowed).
+    argv: What `errors.parse_flags` left: the program name only.
     model_class: Optional `trainer.model.Model` subclass to train.
     hooks: `trainer.actions.Action`s called at loop and eval ends.
   """
-  if len(argv) > 1:
-    _fail(f"unexpected arguments {' '.join(argv[1:])!r}; all options are"
-          " --flags.", EXIT_BAD_INPUT)
   try:
     config = config_lib.from_flags()
     cluster = cluster_lib.from_environment(
         os.environ, slurm_port_base=flag_defs.SLURM_PORT_BASE.value)
     plan = run_lib.plan_run(config, cluster)
   except ConfigError as error:
-    _fail(str(error), EXIT_BAD_INPUT)
+    fail(str(error), EXIT_BAD_INPUT)
   from trainer import checkpointing, loop  # TensorFlow is loaded by now.
   try:
     logs = run_lib.execute(plan, model_class=model_class, hooks=hooks)
   except ConfigError as error:  # Found while building the model.
-    _fail(str(error), EXIT_BAD_INPUT)
+    fail(str(error), EXIT_BAD_INPUT)
   except loop.StopRequested as stopped:
-    _fail(str(stopped), EXIT_PREEMPTED)
+    fail(str(stopped), EXIT_PREEMPTED)
   except (FloatingPointError, TimeoutError,
           checkpointing.CheckpointError) as error:
-    _fail(str(error), EXIT_RUN_FAILED)
+    fail(str(error), EXIT_RUN_FAILED)
   except Exception as error:  # pylint: disable=broad-except
     if not _is_peer_failure(error):
       raise
-    _fail(f"the run stopped because a peer worker failed or a collective"
+    fail(f"the run stopped because a peer worker failed or a collective"
           f" timed out ({type(error).__name__}: {_first_line(error)}).",
           EXIT_RUN_FAILED, hard=True)
   step = logs.pop("step", plan.config.train.train_steps)

@@ -11,12 +11,11 @@ predicted class of each example. Exit codes: 0 done, 2 bad input.
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
 
-from launch.errors import EXIT_BAD_INPUT
+from launch.errors import fail, parse_flags
 
 _EXPORT_DIR = flags.DEFINE_string(
     "export_dir", None, "The run's export directory (model_dir/export).")
@@ -33,10 +32,6 @@ _CLASSES = flags.DEFINE_boolean(
     "classes", False, "Also write the predicted class of each example.")
 
 
-def _fail(message: str) -> None:
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(EXIT_BAD_INPUT)
-
 
 def _classes(outputs, metadata):
   import numpy as np
@@ -50,21 +45,19 @@ def _parse(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except flags.Error as error:
-    _fail(f"{error}. See --helpfull.")
+    fail(f"{error}. See --helpfull.")
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    _fail(f"unexpected arguments {' '.join(argv[1:])!r}; all options are"
-          " --flags.")
+  del argv  # The program name only: parse_flags refuses the rest.
   for flag in (_EXPORT_DIR, _INPUT, _OUTPUT):
     if not flag.value:
-      _fail(f"--{flag.name} is required.")
+      fail(f"--{flag.name} is required.")
   if _BATCH_SIZE.value < 1:
-    _fail(f"--batch_size={_BATCH_SIZE.value} must be positive.")
+    fail(f"--batch_size={_BATCH_SIZE.value} must be positive.")
   output_dir = os.path.dirname(os.path.abspath(_OUTPUT.value))
   if not os.path.isdir(output_dir):
-    _fail(f"the directory of --output={_OUTPUT.value} does not exist.")
+    fail(f"the directory of --output={_OUTPUT.value} does not exist.")
   from datasets import files
   from datasets.sources import DataError
   from trainer import predict  # Imports TensorFlow: after the checks.
@@ -82,7 +75,7 @@ def main(argv: list[str]) -> None:
                        for name, values in outputs.items()})
       files.write_predictions(f"{stem}.classes{suffix}", classes)
   except (DataError, predict.ExportError) as error:
-    _fail(str(error))
+    fail(str(error))
   shapes = ({name: values.shape[1:] for name, values in outputs.items()}
             if isinstance(outputs, dict) else outputs.shape[1:])
   count = len(next(iter(outputs.values())) if isinstance(outputs, dict)
@@ -93,7 +86,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  app.run(main, flags_parser=_parse)
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

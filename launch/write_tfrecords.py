@@ -12,13 +12,12 @@ Exit codes: 0 written, 2 bad input (nothing is left behind).
 
 import os
 import shutil
-import sys
 import zipfile
 
 from absl import app
 from absl import flags
 
-from launch.errors import EXIT_BAD_INPUT
+from launch.errors import fail, parse_flags
 
 _INPUT = flags.DEFINE_string(
     "input", None, ".npz with x_train, y_train, x_test, y_test.")
@@ -35,39 +34,33 @@ _FEATURE_SCALE = flags.DEFINE_float(
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def _fail(message: str) -> None:
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(EXIT_BAD_INPUT)
-
 
 def _parse(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except flags.Error as error:
-    _fail(f"{error}. See --helpfull.")
+    fail(f"{error}. See --helpfull.")
 
 
 def _load(path: str) -> dict:
   import numpy as np
   if not os.path.isfile(path):
-    _fail(f"--input={path} does not exist.")
+    fail(f"--input={path} does not exist.")
   try:
     with np.load(path, allow_pickle=False) as archive:
       missing = [key for key in _KEYS if key not in archive.files]
       if missing:
-        _fail(f"{path} lacks {', '.join(missing)}; it needs"
+        fail(f"{path} lacks {', '.join(missing)}; it needs"
               f" {', '.join(_KEYS)}.")
       return {key: archive[key] for key in _KEYS}
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-    _fail(f"{path} is not a readable .npz ({type(error).__name__}).")
+    fail(f"{path} is not a readable .npz ({type(error).__name__}).")
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    _fail(f"unexpected arguments {' '.join(argv[1:])!r}; all options are"
-          " --flags.")
+  del argv  # The program name only: parse_flags refuses the rest.
   if not _INPUT.value or not _OUTPUT_DIR.value:
-    _fail("--input and --output_dir are required.")
+    fail("--input and --output_dir are required.")
   arrays = _load(_INPUT.value)
   scale = _FEATURE_SCALE.value
   if scale is None:
@@ -85,7 +78,7 @@ def main(argv: list[str]) -> None:
   except DataError as error:
     if created:
       shutil.rmtree(_OUTPUT_DIR.value, ignore_errors=True)
-    _fail(str(error))
+    fail(str(error))
   print(f"Wrote {source.num_train_examples} training examples in"
         f" {len(source.files['train'])} files and {source.num_eval_examples}"
         f" eval examples in {len(source.files['eval'])} to"
@@ -94,7 +87,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  app.run(main, flags_parser=_parse)
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -71,3 +71,26 @@ def run_workers(args: list[str], num_workers: int, *, timeout: float = 240,
         process.wait()
     for log in logs:
       log.close()
+
+
+def launch_in_this_process(args: list[str]) -> tuple[int, list[str]]:
+  """`python -m launch ARGS` up to its exit, run by `launch.main` right here.
+
+  For cases where a separate process is not the point (a process costs
+  seconds of TensorFlow import). Flags are restored afterwards.
+
+  Returns:
+    The exit code (0 if `main` returned) and the `error:` lines on stderr.
+  """
+  import contextlib
+  import io
+  from absl.testing import flagsaver
+  from launch import main
+  stderr, code = io.StringIO(), 0
+  with flagsaver.flagsaver(), contextlib.redirect_stderr(stderr):
+    try:
+      main.main(main.parse_flags(["launch", *args]))
+    except SystemExit as exited:
+      code = exited.code
+  return code, [line for line in stderr.getvalue().splitlines()
+                if line.startswith("error:")]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.processes import run_launch
+from tests.processes import launch_in_this_process, run_launch
 
 WORKERS_2 = {"worker": ["localhost:2222", "localhost:2223"]}
 
@@ -124,24 +124,17 @@ def bad_input_args(tmp_path, args):
 @pytest.mark.parametrize("args,env,message", BAD_INPUTS.values(),
                          ids=BAD_INPUTS.keys())
 def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(
-    tmp_path, monkeypatch, capsys, args, env, message):
+    tmp_path, monkeypatch, args, env, message):
   # In this process, through launch.main's own parsing and checks (a
   # process per case would cost seconds of TensorFlow import each); the
   # test below runs a few of them as real processes.
-  from absl import flags
-  from absl.testing import flagsaver
-  from launch import main
   monkeypatch.delenv("TF_CONFIG", raising=False)
   for name, value in env.items():
     monkeypatch.setenv(name, value)
-  with flagsaver.flagsaver(), pytest.raises(SystemExit) as exited:
-    main.main(main.parse_flags(["launch", *bad_input_args(tmp_path, args)]))
-  assert exited.value.code == 2
-  errors = [line for line in capsys.readouterr().err.splitlines()
-            if line.startswith("error:")]
+  code, errors = launch_in_this_process(bad_input_args(tmp_path, args))
+  assert code == 2
   assert len(errors) == 1 and message in errors[0], errors
   assert not (tmp_path / "run").exists()
-  assert flags.FLAGS.is_parsed()
 
 
 @pytest.mark.parametrize("case", [

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from tests.processes import run_launch
+from tests.processes import launch_in_this_process, run_launch
 
 USER_MODULE = '''
 import keras
@@ -79,19 +79,14 @@ def test_user_builder_may_bring_its_loss_and_metrics(user_dir, tmp_path):
     ("my_models:not_a_builder", "not_a_builder is not callable"),
     ("my_models:", "unknown model 'my_models:'"),
 ])
-def test_bad_user_builder_exits_2(user_dir, tmp_path, monkeypatch, capsys,
-                                  model, message):
+def test_bad_user_builder_exits_2(user_dir, tmp_path, monkeypatch, model,
+                                  message):
   # In this process through launch.main (the same path as a process; a real
   # process with a failing build is tested in test_cli.py).
-  from absl.testing import flagsaver
-  from launch import main
   monkeypatch.syspath_prepend(str(user_dir))
   monkeypatch.delitem(sys.modules, "my_models", raising=False)
-  with flagsaver.flagsaver(), pytest.raises(SystemExit) as exited:
-    main.main(main.parse_flags(["launch", f"--model={model}",
-                                f"--model_dir={tmp_path / 'run'}"]))
-  assert exited.value.code == 2
-  errors = [line for line in capsys.readouterr().err.splitlines()
-            if line.startswith("error:")]
+  code, errors = launch_in_this_process([f"--model={model}",
+                                         f"--model_dir={tmp_path / 'run'}"])
+  assert code == 2
   assert len(errors) == 1 and message in errors[0], errors
   assert not (tmp_path / "run").exists()
