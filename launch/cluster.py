@@ -217,14 +217,71 @@ def expand_tasks_per_node(text: str) -> list[int]:
   return counts
 
 
+def place_tasks(tasks_per_node: list[int], distribution: str,
+                plane_size: int = 1) -> list[tuple[int, int]]:
+  """Where Slurm puts each task: rank -> (node index, local id).
+
+  Args:
+    tasks_per_node: Tasks on each node of the step, in node-list order.
+    distribution: The node part of `srun -m`: "block" (fill each node in
+      turn), "cyclic" (one task per node round robin) or "plane" (blocks of
+      `plane_size` tasks round robin); full nodes are skipped.
+    plane_size: Tasks per block of "plane".
+
+  Raises:
+    ConfigError: For a distribution whose placement is not computable here.
+  """
+  block = {"block": None, "cyclic": 1, "plane": plane_size}
+  if distribution not in block:
+    raise ConfigError(f"srun's task distribution {distribution!r} is not"
+                      " supported; use -m block, cyclic or plane=N, or set"
+                      " TF_CONFIG.")
+  size = block[distribution] or max(tasks_per_node, default=1)
+  remaining = list(tasks_per_node)
+  placed, local_ids = [], [0] * len(tasks_per_node)
+  while any(remaining):
+    for node, left in enumerate(remaining):
+      for _ in range(min(size, left)):
+        placed.append((node, local_ids[node]))
+        local_ids[node] += 1
+        remaining[node] -= 1
+  return placed
+
+
+def _slurm_distribution(environ: Mapping[str, str]) -> tuple[str, int]:
+  """("block" | "cyclic" | "plane" | ..., plane size) of this srun step."""
+  text = environ.get("SLURM_DISTRIBUTION", "block") or "block"
+  nodes = text.split(":")[0].split(",")[0]  # "cyclic:block,Pack" -> cyclic.
+  if nodes.startswith("plane"):
+    size = nodes.partition("=")[2] or environ.get("SLURM_DIST_PLANESIZE", "")
+    if not size.isdigit() or int(size) < 1:
+      raise ConfigError(f"cannot read the plane size of"
+                        f" SLURM_DISTRIBUTION={text!r}.")
+    return "plane", int(size)
+  return nodes, 1
+
+
+def _check_batch_step(environ: Mapping[str, str], num_tasks: int) -> None:
+  """Refuses the batch script itself of a multi-task job (no srun)."""
+  step = environ.get("SLURM_STEP_ID", environ.get("SLURM_STEPID"))
+  if num_tasks > 1 and (step is None or step in ("batch", "4294967294")):
+    raise ConfigError(
+        f"this is the batch script of a Slurm job of {num_tasks} tasks, not"
+        " one of its tasks; start the workers with srun (srun python -m"
+        " launch ...), which runs one per task.")
+
+
 def from_slurm(environ: Mapping[str, str], *, port_base: int) -> ClusterInfo:
   """The cluster of an `srun` step: one worker per task, task 0 the chief.
 
-  Task `i` of a node listens on `port_base + i` (its SLURM_LOCALID), so
-  several tasks per node do not collide.
+  Task ranks are placed on nodes as srun's `-m` distribution says (block,
+  cyclic or plane); a task listens on `port_base` + its local id on its node,
+  so several tasks per node do not collide. When Slurm says where this task
+  runs (SLURMD_NODENAME, SLURM_LOCALID), that must match the placement.
 
   Raises:
-    ConfigError: If the SLURM_* variables are missing or disagree.
+    ConfigError: If the SLURM_* variables are missing or disagree, or this
+      is a multi-task job's batch script rather than an srun task.
   """
   def get(*names):
     for name in names:
@@ -233,15 +290,16 @@ def from_slurm(environ: Mapping[str, str], *, port_base: int) -> ClusterInfo:
     raise ConfigError(f"Slurm environment without {names[-1]}; start the"
                       " tasks with srun.")
 
-  nodes = expand_hostlist(get("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST"))
-  tasks = expand_tasks_per_node(get("SLURM_STEP_TASKS_PER_NODE",
-                                    "SLURM_TASKS_PER_NODE"))
   try:
     num_tasks = int(get("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"))
     task_index = int(get("SLURM_PROCID"))
   except ValueError:
     raise ConfigError("SLURM_NTASKS and SLURM_PROCID must be integers."
                       ) from None
+  _check_batch_step(environ, num_tasks)
+  nodes = expand_hostlist(get("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST"))
+  tasks = expand_tasks_per_node(get("SLURM_STEP_TASKS_PER_NODE",
+                                    "SLURM_TASKS_PER_NODE"))
   if len(tasks) != len(nodes):
     raise ConfigError(f"Slurm lists {len(nodes)} nodes but tasks per node"
                       f" for {len(tasks)}.")
@@ -253,11 +311,21 @@ def from_slurm(environ: Mapping[str, str], *, port_base: int) -> ClusterInfo:
                       f" {num_tasks} tasks.")
   if not (0 < port_base and port_base + max(tasks) <= 65536):
     raise ConfigError(f"--slurm_port_base={port_base} leaves no ports.")
-  addresses = tuple(f"{node}:{port_base + local}"
-                    for node, count in zip(nodes, tasks)
-                    for local in range(count))
   if num_tasks == 1:
     return ClusterInfo()
+  distribution, plane_size = _slurm_distribution(environ)
+  placed = place_tasks(tasks, distribution, plane_size)
+  node, local_id = placed[task_index]
+  actual = (environ.get("SLURMD_NODENAME", nodes[node]),
+            environ.get("SLURM_LOCALID", str(local_id)))
+  if actual != (nodes[node], str(local_id)):
+    raise ConfigError(
+        f"Slurm placed task {task_index} on {actual[0]} as local task"
+        f" {actual[1]}, not where -m {distribution} puts it ({nodes[node]},"
+        f" local task {local_id}); use -m block, cyclic or plane=N, or set"
+        " TF_CONFIG.")
+  addresses = tuple(f"{nodes[node]}:{port_base + local}"
+                    for node, local in placed)
   return ClusterInfo({"worker": addresses}, "worker", task_index)
 
 

@@ -32,7 +32,9 @@ class RunConfig:
     epochs: If set, the run length in passes over the training data.
     strategy: One of `STRATEGY_KINDS`.
     cpu_devices: Logical CPU devices per process when there is no GPU.
-    collective_timeout: Seconds before a stuck collective fails (0: never).
+    collective_timeout: Seconds one compiled multi-worker call may take
+      before the worker gives up on its peers (0: never).
+    startup_timeout: Seconds the workers may take to join (0: forever).
     seed: Seed of the weights (the data seed is `data.seed`).
     deterministic: Enable TensorFlow's op determinism.
     heartbeat_file: Where to record progress for a supervisor, or None.
@@ -50,6 +52,7 @@ class RunConfig:
   strategy: str = "auto"
   cpu_devices: int = 1
   collective_timeout: float = 300.0
+  startup_timeout: float = 900.0
   seed: int = 0
   deterministic: bool = False
   heartbeat_file: str | None = None
@@ -161,6 +164,7 @@ def from_flags() -> RunConfig:
   return RunConfig(data=data, train=train, epochs=f.EPOCHS.value,
                    strategy=f.STRATEGY.value, cpu_devices=f.CPU_DEVICES.value,
                    collective_timeout=f.COLLECTIVE_TIMEOUT.value,
+                   startup_timeout=f.STARTUP_TIMEOUT.value,
                    seed=f.SEED.value, deterministic=f.DETERMINISTIC.value,
                    heartbeat_file=f.HEARTBEAT_FILE.value, mode=f.MODE.value,
                    watch=f.WATCH.value, eval_timeout=f.EVAL_TIMEOUT.value,
@@ -292,6 +296,7 @@ def validate(config: RunConfig) -> None:
       "momentum": train.momentum, "l2": train.l2,
       "weight_decay": train.weight_decay,
       "collective_timeout": config.collective_timeout,
+      "startup_timeout": config.startup_timeout,
       "clip_norm": train.clip_norm,
       "warmup_steps": train.warmup_steps,
   }, allow_zero=True)

@@ -62,8 +62,15 @@ CPU_DEVICES = flags.DEFINE_integer(
     " over them (in every worker of a multi-worker run).")
 COLLECTIVE_TIMEOUT = flags.DEFINE_float(
     "collective_timeout", 300.0,
-    "Seconds before a multi-worker collective gives up on a stuck peer, so"
-    " the survivors fail instead of waiting forever; 0 waits forever.")
+    "Multi-worker: a worker exits 1 when one compiled call (a loop of"
+    " --steps_per_loop steps, an evaluation call, the stop agreement) takes"
+    " longer than this many seconds, e.g. because a peer is stuck; it must"
+    " exceed the longest loop plus the chief's checkpoint save. 0: wait"
+    " forever.")
+STARTUP_TIMEOUT = flags.DEFINE_float(
+    "startup_timeout", 900.0,
+    "Multi-worker: a worker exits 1 when the other workers have not all"
+    " joined within this many seconds; 0: wait forever.")
 OPTIMIZER = flags.DEFINE_string(
     "optimizer", "adam", f"Optimizer: {', '.join(OPTIMIZER_NAMES)}.")
 LEARNING_RATE = flags.DEFINE_float(

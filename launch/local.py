@@ -47,6 +47,12 @@ _HANG_TIMEOUT = flags.DEFINE_float(
 _STOP_GRACE = flags.DEFINE_float(
     "stop_grace", 3.0, "Seconds between SIGTERM and SIGKILL when stopping"
     " workers after a failure.", flag_values=_SUPERVISOR_FLAGS)
+_ISOLATE_NETWORK = flags.DEFINE_boolean(
+    "isolate_network", True, "Run the workers in a private network namespace"
+    " with loopback only, so their unauthenticated TensorFlow servers are"
+    " reachable from nowhere else (needs CAP_SYS_ADMIN, else a warning);"
+    " --noisolate_network if the workers need the network, e.g. a remote"
+    " --model_dir.", flag_values=_SUPERVISOR_FLAGS)
 _SIGNAL_GRACE = flags.DEFINE_float(
     "signal_grace", 60.0, "Seconds the workers get to save a checkpoint and"
     " exit after SIGINT/SIGTERM to the supervisor.",
@@ -86,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
       num_workers=_WORKERS.value, training_args=training_args,
       log_dir=os.path.join(config.train.model_dir, "logs"),
       hang_timeout=_HANG_TIMEOUT.value, stop_grace=_STOP_GRACE.value,
-      signal_grace=_SIGNAL_GRACE.value)
+      signal_grace=_SIGNAL_GRACE.value,
+      isolate_network=_ISOLATE_NETWORK.value)
   sys.exit(supervisor.run_with_restarts(group,
                                         max_restarts=_MAX_RESTARTS.value))
 

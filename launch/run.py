@@ -3,7 +3,9 @@
 This is the only module that sees datasets and trainer together.
 """
 
+import contextlib
 import dataclasses
+import faulthandler
 import os
 import sys
 
@@ -14,8 +16,9 @@ from datasets import tfrecord
 from launch import cluster as cluster_lib
 from launch import config as config_lib
 from launch import preemption
+from launch import rendezvous
 from launch import strategy as strategy_lib
-from launch.errors import ConfigError
+from launch.errors import EXIT_RUN_FAILED, ConfigError, fail
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,16 +174,55 @@ def _hparams(plan: Plan) -> dict:
           "replicas": plan.num_replicas}
 
 
-def _set_up(plan: Plan, model_class):
+def _peer_timeout(what: str, seconds: float) -> None:
+  """The watchdog's verdict: one sentence, then exit (the call is blocked)."""
+  fail(f"the run stopped because a peer worker failed or a collective timed"
+       f" out ({what} took more than {seconds:g} s).", EXIT_RUN_FAILED,
+       hard=True)
+
+
+@contextlib.contextmanager
+def _hard_deadline(seconds: float):
+  """Exits 1 if the body outlives `seconds`, even holding the GIL.
+
+  A backstop for TensorFlow's own join, which blocks with the GIL held (so
+  no Python watchdog can run); after `rendezvous.meet` it takes a fraction
+  of a second unless a worker dies in between.
+  """
+  if not seconds:
+    yield
+    return
+  with open(os.devnull, "w", encoding="utf-8") as sink:
+    faulthandler.dump_traceback_later(seconds, exit=True, file=sink)
+    try:
+      yield
+    finally:
+      faulthandler.cancel_dump_traceback_later()
+
+
+def _build_guard(plan: Plan):
+  """A watchdog's `guard` for multi-worker runs (see `trainer.watchdog`)."""
+  from trainer import watchdog
+  if plan.strategy_kind != "multi_worker":
+    return watchdog.unguarded, None
+  dog = watchdog.Watchdog(plan.config.collective_timeout,
+                          on_expire=_peer_timeout)
+  return dog.guard, dog
+
+
+def _set_up(plan: Plan, model_class, guard):
   """Strategy, seeds, model and checkpointer: common to train and evaluate."""
   import tensorflow as tf
   from trainer import build, checkpointing
   from trainer import model as model_lib
 
   config = plan.config
-  strategy = strategy_lib.build_strategy(
-      plan.strategy_kind, cluster=plan.cluster, cpu_devices=config.cpu_devices,
-      collective_timeout=config.collective_timeout or None)
+  if plan.strategy_kind == "multi_worker":
+    rendezvous.meet(plan.cluster, timeout=config.startup_timeout)
+  with _hard_deadline(config.startup_timeout):
+    strategy = strategy_lib.build_strategy(
+        plan.strategy_kind, cluster=plan.cluster,
+        cpu_devices=config.cpu_devices)
   tf.keras.utils.set_random_seed(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
@@ -230,9 +272,16 @@ def execute(plan: Plan, *, model_class=None, hooks=()) -> dict[str, float]:
   Returns:
     The final eval logs plus "step", the step they were taken at.
   """
-  if plan.config.mode == "evaluate":
-    return _evaluate(plan, model_class)
-  return _train(plan, model_class, hooks)
+  guard, dog = _build_guard(plan)
+  try:
+    if plan.config.mode == "evaluate":
+      return _evaluate(plan, model_class, guard)
+    # From the start: a stop signal during start-up ends the process at once.
+    with preemption.StopSignals() as stop_signals:
+      return _train(plan, model_class, hooks, guard, stop_signals)
+  finally:
+    if dog is not None:
+      dog.close()
 
 
 def _build_actions(plan: Plan, model, checkpointer, hooks):
@@ -257,13 +306,14 @@ def _build_actions(plan: Plan, model, checkpointer, hooks):
   return built
 
 
-def _train(plan: Plan, model_class, hooks) -> dict[str, float]:
+def _train(plan: Plan, model_class, hooks, guard,
+           stop_signals: preemption.StopSignals) -> dict[str, float]:
   from datasets import inputs
   from trainer import export, loop, runner
 
   config, source = plan.config, plan.source
   train_config = config.train
-  strategy, model, checkpointer = _set_up(plan, model_class)
+  strategy, model, checkpointer = _set_up(plan, model_class, guard)
   if plan.cluster.is_chief:
     os.makedirs(train_config.model_dir, exist_ok=True)
     config_lib.write_config(config)
@@ -280,9 +330,8 @@ def _train(plan: Plan, model_class, hooks) -> dict[str, float]:
       eval_dataset_fn=None if has_sidecar else eval_dataset_fn,
       eval_steps=eval_steps,
       eval_steps_per_call=train_config.steps_per_loop,
-      jit_compile=train_config.jit_compile)
+      jit_compile=train_config.jit_compile, guard=guard)
   writer = _build_writer(plan, is_writer=plan.cluster.is_chief)
-  stop_signals = preemption.StopSignals()
   controller = loop.Controller(
       runner=train_runner, checkpointer=checkpointer, writer=writer,
       config=loop.LoopConfig(
@@ -298,8 +347,8 @@ def _train(plan: Plan, model_class, hooks) -> dict[str, float]:
       stop_requested=lambda: train_runner.agree(stop_signals.is_set()),
       actions=_build_actions(plan, model, checkpointer, hooks))
   try:
-    with stop_signals:  # After the strategy: replaces TF's SIGTERM handler.
-      logs = controller.run(start_step)
+    stop_signals.training_started()
+    logs = controller.run(start_step)
     export.export_model(model.network, os.path.join(train_config.model_dir,
                                                     "export"),
                         is_chief=plan.cluster.is_chief,
@@ -319,12 +368,12 @@ def _export_metadata(plan: Plan) -> dict:
           "loss": train.loss, "from_logits": train.from_logits}
 
 
-def _evaluate(plan: Plan, model_class) -> dict[str, float]:
+def _evaluate(plan: Plan, model_class, guard) -> dict[str, float]:
   """Evaluates the latest checkpoint, or every new one with --watch."""
   from trainer import evaluator, runner
 
   config = plan.config
-  strategy, model, checkpointer = _set_up(plan, model_class)
+  strategy, model, checkpointer = _set_up(plan, model_class, guard)
   eval_dataset_fn, eval_steps = _eval_input(plan)
   eval_runner = runner.Runner(
       strategy=strategy, model=model, train_dataset_fn=None,

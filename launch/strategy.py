@@ -109,7 +109,7 @@ def _multi_worker_local_devices(devices: list[str]):
 
 
 def _build_multi_worker(cluster: cluster_lib.ClusterInfo, *, num_gpus: int,
-                        cpu_devices: int, collective_timeout: float | None):
+                        cpu_devices: int):
   import tensorflow as tf
   resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
       # Only training tasks join the collectives; an evaluator runs apart.
@@ -118,27 +118,40 @@ def _build_multi_worker(cluster: cluster_lib.ClusterInfo, *, num_gpus: int,
                             if role in cluster_lib.TRAINING_ROLES}),
       task_type=cluster.task_type, task_id=cluster.task_index,
       num_accelerators={"GPU": num_gpus}, rpc_layer="grpc")
-  options = tf.distribute.experimental.CommunicationOptions(
-      timeout_seconds=collective_timeout)
-  if num_gpus or cpu_devices <= 1:
-    return tf.distribute.MultiWorkerMirroredStrategy(
-        cluster_resolver=resolver, communication_options=options)
+  # No `timeout_seconds`: TensorFlow keeps a sleeping thread per collective
+  # for the whole timeout (a thread leak that ends every long run); a stuck
+  # peer is caught by `trainer.watchdog` instead.
+  options = tf.distribute.experimental.CommunicationOptions()
   devices = local_device_names(num_gpus=0, cpu_devices=cpu_devices)
-  with _multi_worker_local_devices(devices):
-    return tf.distribute.MultiWorkerMirroredStrategy(
-        cluster_resolver=resolver, communication_options=options)
+  try:
+    with (_multi_worker_local_devices(devices)
+          if not num_gpus and cpu_devices > 1 else contextlib.nullcontext()):
+      return tf.distribute.MultiWorkerMirroredStrategy(
+          cluster_resolver=resolver, communication_options=options)
+  except tf.errors.UnknownError as error:
+    if "Could not start gRPC server" not in str(error):
+      raise
+    # The port was free at the rendezvous and taken just after.
+    raise ConfigError(f"{cluster.task_type}:{cluster.task_index} could not"
+                      " open its port (another process took it); give it"
+                      " another port.") from None
+
+
+# The names users know: MultiWorkerMirroredStrategy's class is called
+# CollectiveAllReduceStrategy.
+STRATEGY_NAMES = {"one_device": "OneDeviceStrategy",
+                  "mirrored": "MirroredStrategy",
+                  "multi_worker": "MultiWorkerMirroredStrategy"}
 
 
 def build_strategy(kind: str, *, cluster: cluster_lib.ClusterInfo,
-                   cpu_devices: int, collective_timeout: float | None = None):
+                   cpu_devices: int):
   """Builds the strategy `kind` (already resolved, not `auto`).
 
   Args:
     kind: "one_device", "mirrored" or "multi_worker".
     cluster: The validated cluster.
     cpu_devices: Logical CPU devices per process when there is no GPU.
-    collective_timeout: Seconds after which a multi-worker collective fails
-      instead of waiting forever for a dead or stuck peer (None: no limit).
 
   Returns:
     The strategy.
@@ -149,8 +162,7 @@ def build_strategy(kind: str, *, cluster: cluster_lib.ClusterInfo,
     configure_cpu_devices(cpu_devices)
   if kind == "multi_worker":
     strategy = _build_multi_worker(cluster, num_gpus=num_gpus,
-                                   cpu_devices=cpu_devices,
-                                   collective_timeout=collective_timeout)
+                                   cpu_devices=cpu_devices)
   elif kind == "mirrored":
     strategy = tf.distribute.MirroredStrategy(
         local_device_names(num_gpus=num_gpus, cpu_devices=cpu_devices))
@@ -158,6 +170,6 @@ def build_strategy(kind: str, *, cluster: cluster_lib.ClusterInfo,
     strategy = tf.distribute.OneDeviceStrategy(
         local_device_names(num_gpus=num_gpus, cpu_devices=1)[0])
   logging.info("Strategy %s with %d replica(s); %s; %s.",
-               type(strategy).__name__, strategy.num_replicas_in_sync,
+               STRATEGY_NAMES[kind], strategy.num_replicas_in_sync,
                cluster.describe(), "chief" if cluster.is_chief else "not chief")
   return strategy

@@ -1,6 +1,7 @@
 """Starting, watching and stopping a group of local worker processes."""
 
 import collections
+import contextlib
 import dataclasses
 import json
 import os
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 
+from launch import netns
 from launch.errors import EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED
 
 _TAIL_LINES = 15
@@ -32,6 +34,8 @@ class GroupConfig:
     signal_grace: Seconds the workers get to save and exit after a
       SIGINT/SIGTERM forwarded from the supervisor.
     command: The worker program; the training args follow it.
+    isolate_network: Run the workers in a private network namespace with
+      loopback only (TensorFlow's servers listen on every interface).
   """
 
   num_workers: int
@@ -41,6 +45,7 @@ class GroupConfig:
   stop_grace: float = 3.0
   signal_grace: float = 60.0
   command: tuple[str, ...] = (sys.executable, "-m", "launch")
+  isolate_network: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +97,8 @@ def _describe_status(returncode: int) -> str:
 class _Worker:
   """One process, its log file, its output pump and its heartbeat."""
 
-  def __init__(self, index: int, tf_config: str, config: GroupConfig):
+  def __init__(self, index: int, tf_config: str, config: GroupConfig,
+               wrap=lambda command: command):
     self.name = f"worker:{index}"
     self.log_path = os.path.join(config.log_dir, f"worker-{index}.log")
     self.heartbeat_path = os.path.join(config.log_dir,
@@ -103,9 +109,10 @@ class _Worker:
     env = dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED="1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     self._log = open(self.log_path, "a", encoding="utf-8")
+    self.address = json.loads(tf_config)["cluster"]["worker"][index]
     self.process = subprocess.Popen(
-        [*config.command, *config.training_args,
-         f"--heartbeat_file={self.heartbeat_path}"],
+        wrap([*config.command, *config.training_args,
+              f"--heartbeat_file={self.heartbeat_path}"]),
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, text=True, errors="replace")
     self._pump = threading.Thread(target=self._copy_output, daemon=True)
@@ -141,15 +148,17 @@ class _Worker:
 class WorkerGroup:
   """A started group; `wait()` returns None on success or the Failure."""
 
-  def __init__(self, config: GroupConfig, clock=time.monotonic):
+  def __init__(self, config: GroupConfig, clock=time.monotonic,
+               wrap=lambda command: command):
     os.makedirs(config.log_dir, exist_ok=True)
     self._config = config
     self._clock = clock
-    self.workers = [_Worker(index, tf_config, config) for index, tf_config
+    self.workers = [_Worker(index, tf_config, config, wrap)
+                    for index, tf_config
                     in enumerate(worker_tf_configs(config.num_workers))]
     for worker in self.workers:
-      print(f"[supervisor] started {worker.name} (pid {worker.process.pid});"
-            f" log {worker.log_path}", flush=True)
+      print(f"[supervisor] started {worker.name} (pid {worker.process.pid},"
+            f" {worker.address}); log {worker.log_path}", flush=True)
 
   def _check(self) -> Failure | None | bool:
     """A Failure, True when all exited 0, or None while running."""
@@ -234,16 +243,39 @@ def run_with_restarts(config: GroupConfig, *, max_restarts: int) -> int:
   previous = {signum: signal.signal(signum, stop_request.handler)
               for signum in (signal.SIGINT, signal.SIGTERM)}
   try:
-    return _run_attempts(config, max_restarts, stop_request)
+    with _network(config) as wrap:
+      return _run_attempts(config, max_restarts, stop_request, wrap)
   finally:
     for signum, handler in previous.items():
       signal.signal(signum, handler)
 
 
+@contextlib.contextmanager
+def _network(config: GroupConfig):
+  """Yields `wrap(command)`: the workers' private network, or a warning."""
+  if not config.isolate_network:
+    print("[supervisor] warning: --noisolate_network: the workers' TensorFlow"
+          " servers listen on every interface of this machine, without"
+          " authentication.", file=sys.stderr, flush=True)
+    yield lambda command: command
+    return
+  with netns.LoopbackNamespace() as namespace:
+    if namespace.is_isolated:
+      print("[supervisor] the workers run in a private network namespace:"
+            " their ports are reachable from nowhere else.", flush=True)
+    else:
+      print(f"[supervisor] warning: cannot isolate the workers in a network"
+            f" namespace ({namespace.problem}; it needs CAP_SYS_ADMIN): their"
+            f" TensorFlow servers listen on every interface of this machine,"
+            f" without authentication. Run on a trusted network or as root.",
+            file=sys.stderr, flush=True)
+    yield namespace.wrap
+
+
 def _run_attempts(config: GroupConfig, max_restarts: int,
-                  stop_request: _StopRequest) -> int:
+                  stop_request: _StopRequest, wrap) -> int:
   for attempt in range(max_restarts + 1):
-    group = WorkerGroup(config)
+    group = WorkerGroup(config, wrap=wrap)
     outcome = group.wait(stop_request)
     if outcome is None:
       print(f"[supervisor] all {config.num_workers} workers finished.",

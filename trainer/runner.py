@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from trainer import model as model_lib
 from trainer import step_fns
+from trainer import watchdog
 
 
 class Runner:
@@ -17,7 +18,8 @@ class Runner:
   def __init__(self, *, strategy: tf.distribute.Strategy,
                model: model_lib.Model, train_dataset_fn,
                eval_dataset_fn=None, eval_steps: int = 0,
-               eval_steps_per_call: int = 0, jit_compile: bool = False):
+               eval_steps_per_call: int = 0, jit_compile: bool = False,
+               guard=watchdog.unguarded):
     """Initializes the runner.
 
     Args:
@@ -31,9 +33,12 @@ class Runner:
       eval_steps_per_call: Evaluate in calls of this many steps, reporting
         progress after each (0: one call).
       jit_compile: Compile the per-replica step with XLA.
+      guard: `guard(what)` context manager around every compiled call (they
+        hold collectives): a `Watchdog.guard` in multi-worker runs.
     """
     self._strategy = strategy
     self._model = model
+    self._guard = guard
     self._train_iterator = None
     if train_dataset_fn is not None:  # None: an evaluator that never trains.
       self._train_iterator = iter(
@@ -61,16 +66,23 @@ class Runner:
   def train(self, num_steps: int) -> dict[str, float]:
     """Runs `num_steps` steps; returns metrics over them and the LR."""
     self._reset_metrics()
-    self._train_loop(self._train_iterator,
-                     tf.constant(num_steps, dtype=tf.int32))
-    logs = {name: float(value) for name, value in self._read_metrics().items()}
+    with self._guard("a training loop"):
+      self._train_loop(self._train_iterator,
+                       tf.constant(num_steps, dtype=tf.int32))
+    logs = self._metric_results()
     logs["learning_rate"] = float(
         tf.convert_to_tensor(self._model.optimizer.learning_rate))
     return logs
 
   def agree(self, local_flag: bool) -> bool:
     """True on every worker if `local_flag` is True on any (a collective)."""
-    return bool(self._any_replica(tf.constant(local_flag)))
+    with self._guard("the stop-signal agreement"):
+      return bool(self._any_replica(tf.constant(local_flag)))
+
+  def _metric_results(self) -> dict[str, float]:
+    with self._guard("a metric read"):
+      return {name: float(value)
+              for name, value in self._read_metrics().items()}
 
   def evaluate(self, progress=None) -> dict[str, float]:
     """Evaluates the whole eval split once; adds the example count.
@@ -85,12 +97,13 @@ class Runner:
     iterator, examples, done = iter(self._eval_dataset), 0.0, 0
     while done < self._eval_steps:
       steps = min(self._eval_steps_per_call, self._eval_steps - done)
-      examples += float(self._eval_loop(iterator,
-                                        tf.constant(steps, dtype=tf.int32)))
+      with self._guard("an evaluation"):
+        examples += float(self._eval_loop(
+            iterator, tf.constant(steps, dtype=tf.int32)))
       done += steps
       if progress:
         progress(done, self._eval_steps)
-    logs = {name: float(value) for name, value in self._read_metrics().items()}
+    logs = self._metric_results()
     logs["examples"] = int(examples)
     logging.debug("Evaluated %d examples.", logs["examples"])
     return logs

@@ -1,4 +1,4 @@
-"""A peer that is alive but stuck: the collective timeout ends the wait."""
+"""A peer that is alive but stuck: the watchdog ends every worker."""
 
 import subprocess
 import sys
@@ -47,12 +47,14 @@ def test_survivor_fails_after_the_collective_timeout(tmp_path):
           env=harness_env(TF_CONFIG=tf_config), cwd=REPO_ROOT,
           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     started = time.monotonic()
-    output, _ = processes[0].communicate(timeout=120)
-    assert processes[0].returncode == 1, output[-3000:]
-    assert time.monotonic() - started < 100
-    assert ("error: the run stopped because a peer worker failed or a"
-            " collective timed out") in output
-    assert processes[1].poll() is None  # The stuck one never noticed.
+    for process in processes:  # The stuck one too: its loop never ends.
+      output, _ = process.communicate(timeout=120)
+      assert process.returncode == 1, output[-3000:]
+      assert "Traceback" not in output
+      assert ("error: the run stopped because a peer worker failed or a"
+              " collective timed out (a training loop took more than 10 s)."
+              in output)
+    assert time.monotonic() - started < 60
   finally:
     for process in processes:
       process.kill()

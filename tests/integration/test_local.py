@@ -3,6 +3,7 @@
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,7 +36,7 @@ class Supervisor:
     return self.output_path.read_text()
 
   def worker_pid(self, index) -> int:
-    return int(re.search(rf"started worker:{index} \(pid (\d+)\)",
+    return int(re.search(rf"started worker:{index} \(pid (\d+),",
                          self.output).group(1))
 
   def wait(self, timeout=180) -> int:
@@ -210,3 +211,32 @@ def test_worker_bad_input_is_reported_as_exit_2(tmp_path, supervise):
   assert supervisor.wait() == 2
   assert "does not divide over the 2 replicas" in supervisor.output
   assert "restarting" not in supervisor.output
+
+
+def listening_ports(net_tcp_dir) -> set[int]:
+  """Ports in LISTEN state in the network namespace of a /proc/X/net."""
+  ports = set()
+  for name in ("tcp", "tcp6"):
+    with open(f"{net_tcp_dir}/{name}") as table:
+      for row in table.read().splitlines()[1:]:
+        fields = row.split()
+        if fields[3] == "0A":  # TCP_LISTEN
+          ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+  return ports
+
+
+def test_workers_listen_on_their_private_loopback_only(tmp_path, supervise):
+  model_dir = tmp_path / "run"
+  supervisor = supervise(["--workers=2", *LONG_RUN, "--train_steps=100000",
+                          f"--model_dir={model_dir}"])
+  wait_for(model_dir / "logs" / "worker-1.heartbeat", supervisor)
+  assert "the workers run in a private network namespace" in (
+      supervisor.output)
+  for index in range(2):
+    port = int(re.search(rf"started worker:{index} \(pid \d+,"
+                         rf" localhost:(\d+)\)", supervisor.output).group(1))
+    pid = supervisor.worker_pid(index)
+    assert port in listening_ports(f"/proc/{pid}/net")  # Its own view.
+    assert port not in listening_ports("/proc/self/net")  # This machine's.
+    with pytest.raises(ConnectionRefusedError):
+      socket.create_connection(("127.0.0.1", port), timeout=5).close()

@@ -112,7 +112,8 @@ def test_broken_tf_config_names_the_problem(text, message):
 
 
 SLURM_2X2 = {"SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_TASKS_PER_NODE": "2(x2)",
-             "SLURM_NTASKS": "4", "SLURM_PROCID": "3", "SLURM_LOCALID": "1"}
+             "SLURM_NTASKS": "4", "SLURM_PROCID": "3", "SLURM_LOCALID": "1",
+             "SLURMD_NODENAME": "gpu08", "SLURM_STEP_ID": "0"}
 
 
 @pytest.mark.parametrize("hostlist,expected", [
@@ -135,14 +136,15 @@ def test_slurm_tasks_become_workers_with_per_node_ports():
                                      "gpu08:29500", "gpu08:29501")}
   assert (info.task_type, info.task_index) == ("worker", 3)
   assert not info.is_chief and info.num_workers == 4
-  chief = cluster_lib.from_environment(dict(SLURM_2X2, SLURM_PROCID="0"))
+  chief = cluster_lib.from_environment(dict(
+      SLURM_2X2, SLURM_PROCID="0", SLURM_LOCALID="0", SLURMD_NODENAME="gpu07"))
   assert chief.is_chief
 
 
 def test_step_variables_win_over_job_variables():
   environ = dict(SLURM_2X2, SLURM_STEP_NODELIST="gpu07",
                  SLURM_STEP_TASKS_PER_NODE="2", SLURM_STEP_NUM_TASKS="2",
-                 SLURM_PROCID="1")
+                 SLURM_PROCID="1", SLURMD_NODENAME="gpu07")
   info = cluster_lib.from_environment(environ, slurm_port_base=9000)
   assert info.cluster == {"worker": ("gpu07:9000", "gpu07:9001")}
 
@@ -164,7 +166,54 @@ def test_tf_config_wins_over_slurm_and_one_task_is_single():
     ({"SLURM_JOB_NODELIST": "gpu[07-"}, "cannot read the Slurm host list"),
     ({"SLURM_TASKS_PER_NODE": "two"}, "cannot read SLURM_TASKS_PER_NODE"),
     ({"SLURM_JOB_NODELIST": ""}, "without SLURM_JOB_NODELIST"),
+    ({"SLURM_LOCALID": "0"}, "Slurm placed task 3 on gpu08 as local task 0,"
+     " not where -m block puts it (gpu08, local task 1); use -m block,"
+     " cyclic or plane=N, or set TF_CONFIG."),
+    ({"SLURM_DISTRIBUTION": "arbitrary"}, "srun's task distribution"
+     " 'arbitrary' is not supported; use -m block, cyclic or plane=N, or set"
+     " TF_CONFIG."),
+    ({"SLURM_DISTRIBUTION": "plane"}, "cannot read the plane size"),
 ])
 def test_inconsistent_slurm_environment(changes, message):
   with pytest.raises(ConfigError, match=re.escape(message)):
     cluster_lib.from_environment(dict(SLURM_2X2, **changes))
+
+
+@pytest.mark.parametrize("tasks,distribution,plane,expected", [
+    ([2, 2], "block", 1, [(0, 0), (0, 1), (1, 0), (1, 1)]),
+    ([2, 2], "cyclic", 1, [(0, 0), (1, 0), (0, 1), (1, 1)]),
+    ([2, 1], "cyclic", 1, [(0, 0), (1, 0), (0, 1)]),
+    ([3, 1], "cyclic", 1, [(0, 0), (1, 0), (0, 1), (0, 2)]),
+    ([4, 4], "plane", 2, [(0, 0), (0, 1), (1, 0), (1, 1),
+                          (0, 2), (0, 3), (1, 2), (1, 3)]),
+    ([3, 2], "plane", 2, [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2)]),
+])
+def test_slurm_task_placement(tasks, distribution, plane, expected):
+  assert cluster_lib.place_tasks(tasks, distribution, plane) == expected
+
+
+@pytest.mark.parametrize("distribution,rank,node,local,addresses", [
+    ("cyclic", 1, "gpu08", "0",
+     ("gpu07:8888", "gpu08:8888", "gpu07:8889", "gpu08:8889")),
+    ("cyclic:block", 2, "gpu07", "1",
+     ("gpu07:8888", "gpu08:8888", "gpu07:8889", "gpu08:8889")),
+    ("plane=2", 2, "gpu08", "0",
+     ("gpu07:8888", "gpu07:8889", "gpu08:8888", "gpu08:8889")),
+])
+def test_slurm_distributions_map_ranks_to_their_hosts(distribution, rank, node,
+                                                      local, addresses):
+  environ = dict(SLURM_2X2, SLURM_DISTRIBUTION=distribution,
+                 SLURM_PROCID=str(rank), SLURMD_NODENAME=node,
+                 SLURM_LOCALID=local)
+  info = cluster_lib.from_environment(environ)
+  assert info.cluster == {"worker": addresses}
+  assert info.task_index == rank
+
+
+def test_the_batch_script_of_a_multi_task_job_is_refused():
+  batch = {key: value for key, value in SLURM_2X2.items()
+           if key != "SLURM_STEP_ID"}
+  with pytest.raises(ConfigError, match="^this is the batch script of a Slurm"
+                     " job of 4 tasks, not one of its tasks; start the workers"
+                     " with srun"):
+    cluster_lib.from_environment(dict(batch, SLURM_PROCID="0"))
