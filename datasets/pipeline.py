@@ -76,6 +76,17 @@ class _Layout:
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(pipeline_options())
 
 
+def endless(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """Declares a training stream infinite (it ends after 2**62 elements).
+
+  Under MultiWorkerMirroredStrategy a distributed iterator over a dataset
+  that may end all-reduces, at EVERY step, whether each worker still has
+  data (partial-batch handling); an infinite one skips that collective.
+  """
+  return dataset.apply(tf.data.experimental.assert_cardinality(
+      tf.data.INFINITE_CARDINALITY))
+
+
 def replica_layout(input_context: tf.distribute.InputContext | None,
             global_batch_size: int) -> _Layout:
   if input_context is None:
@@ -179,8 +190,8 @@ def create_train_dataset_fn(features: np.ndarray, labels: np.ndarray, *,
       return _gather(all_features, rows), _gather(all_labels, rows)
 
     # Ends after 2**62 / local replicas steps, i.e. never.
-    return layout.batches(start_step, 2**62 // layout.local_replicas,
-                          load_batch)
+    return endless(layout.batches(start_step, 2**62 // layout.local_replicas,
+                                  load_batch))
 
   return dataset_fn
 

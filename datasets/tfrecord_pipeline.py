@@ -133,8 +133,8 @@ def create_train_dataset_fn(source: TFRecordSource, *, global_batch_size: int,
     dataset = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch)
     dataset = dataset.skip(offset).batch(layout.batch_size,
                                          drop_remainder=True)
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(
-        pipeline.pipeline_options())
+    return pipeline.endless(dataset.prefetch(tf.data.AUTOTUNE).with_options(
+        pipeline.pipeline_options()))
 
   return dataset_fn
 
