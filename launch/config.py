@@ -11,6 +11,7 @@ import os
 
 from datasets.config import DATASET_NAMES, DataConfig
 from launch import flags as flag_defs
+from launch import gpu_usage
 from launch.errors import ConfigError
 from launch.strategy import STRATEGY_KINDS
 from trainer.config import (LOSS_NAMES, LR_SCHEDULES, METRIC_NAMES,
@@ -35,6 +36,7 @@ class RunConfig:
     collective_timeout: Seconds one compiled multi-worker call may take
       before the worker gives up on its peers (0: never).
     startup_timeout: Seconds the workers may take to join (0: forever).
+    gpu_memory: "auto", "growth", "all" or a per-GPU limit in MB.
     seed: Seed of the weights (the data seed is `data.seed`).
     deterministic: Enable TensorFlow's op determinism.
     heartbeat_file: Where to record progress for a supervisor, or None.
@@ -53,6 +55,7 @@ class RunConfig:
   cpu_devices: int = 1
   collective_timeout: float = 300.0
   startup_timeout: float = 900.0
+  gpu_memory: str = "auto"
   seed: int = 0
   deterministic: bool = False
   heartbeat_file: str | None = None
@@ -165,6 +168,7 @@ def from_flags() -> RunConfig:
                    strategy=f.STRATEGY.value, cpu_devices=f.CPU_DEVICES.value,
                    collective_timeout=f.COLLECTIVE_TIMEOUT.value,
                    startup_timeout=f.STARTUP_TIMEOUT.value,
+                   gpu_memory=f.GPU_MEMORY.value,
                    seed=f.SEED.value, deterministic=f.DETERMINISTIC.value,
                    heartbeat_file=f.HEARTBEAT_FILE.value, mode=f.MODE.value,
                    watch=f.WATCH.value, eval_timeout=f.EVAL_TIMEOUT.value,
@@ -261,6 +265,7 @@ def validate(config: RunConfig) -> None:
   _check_choice("optimizer", train.optimizer, OPTIMIZER_NAMES)
   _check_choice("strategy", config.strategy, STRATEGY_KINDS)
   _check_choice("mode", config.mode, MODES)
+  gpu_usage.choose_memory_policy(config.gpu_memory, processes_on_node=1)
   if config.watch and config.mode != "evaluate":
     raise ConfigError("--watch needs --mode=evaluate.")
   _check_losses(train)

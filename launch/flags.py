@@ -60,6 +60,10 @@ CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", 1,
     "Without GPUs, split the CPU into this many logical devices and mirror"
     " over them (in every worker of a multi-worker run).")
+GPU_MEMORY = flags.DEFINE_string(
+    "gpu_memory", "auto", "GPU memory per process: auto (growth when several"
+    " processes of the run share this node, else all), growth, all, or a"
+    " per-GPU limit in MB.")
 COLLECTIVE_TIMEOUT = flags.DEFINE_float(
     "collective_timeout", 300.0,
     "Multi-worker: a worker exits 1 when one compiled call (a loop of"

@@ -28,6 +28,7 @@ import sys
 from absl import flags
 
 from launch import config as config_lib
+from launch import devices
 from launch import flags as _  # noqa: F401  Defines the training flags.
 from launch import supervisor
 from launch.errors import ConfigError, fail
@@ -47,6 +48,11 @@ _HANG_TIMEOUT = flags.DEFINE_float(
 _STOP_GRACE = flags.DEFINE_float(
     "stop_grace", 3.0, "Seconds between SIGTERM and SIGKILL when stopping"
     " workers after a failure.", flag_values=_SUPERVISOR_FLAGS)
+_GPUS_PER_WORKER = flags.DEFINE_integer(
+    "gpus_per_worker", None, "GPUs each worker sees, taken in order from the"
+    " visible GPUs (CUDA_VISIBLE_DEVICES, else all of the node); default:"
+    " the visible GPUs divided by --workers; 0 runs the workers on CPUs.",
+    flag_values=_SUPERVISOR_FLAGS)
 _ISOLATE_NETWORK = flags.DEFINE_boolean(
     "isolate_network", True, "Run the workers in a private network namespace"
     " with loopback only, so their unauthenticated TensorFlow servers are"
@@ -86,6 +92,36 @@ def _parse(argv: list[str]) -> tuple[list[str], config_lib.RunConfig]:
   return training_args, config
 
 
+def _thread_env(num_workers: int) -> dict[str, str]:
+  """CPU threads per worker: the cores shared out, unless the user chose.
+
+  N TensorFlow processes each sizing their thread pools to the whole
+  machine oversubscribe it (torchrun sets OMP_NUM_THREADS=1 for the same
+  reason); measured with 2 MLP workers on 2 cores: +8 % examples/s.
+  """
+  threads = str(max(1, (os.cpu_count() or 1) // num_workers))
+  return {name: threads for name in ("TF_NUM_INTRAOP_THREADS",
+                                     "TF_NUM_INTEROP_THREADS")
+          if name not in os.environ}
+
+
+def _worker_envs(num_workers: int) -> tuple[dict[str, str], ...]:
+  """Each worker's GPUs (its share of the visible ones) and CPU threads."""
+  try:
+    placement = devices.place_local_workers(
+        os.environ, num_workers=num_workers,
+        gpus_per_worker=_GPUS_PER_WORKER.value,
+        num_node_gpus=(0 if devices.VISIBLE_DEVICES in os.environ
+                       else devices.count_node_gpus()))
+  except ConfigError as error:
+    fail(str(error))
+  if placement.describe():
+    print(f"[supervisor] {placement.describe()}", flush=True)
+  threads = _thread_env(num_workers)
+  return tuple({**placement.env(index), **threads}
+               for index in range(num_workers))
+
+
 def main(argv: list[str] | None = None) -> None:
   training_args, config = _parse(list(argv or sys.argv))
   group = supervisor.GroupConfig(
@@ -93,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
       log_dir=os.path.join(config.train.model_dir, "logs"),
       hang_timeout=_HANG_TIMEOUT.value, stop_grace=_STOP_GRACE.value,
       signal_grace=_SIGNAL_GRACE.value,
-      isolate_network=_ISOLATE_NETWORK.value)
+      isolate_network=_ISOLATE_NETWORK.value,
+      worker_envs=_worker_envs(_WORKERS.value))
   sys.exit(supervisor.run_with_restarts(group,
                                         max_restarts=_MAX_RESTARTS.value))
 

@@ -15,6 +15,7 @@ from absl import logging
 
 from launch import cluster as cluster_lib
 from launch import config as config_lib
+from launch import devices
 from launch import flags as flag_defs
 from launch import run as run_lib
 from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
@@ -33,6 +34,22 @@ def _first_line(error: Exception) -> str:
   return text.splitlines()[0][:300] if text else ""
 
 
+def _bind_slurm_gpus() -> None:
+  """An srun task whose GPUs Slurm did not bind takes its share by local id.
+
+  Before TensorFlow starts: CUDA reads CUDA_VISIBLE_DEVICES only once.
+  """
+  if "SLURM_PROCID" not in os.environ:
+    return
+  placement = devices.slurm_task_gpus(
+      os.environ, num_node_gpus=(0 if devices.VISIBLE_DEVICES in os.environ
+                                 else devices.count_node_gpus()))
+  if placement:
+    os.environ.update(placement.env)
+    if placement.description:
+      logging.info("%s", placement.description)
+
+
 def main(argv: list[str], model_class=None, hooks=()) -> None:
   """Validates the flags and environment, trains, prints the final eval.
 
@@ -45,6 +62,7 @@ def main(argv: list[str], model_class=None, hooks=()) -> None:
     config = config_lib.from_flags()
     cluster = cluster_lib.from_environment(
         os.environ, slurm_port_base=flag_defs.SLURM_PORT_BASE.value)
+    _bind_slurm_gpus()
     plan = run_lib.plan_run(config, cluster)
   except ConfigError as error:
     fail(str(error), EXIT_BAD_INPUT)

@@ -15,6 +15,7 @@ from datasets import sources
 from datasets import tfrecord
 from launch import cluster as cluster_lib
 from launch import config as config_lib
+from launch import gpu_usage
 from launch import preemption
 from launch import rendezvous
 from launch import strategy as strategy_lib
@@ -30,6 +31,8 @@ class Plan:
   source: sources.ArraySource | tfrecord.TFRecordSource
   strategy_kind: str
   num_replicas: int
+  gpu_memory: gpu_usage.MemoryPolicy
+  num_gpus: int = 0
 
 
 def plan_run(config: config_lib.RunConfig,
@@ -64,6 +67,9 @@ def plan_run(config: config_lib.RunConfig,
     raise ConfigError(str(error)) from None
   config = config_lib.resolve_train_steps(config, source.num_train_examples)
   config_lib.check_profile_steps(config)
+  gpu_memory = gpu_usage.choose_memory_policy(
+      config.gpu_memory, processes_on_node=gpu_usage.processes_on_host(cluster),
+      environ=os.environ)
   import tensorflow as tf  # After validation: importing costs seconds.
   from trainer import models
   try:
@@ -90,7 +96,7 @@ def plan_run(config: config_lib.RunConfig,
   if (config.mode == "evaluate" and not config.watch
       and tf.train.latest_checkpoint(checkpoints) is None):
     raise ConfigError(f"--mode=evaluate found no checkpoint in {checkpoints}.")
-  return Plan(config, cluster, source, kind, replicas)
+  return Plan(config, cluster, source, kind, replicas, gpu_memory, num_gpus)
 
 
 def _check_batch(config: config_lib.RunConfig, source,
@@ -222,7 +228,8 @@ def _set_up(plan: Plan, model_class, guard):
   with _hard_deadline(config.startup_timeout):
     strategy = strategy_lib.build_strategy(
         plan.strategy_kind, cluster=plan.cluster,
-        cpu_devices=config.cpu_devices)
+        cpu_devices=config.cpu_devices, gpu_memory=plan.gpu_memory,
+        jit_compile=config.train.jit_compile)
   tf.keras.utils.set_random_seed(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
@@ -330,7 +337,8 @@ def _train(plan: Plan, model_class, hooks, guard,
       eval_dataset_fn=None if has_sidecar else eval_dataset_fn,
       eval_steps=eval_steps,
       eval_steps_per_call=train_config.steps_per_loop,
-      jit_compile=train_config.jit_compile, guard=guard)
+      jit_compile=train_config.jit_compile, guard=guard,
+      input_options=_input_options(plan))
   writer = _build_writer(plan, is_writer=plan.cluster.is_chief)
   controller = loop.Controller(
       runner=train_runner, checkpointer=checkpointer, writer=writer,
@@ -360,6 +368,14 @@ def _train(plan: Plan, model_class, hooks, guard,
   return dict(logs, step=controller.last_step)
 
 
+def _input_options(plan: Plan):
+  """Copy batches to the GPUs ahead of the step; defaults on CPUs."""
+  placement = gpu_usage.choose_input_placement(num_gpus=plan.num_gpus)
+  if placement.description:
+    logging.info("%s", placement.description)
+  return gpu_usage.build_input_options(placement)
+
+
 def _export_metadata(plan: Plan) -> dict:
   """What `python -m launch.predict` needs to feed raw features."""
   source, train = plan.source, plan.config.train
@@ -378,7 +394,8 @@ def _evaluate(plan: Plan, model_class, guard) -> dict[str, float]:
   eval_runner = runner.Runner(
       strategy=strategy, model=model, train_dataset_fn=None,
       eval_dataset_fn=eval_dataset_fn, eval_steps=eval_steps,
-      eval_steps_per_call=config.train.steps_per_loop)
+      eval_steps_per_call=config.train.steps_per_loop,
+      input_options=_input_options(plan))
   os.makedirs(config.train.model_dir, exist_ok=True)
   writer = _build_writer(plan, is_writer=True)
   try:

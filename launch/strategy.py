@@ -11,6 +11,7 @@ import contextlib
 from absl import logging
 
 from launch import cluster as cluster_lib
+from launch import gpu_usage
 from launch.errors import ConfigError
 
 STRATEGY_KINDS = ("auto", "one_device", "mirrored", "multi_worker")
@@ -109,7 +110,7 @@ def _multi_worker_local_devices(devices: list[str]):
 
 
 def _build_multi_worker(cluster: cluster_lib.ClusterInfo, *, num_gpus: int,
-                        cpu_devices: int):
+                        cpu_devices: int, collectives: dict):
   import tensorflow as tf
   resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
       # Only training tasks join the collectives; an evaluator runs apart.
@@ -121,7 +122,8 @@ def _build_multi_worker(cluster: cluster_lib.ClusterInfo, *, num_gpus: int,
   # No `timeout_seconds`: TensorFlow keeps a sleeping thread per collective
   # for the whole timeout (a thread leak that ends every long run); a stuck
   # peer is caught by `trainer.watchdog` instead.
-  options = tf.distribute.experimental.CommunicationOptions()
+  options = collectives.get("communication_options",
+                            tf.distribute.experimental.CommunicationOptions())
   devices = local_device_names(num_gpus=0, cpu_devices=cpu_devices)
   try:
     with (_multi_worker_local_devices(devices)
@@ -145,31 +147,43 @@ STRATEGY_NAMES = {"one_device": "OneDeviceStrategy",
 
 
 def build_strategy(kind: str, *, cluster: cluster_lib.ClusterInfo,
-                   cpu_devices: int):
+                   cpu_devices: int,
+                   gpu_memory: gpu_usage.MemoryPolicy | None = None,
+                   jit_compile: bool = False):
   """Builds the strategy `kind` (already resolved, not `auto`).
 
   Args:
     kind: "one_device", "mirrored" or "multi_worker".
     cluster: The validated cluster.
     cpu_devices: Logical CPU devices per process when there is no GPU.
+    gpu_memory: How this process takes GPU memory (None: all of it).
+    jit_compile: Whether the step is compiled with XLA.
 
   Returns:
     The strategy.
   """
   import tensorflow as tf
   num_gpus = len(tf.config.list_physical_devices("GPU"))
+  if num_gpus and gpu_memory is not None:
+    gpu_usage.apply_memory_policy(gpu_memory)
   if not num_gpus:
     configure_cpu_devices(cpu_devices)
+  collectives = gpu_usage.choose_collectives(kind, num_gpus=num_gpus,
+                                             jit_compile=jit_compile)
+  options = gpu_usage.build_collective_kwargs(collectives)
   if kind == "multi_worker":
     strategy = _build_multi_worker(cluster, num_gpus=num_gpus,
-                                   cpu_devices=cpu_devices)
+                                   cpu_devices=cpu_devices,
+                                   collectives=options)
   elif kind == "mirrored":
     strategy = tf.distribute.MirroredStrategy(
-        local_device_names(num_gpus=num_gpus, cpu_devices=cpu_devices))
+        local_device_names(num_gpus=num_gpus, cpu_devices=cpu_devices),
+        **options)
   else:
     strategy = tf.distribute.OneDeviceStrategy(
         local_device_names(num_gpus=num_gpus, cpu_devices=1)[0])
   logging.info("Strategy %s with %d replica(s); %s; %s.",
                STRATEGY_NAMES[kind], strategy.num_replicas_in_sync,
                cluster.describe(), "chief" if cluster.is_chief else "not chief")
+  logging.info("%s", collectives.description)
   return strategy

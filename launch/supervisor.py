@@ -36,6 +36,8 @@ class GroupConfig:
     command: The worker program; the training args follow it.
     isolate_network: Run the workers in a private network namespace with
       loopback only (TensorFlow's servers listen on every interface).
+    worker_envs: Variables added to each worker's environment, by index
+      (its GPUs, its CPU threads); empty: none.
   """
 
   num_workers: int
@@ -46,6 +48,7 @@ class GroupConfig:
   signal_grace: float = 60.0
   command: tuple[str, ...] = (sys.executable, "-m", "launch")
   isolate_network: bool = True
+  worker_envs: tuple[dict[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +111,8 @@ class _Worker:
     self._last_beat = None
     env = dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED="1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if config.worker_envs:
+      env.update(config.worker_envs[index])
     self._log = open(self.log_path, "a", encoding="utf-8")
     self.address = json.loads(tf_config)["cluster"]["worker"][index]
     self.process = subprocess.Popen(

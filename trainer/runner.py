@@ -19,7 +19,7 @@ class Runner:
                model: model_lib.Model, train_dataset_fn,
                eval_dataset_fn=None, eval_steps: int = 0,
                eval_steps_per_call: int = 0, jit_compile: bool = False,
-               guard=watchdog.unguarded):
+               guard=watchdog.unguarded, input_options=None):
     """Initializes the runner.
 
     Args:
@@ -35,6 +35,8 @@ class Runner:
       jit_compile: Compile the per-replica step with XLA.
       guard: `guard(what)` context manager around every compiled call (they
         hold collectives): a `Watchdog.guard` in multi-worker runs.
+      input_options: `tf.distribute.InputOptions` of both datasets (e.g.
+        copying batches to the GPUs ahead of the step), or None.
     """
     self._strategy = strategy
     self._model = model
@@ -42,11 +44,12 @@ class Runner:
     self._train_iterator = None
     if train_dataset_fn is not None:  # None: an evaluator that never trains.
       self._train_iterator = iter(
-          strategy.distribute_datasets_from_function(train_dataset_fn))
+          strategy.distribute_datasets_from_function(train_dataset_fn,
+                                                     options=input_options))
     self._eval_dataset = None
     if eval_dataset_fn is not None:
       self._eval_dataset = strategy.distribute_datasets_from_function(
-          eval_dataset_fn)
+          eval_dataset_fn, options=input_options)
     self._eval_steps = eval_steps
     self._eval_steps_per_call = eval_steps_per_call or eval_steps
     self._train_loop = step_fns.create_train_loop_fn(

@@ -70,3 +70,16 @@ def test_describe_status():
   assert supervisor._describe_status(-signal.SIGKILL) == (
       "was killed by SIGKILL (exit status -9)")
   assert supervisor._describe_status(1) == "exited with status 1"
+
+
+def test_each_worker_gets_its_own_variables(tmp_path, capsys):
+  printer = (sys.executable, "-c", "import os; print('sees',"
+             " os.environ['CUDA_VISIBLE_DEVICES'],"
+             " os.environ['TF_NUM_INTRAOP_THREADS'])")
+  config = group_config(tmp_path, printer, worker_envs=(
+      {"CUDA_VISIBLE_DEVICES": "3,5", "TF_NUM_INTRAOP_THREADS": "4"},
+      {"CUDA_VISIBLE_DEVICES": "6,7", "TF_NUM_INTRAOP_THREADS": "4"}))
+  assert supervisor.run_with_restarts(config, max_restarts=0) == 0
+  out = capsys.readouterr().out
+  assert "[worker:0] sees 3,5 4" in out
+  assert "[worker:1] sees 6,7 4" in out

@@ -1,0 +1,1 @@
+"""Benchmarks beside the package: scripts run with `python -m benchmarks.X`."""
