@@ -223,9 +223,10 @@ def _set_up(plan: Plan, model_class, guard):
   from trainer import model as model_lib
 
   config = plan.config
-  if plan.strategy_kind == "multi_worker":
+  is_multi_worker = plan.strategy_kind == "multi_worker"
+  if is_multi_worker:
     rendezvous.meet(plan.cluster, timeout=config.startup_timeout)
-  with _hard_deadline(config.startup_timeout):
+  with _hard_deadline(config.startup_timeout if is_multi_worker else 0):
     strategy = strategy_lib.build_strategy(
         plan.strategy_kind, cluster=plan.cluster,
         cpu_devices=config.cpu_devices, gpu_memory=plan.gpu_memory,

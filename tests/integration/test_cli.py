@@ -65,7 +65,12 @@ BAD_INPUTS = {
                                  "give one loss per output"),
     "slurm count mismatch": ([], {
         "SLURM_PROCID": "0", "SLURM_NTASKS": "3", "SLURM_JOB_NODELIST": "n1",
-        "SLURM_TASKS_PER_NODE": "2"}, "add up to 2, not SLURM_NTASKS=3"),
+        "SLURM_TASKS_PER_NODE": "2", "SLURM_STEP_ID": "0"},
+        "add up to 2, not SLURM_NTASKS=3"),
+    "slurm batch script": ([], {
+        "SLURM_PROCID": "0", "SLURM_NTASKS": "2", "SLURM_JOB_NODELIST": "n1",
+        "SLURM_TASKS_PER_NODE": "2"}, "this is the batch script of a Slurm"
+        " job of 2 tasks"),
     "mirrored under a cluster": (["--strategy=mirrored"], {
         "TF_CONFIG": tf_config(WORKERS_2, {"type": "worker", "index": 0})},
         "needs --strategy=multi_worker"),
