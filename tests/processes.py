@@ -1,6 +1,7 @@
 """Helpers to run the harness in real processes: ports, env, cleanup."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,3 +95,53 @@ def launch_in_this_process(args: list[str]) -> tuple[int, list[str]]:
       code = exited.code
   return code, [line for line in stderr.getvalue().splitlines()
                 if line.startswith("error:")]
+
+
+def command_line(pid: int) -> str:
+  """The command line of a live process ("" if it is gone)."""
+  try:
+    with open(f"/proc/{pid}/cmdline", "rb") as stream:
+      return stream.read().replace(b"\0", b" ").decode(errors="replace")
+  except OSError:
+    return ""
+
+
+class Supervisor:
+  """`python -m launch.local ARGS` in the background, output in a file."""
+
+  def __init__(self, args: list[str], output_path):
+    self.output_path = output_path
+    self._output = open(output_path, "w", encoding="utf-8")
+    self.process = subprocess.Popen(
+        [sys.executable, "-m", "launch.local", *args], env=harness_env(),
+        cwd=REPO_ROOT, stdout=self._output, stderr=subprocess.STDOUT)
+
+  @property
+  def output(self) -> str:
+    return self.output_path.read_text(encoding="utf-8")
+
+  def started_pids(self) -> list[tuple[int, int]]:
+    """(worker index, pid) of every "started" line so far, in order."""
+    return [(int(index), int(pid)) for index, pid in re.findall(
+        r"started worker:(\d+) \(pid (\d+),", self.output)]
+
+  def worker_pid(self, index: int) -> int:
+    """The pid of worker `index` of the first start."""
+    return dict(self.started_pids()[::-1])[index]
+
+  def wait(self, timeout: float = 180) -> int:
+    try:
+      return self.process.wait(timeout=timeout)
+    finally:
+      self.kill()
+
+  def kill(self) -> None:
+    """Ends the supervisor and any worker of it still running."""
+    if self.process.poll() is None:
+      self.process.kill()
+      self.process.wait()
+    self._output.close()
+    for _, pid in self.started_pids():
+      # Only if that pid is still one of this run's workers: pids are reused.
+      if str(self.output_path.parent) in command_line(pid):
+        os.kill(pid, signal.SIGKILL)

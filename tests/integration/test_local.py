@@ -13,7 +13,7 @@ import pytest
 
 from tests import checkpoints
 from tests.integration.conftest import FLAGS, STEPS
-from tests.processes import REPO_ROOT, harness_env
+from tests.processes import REPO_ROOT, Supervisor, harness_env
 
 pytestmark = pytest.mark.slow
 
@@ -21,65 +21,18 @@ LONG_RUN = ["--train_steps=3000", "--checkpoint_every=500",
             "--steps_per_loop=100"]
 
 
-class Supervisor:
-  """`python -m launch.local ARGS` in the background, output in a file."""
-
-  def __init__(self, args, tmp_path):
-    self.output_path = tmp_path / "supervisor.out"
-    self._output = open(self.output_path, "w")
-    self.process = subprocess.Popen(
-        [sys.executable, "-m", "launch.local", *args], env=harness_env(),
-        cwd=REPO_ROOT, stdout=self._output, stderr=subprocess.STDOUT)
-
-  @property
-  def output(self) -> str:
-    return self.output_path.read_text()
-
-  def worker_pid(self, index) -> int:
-    return int(re.search(rf"started worker:{index} \(pid (\d+),",
-                         self.output).group(1))
-
-  def wait(self, timeout=180) -> int:
-    try:
-      return self.process.wait(timeout=timeout)
-    finally:
-      self.kill()
-
-  def kill(self):
-    if self.process.poll() is None:
-      self.process.kill()
-      self.process.wait()
-    self._output.close()
-
-
 @pytest.fixture
 def supervise(tmp_path):
   started = []
 
   def start(args):
-    supervisor = Supervisor(args, tmp_path)
+    supervisor = Supervisor(args, tmp_path / "supervisor.out")
     started.append(supervisor)
     return supervisor
 
   yield start
   for supervisor in started:
     supervisor.kill()
-    for index in range(2):  # No worker outlives its test.
-      try:
-        pid = supervisor.worker_pid(index)
-      except AttributeError:
-        continue
-      # Only if that pid is still this test's worker: pids are reused.
-      if str(tmp_path) in _cmdline(pid):
-        os.kill(pid, signal.SIGKILL)
-
-
-def _cmdline(pid) -> str:
-  try:
-    with open(f"/proc/{pid}/cmdline", "rb") as stream:
-      return stream.read().replace(b"\0", b" ").decode(errors="replace")
-  except OSError:
-    return ""
 
 
 def wait_for(path, supervisor, timeout=120):
