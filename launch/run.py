@@ -3,9 +3,7 @@
 This is the only module that sees datasets and trainer together.
 """
 
-import contextlib
 import dataclasses
-import faulthandler
 import os
 import sys
 
@@ -16,10 +14,11 @@ from datasets import tfrecord
 from launch import cluster as cluster_lib
 from launch import config as config_lib
 from launch import gpu_usage
+from launch import liveness
 from launch import preemption
 from launch import rendezvous
 from launch import strategy as strategy_lib
-from launch.errors import EXIT_RUN_FAILED, ConfigError, fail
+from launch.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,42 +179,6 @@ def _hparams(plan: Plan) -> dict:
           "replicas": plan.num_replicas}
 
 
-def _peer_timeout(what: str, seconds: float) -> None:
-  """The watchdog's verdict: one sentence, then exit (the call is blocked)."""
-  fail(f"the run stopped because a peer worker failed or a collective timed"
-       f" out ({what} took more than {seconds:g} s).", EXIT_RUN_FAILED,
-       hard=True)
-
-
-@contextlib.contextmanager
-def _hard_deadline(seconds: float):
-  """Exits 1 if the body outlives `seconds`, even holding the GIL.
-
-  A backstop for TensorFlow's own join, which blocks with the GIL held (so
-  no Python watchdog can run); after `rendezvous.meet` it takes a fraction
-  of a second unless a worker dies in between.
-  """
-  if not seconds:
-    yield
-    return
-  with open(os.devnull, "w", encoding="utf-8") as sink:
-    faulthandler.dump_traceback_later(seconds, exit=True, file=sink)
-    try:
-      yield
-    finally:
-      faulthandler.cancel_dump_traceback_later()
-
-
-def _build_guard(plan: Plan):
-  """A watchdog's `guard` for multi-worker runs (see `trainer.watchdog`)."""
-  from trainer import watchdog
-  if plan.strategy_kind != "multi_worker":
-    return watchdog.unguarded, None
-  dog = watchdog.Watchdog(plan.config.collective_timeout,
-                          on_expire=_peer_timeout)
-  return dog.guard, dog
-
-
 def _set_up(plan: Plan, model_class, guard):
   """Strategy, seeds, model and checkpointer: common to train and evaluate."""
   import tensorflow as tf
@@ -226,7 +189,8 @@ def _set_up(plan: Plan, model_class, guard):
   is_multi_worker = plan.strategy_kind == "multi_worker"
   if is_multi_worker:
     rendezvous.meet(plan.cluster, timeout=config.startup_timeout)
-  with _hard_deadline(config.startup_timeout if is_multi_worker else 0):
+  with liveness.hard_deadline(config.startup_timeout if is_multi_worker
+                              else 0):
     strategy = strategy_lib.build_strategy(
         plan.strategy_kind, cluster=plan.cluster,
         cpu_devices=config.cpu_devices, gpu_memory=plan.gpu_memory,
@@ -280,7 +244,9 @@ def execute(plan: Plan, *, model_class=None, hooks=()) -> dict[str, float]:
   Returns:
     The final eval logs plus "step", the step they were taken at.
   """
-  guard, dog = _build_guard(plan)
+  guard, dog = liveness.build_guard(
+      is_multi_worker=plan.strategy_kind == "multi_worker",
+      timeout=plan.config.collective_timeout)
   try:
     if plan.config.mode == "evaluate":
       return _evaluate(plan, model_class, guard)
