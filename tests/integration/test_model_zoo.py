@@ -81,7 +81,7 @@ def test_builtin_model_trains_on_two_workers(tmp_path, model):
   results = run_workers([*model_flags, *COMMON, f"--model_dir={tmp_path}"], 2)
   for result in results:
     assert result.returncode == 0, result.stdout[-3000:]
-  assert "CollectiveAllReduceStrategy with 2 replica(s)" in results[0].stdout
+  assert "MultiWorkerMirroredStrategy with 2 replica(s)" in results[0].stdout
   logs = final_eval(results[0].stdout)
   accuracy = logs.get("accuracy", logs.get("digit_accuracy"))
   assert math.isfinite(logs["loss"]) and accuracy >= minimum, logs
