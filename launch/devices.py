@@ -89,6 +89,11 @@ def count_node_gpus(*, proc_dir: str = "/proc/driver/nvidia/gpus",
   return sum(line.startswith("GPU ") for line in listing.splitlines())
 
 
+def node_gpus_if_unlisted(environ: Mapping[str, str]) -> int:
+  """`count_node_gpus()`, needed only when CUDA_VISIBLE_DEVICES is unset."""
+  return 0 if VISIBLE_DEVICES in environ else count_node_gpus()
+
+
 def _ids(devices: Sequence[str]) -> str:
   return ",".join(devices) or "none"
 

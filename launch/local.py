@@ -99,7 +99,9 @@ def _thread_env(num_workers: int) -> dict[str, str]:
   machine oversubscribe it (torchrun sets OMP_NUM_THREADS=1 for the same
   reason); measured with 2 MLP workers on 2 cores: +8 % examples/s.
   """
-  threads = str(max(1, (os.cpu_count() or 1) // num_workers))
+  # The CPUs this process may use (affinity, e.g. srun --cpus-per-task),
+  # not all of the machine's.
+  threads = str(max(1, len(os.sched_getaffinity(0)) // num_workers))
   return {name: threads for name in ("TF_NUM_INTRAOP_THREADS",
                                      "TF_NUM_INTEROP_THREADS")
           if name not in os.environ}
@@ -111,8 +113,7 @@ def _worker_envs(num_workers: int) -> tuple[dict[str, str], ...]:
     placement = devices.place_local_workers(
         os.environ, num_workers=num_workers,
         gpus_per_worker=_GPUS_PER_WORKER.value,
-        num_node_gpus=(0 if devices.VISIBLE_DEVICES in os.environ
-                       else devices.count_node_gpus()))
+        num_node_gpus=devices.node_gpus_if_unlisted(os.environ))
   except ConfigError as error:
     fail(str(error))
   if placement.describe():

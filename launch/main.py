@@ -42,8 +42,7 @@ def _bind_slurm_gpus() -> None:
   if "SLURM_PROCID" not in os.environ:
     return
   placement = devices.slurm_task_gpus(
-      os.environ, num_node_gpus=(0 if devices.VISIBLE_DEVICES in os.environ
-                                 else devices.count_node_gpus()))
+      os.environ, num_node_gpus=devices.node_gpus_if_unlisted(os.environ))
   if placement:
     os.environ.update(placement.env)
     if placement.description:

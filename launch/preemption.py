@@ -62,6 +62,7 @@ class StopSignals:
 
   def __init__(self):
     self._event = threading.Event()
+    self._lock = threading.Lock()
     self._training = threading.Event()
     self._closed = threading.Event()
     self._previous = {}
@@ -75,8 +76,11 @@ class StopSignals:
     self._record(signum)
 
   def _record(self, signum: int) -> None:
-    self.signal_name = signal.Signals(signum).name
-    self._event.set()
+    with self._lock:  # The main thread's handler and the watcher both come.
+      if self._event.is_set():
+        return
+      self.signal_name = signal.Signals(signum).name
+      self._event.set()
     if not self._training.is_set():
       print(f"error: stopped by {self.signal_name} during start-up, before"
             " the first training loop; the latest checkpoint is unchanged,"

@@ -23,6 +23,8 @@ from launch.errors import ConfigError
 
 _POLL_SECONDS = 0.2
 _ABORT_GRACE_SECONDS = 5.0
+_HELLO_SECONDS = 2.0
+_STRANGER_LIMIT = 3
 
 
 class StartupTimeout(TimeoutError):
@@ -71,8 +73,13 @@ def _port_taken(cluster, address: str, error: OSError) -> str:
           " another port.")
 
 
-def _send(connection: socket.socket, message: dict) -> None:
-  connection.sendall((json.dumps(message) + "\n").encode())
+def _send(connection: socket.socket, message: dict) -> bool:
+  """Sends one JSON line; False if the peer is gone."""
+  try:
+    connection.sendall((json.dumps(message) + "\n").encode())
+  except OSError:
+    return False
+  return True
 
 
 def _receive(connection: socket.socket, deadline: float) -> dict | None:
@@ -82,11 +89,14 @@ def _receive(connection: socket.socket, deadline: float) -> dict | None:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
       return None
-    ready, _, _ = select.select([connection], [], [],
-                                min(remaining, _POLL_SECONDS))
-    if not ready:
-      continue
-    chunk = connection.recv(4096)
+    try:
+      ready, _, _ = select.select([connection], [], [],
+                                  min(remaining, _POLL_SECONDS))
+      if not ready:
+        continue
+      chunk = connection.recv(4096)
+    except OSError:  # Reset by the peer, or closed.
+      return None
     if not chunk or len(data) > 65536:
       return None
     data += chunk
@@ -124,7 +134,10 @@ def _lead(cluster: cluster_lib.ClusterInfo, timeout: float,
         if not ready:
           continue
         connection, _ = server.accept()
-        hello = _receive(connection, time.monotonic() + 5)
+        # Greet first, so a worker that reached some other program on this
+        # port can tell (see `_follow`).
+        _send(connection, {"leader": token})
+        hello = _receive(connection, time.monotonic() + _HELLO_SECONDS)
         if (not hello or hello.get("token") != token
             or not isinstance(hello.get("worker"), int)
             or not 0 < hello["worker"] < len(addresses)):
@@ -161,7 +174,8 @@ def _abort_all(server: socket.socket, joined: dict, message: str,
       continue
     connection, _ = server.accept()
     with connection:
-      hello = _receive(connection, time.monotonic() + 2)
+      _send(connection, {"leader": token})
+      hello = _receive(connection, time.monotonic() + _HELLO_SECONDS)
       if hello and hello.get("token") == token:
         _send(connection, {"abort": message})
         told.add(hello.get("worker"))
@@ -172,10 +186,22 @@ def _follow(cluster: cluster_lib.ClusterInfo, timeout: float, token: str,
   leader = _training_addresses(cluster)[0]
   deadline = time.monotonic() + timeout if timeout else float("inf")
   hello = {"token": token, "worker": cluster.worker_id, "error": error}
+  strangers = 0  # Connections answered by something else than worker 0.
   while time.monotonic() < deadline:
     try:
       with socket.create_connection(_host_port(leader),
                                     timeout=_POLL_SECONDS * 5) as connection:
+        greeting = _receive(connection, time.monotonic() + 2 * _HELLO_SECONDS)
+        if not greeting or greeting.get("leader") != token:
+          strangers += 1
+          if strangers >= _STRANGER_LIMIT:
+            raise ConfigError(
+                f"port {_host_port(leader)[1]} of worker 0 ({leader}) is"
+                " held by another program that does not answer as this"
+                " job's first worker; give worker 0 another port.")
+          time.sleep(_POLL_SECONDS)
+          continue
+        strangers = 0
         _send(connection, hello)
         if error:
           return

@@ -6,6 +6,7 @@ This is the only module that sees datasets and trainer together.
 import dataclasses
 import os
 import sys
+import time
 
 from absl import logging
 
@@ -179,18 +180,24 @@ def _hparams(plan: Plan) -> dict:
           "replicas": plan.num_replicas}
 
 
-def _set_up(plan: Plan, model_class, guard):
+def _set_up(plan: Plan, model_class):
   """Strategy, seeds, model and checkpointer: common to train and evaluate."""
   import tensorflow as tf
   from trainer import build, checkpointing
   from trainer import model as model_lib
 
   config = plan.config
-  is_multi_worker = plan.strategy_kind == "multi_worker"
-  if is_multi_worker:
+  deadline = 0.0
+  if plan.strategy_kind == "multi_worker":
+    started = time.monotonic()
     rendezvous.meet(plan.cluster, timeout=config.startup_timeout)
-  with liveness.hard_deadline(config.startup_timeout if is_multi_worker
-                              else 0):
+    if config.startup_timeout:
+      deadline = max(1.0, config.startup_timeout
+                     - (time.monotonic() - started))
+      # The backstop below cannot print when it fires: say it beforehand.
+      logging.info("All workers met; forming TensorFlow's cluster (this"
+                   " worker exits 1 if that takes over %.0f s).", deadline)
+  with liveness.hard_deadline(deadline):
     strategy = strategy_lib.build_strategy(
         plan.strategy_kind, cluster=plan.cluster,
         cpu_devices=config.cpu_devices, gpu_memory=plan.gpu_memory,
@@ -249,7 +256,7 @@ def execute(plan: Plan, *, model_class=None, hooks=()) -> dict[str, float]:
       timeout=plan.config.collective_timeout)
   try:
     if plan.config.mode == "evaluate":
-      return _evaluate(plan, model_class, guard)
+      return _evaluate(plan, model_class)
     # From the start: a stop signal during start-up ends the process at once.
     with preemption.StopSignals() as stop_signals:
       return _train(plan, model_class, hooks, guard, stop_signals)
@@ -287,7 +294,7 @@ def _train(plan: Plan, model_class, hooks, guard,
 
   config, source = plan.config, plan.source
   train_config = config.train
-  strategy, model, checkpointer = _set_up(plan, model_class, guard)
+  strategy, model, checkpointer = _set_up(plan, model_class)
   if plan.cluster.is_chief:
     os.makedirs(train_config.model_dir, exist_ok=True)
     config_lib.write_config(config)
@@ -351,12 +358,12 @@ def _export_metadata(plan: Plan) -> dict:
           "loss": train.loss, "from_logits": train.from_logits}
 
 
-def _evaluate(plan: Plan, model_class, guard) -> dict[str, float]:
+def _evaluate(plan: Plan, model_class) -> dict[str, float]:
   """Evaluates the latest checkpoint, or every new one with --watch."""
   from trainer import evaluator, runner
 
   config = plan.config
-  strategy, model, checkpointer = _set_up(plan, model_class, guard)
+  strategy, model, checkpointer = _set_up(plan, model_class)
   eval_dataset_fn, eval_steps = _eval_input(plan)
   eval_runner = runner.Runner(
       strategy=strategy, model=model, train_dataset_fn=None,

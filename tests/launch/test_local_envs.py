@@ -35,7 +35,7 @@ def test_without_gpus_only_the_threads_are_set(monkeypatch, supervisor_flags):
   monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
   monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
   monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
-  threads = str(max(1, os.cpu_count() // 2))
+  threads = str(max(1, len(os.sched_getaffinity(0)) // 2))
   assert local._worker_envs(2) == (
       {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads},
   ) * 2

@@ -1,6 +1,7 @@
 """The start-up rendezvous with threads standing in for worker processes."""
 
 import socket
+import struct
 import threading
 import time
 
@@ -84,8 +85,6 @@ def test_a_taken_port_of_the_first_worker_is_one_sentence():
 
 def test_strangers_are_not_counted():
   infos = clusters(2)
-  leader = threading.Thread(target=rendezvous.meet, args=(infos[0],),
-                            kwargs={"timeout": 1.0})
   outcome = {}
 
   def lead():
@@ -103,3 +102,45 @@ def test_strangers_are_not_counted():
     time.sleep(0.2)
   leader.join(timeout=10)
   assert "error" in outcome  # Still waiting for the real worker 1.
+
+
+def test_a_taken_port_of_the_first_worker_stops_the_others_too():
+  infos = clusters(2)
+  port = int(infos[0].cluster["worker"][0].rsplit(":", 1)[1])
+  with socket.socket() as squatter:  # Accepts, and never answers.
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen(8)
+    started = time.monotonic()
+    outcomes = meet_all(infos, timeout=60.0)
+  assert time.monotonic() - started < 30
+  assert str(outcomes[0]).startswith(f"port {port} of worker:0")
+  assert isinstance(outcomes[1], ConfigError), outcomes
+  assert str(outcomes[1]) == (
+      f"port {port} of worker 0 (localhost:{port}) is held by another"
+      " program that does not answer as this job's first worker; give"
+      " worker 0 another port.")
+
+
+def test_a_connection_reset_mid_hello_does_not_stop_the_first_worker():
+  infos = clusters(2)
+  outcome = {}
+
+  def lead():
+    try:
+      rendezvous.meet(infos[0], timeout=10.0)
+      outcome["leader"] = "go"
+    except Exception as error:  # pylint: disable=broad-except
+      outcome["leader"] = error
+
+  leader = threading.Thread(target=lead)
+  leader.start()
+  time.sleep(0.3)
+  host, port = infos[0].cluster["worker"][0].rsplit(":", 1)
+  rude = socket.create_connection((host, int(port)))
+  rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                  struct.pack("ii", 1, 0))
+  rude.sendall(b'{"token": ')
+  rude.close()  # RST instead of FIN.
+  rendezvous.meet(infos[1], timeout=10.0)
+  leader.join(timeout=20)
+  assert outcome == {"leader": "go"}

@@ -89,8 +89,12 @@ def test_the_batch_script_itself_is_refused(slurm_cluster, tmp_path):
   assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("scancel", [
+    ["--signal=USR1"],  # To the tasks, as #SBATCH --signal=USR1@120 does.
+    ["--signal=TERM"],  # To the tasks, as most preemption notices.
+], ids=["usr1", "term"])
 def test_preemption_saves_requeues_resumes_and_completes(slurm_cluster,
-                                                         tmp_path):
+                                                         tmp_path, scancel):
   model_dir = tmp_path / "run"
   submitted = subprocess.run(
       ["sbatch", "--parsable", "-p", slurm_cluster.default_partition,
@@ -107,7 +111,7 @@ def test_preemption_saves_requeues_resumes_and_completes(slurm_cluster,
     while max(train_steps(model_dir), default=0) < 300:
       assert time.monotonic() < deadline, (tmp_path / "job.out").read_text()
       time.sleep(0.5)
-    subprocess.run(["scancel", "--signal=USR1", job_id], check=True)
+    subprocess.run(["scancel", *scancel, job_id], check=True)
     deadline = time.monotonic() + 300
     while job_field(job_id, "JobState") != "COMPLETED":
       assert job_field(job_id, "JobState") not in ("FAILED", "CANCELLED",
