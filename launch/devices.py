@@ -287,8 +287,8 @@ def slurm_task_gpus(environ: Mapping[str, str], *,
   2. V empty, or T = 1: keep V.
   3. S known and |V| < S: Slurm bound GPUs to this task (--gpus-per-task,
      --gpu-bind, --tres-bind) or a wrapper narrowed them: keep V.
-     S known and |V| > S: the GPUs are not Slurm's to split (gres without
-     device files): keep V.
+     S known and |V| > S (gres without device files): Slurm gave the job S
+     GPUs it did not name, and every task would use all of V: refused.
   4. Otherwise every task of the node sees the same V (|V| = S, or Slurm
      manages no GPUs): task L takes V[L*|V|/T : (L+1)*|V|/T].
      SLURM_STEP_GPUS is not used: in a bound task it holds that task's GPUs
@@ -296,8 +296,8 @@ def slurm_task_gpus(environ: Mapping[str, str], *,
      CUDA_VISIBLE_DEVICES.
 
   Raises:
-    ConfigError: If T does not divide |V| in case 4, or the SLURM_*
-      variables are malformed.
+    ConfigError: In case 3 with |V| > S, if T does not divide |V| in case 4,
+      or if the SLURM_* variables are malformed.
   """
   if environ.get("TF_CONFIG", "").strip() or not (
       "SLURM_PROCID" in environ and "SLURM_LOCALID" in environ):
@@ -316,12 +316,17 @@ def slurm_task_gpus(environ: Mapping[str, str], *,
   if tasks == 1:
     return TaskPlacement(tuple(visible), {}, f"{task} uses GPUs"
                          f" {_ids(visible)}.")
-  if node_gpus is not None and len(visible) != node_gpus:
-    why = (f"bound to it: the step has {node_gpus} on this node"
-           if len(visible) < node_gpus else f"more than the {node_gpus}"
-           " Slurm allocated on this node, which it did not name")
+  if node_gpus is not None and len(visible) > node_gpus:
+    # Every task would use GPUs Slurm did not give this job.
+    raise ConfigError(
+        f"Slurm allocated {_plural(node_gpus, 'GPU')} on this node but did"
+        f" not name them, and the {tasks} tasks each see"
+        f" {_plural(len(visible), 'GPU')} ({_ids(visible)}); bind GPUs to"
+        " tasks (--gpus-per-task) or set CUDA_VISIBLE_DEVICES.")
+  if node_gpus is not None and len(visible) < node_gpus:
     return TaskPlacement(tuple(visible), {}, f"{task} keeps GPUs"
-                         f" {_ids(visible)} ({why}).")
+                         f" {_ids(visible)} (bound to it: the step has"
+                         f" {node_gpus} on this node).")
   if len(visible) % tasks:
     raise ConfigError(
         f"Slurm runs {tasks} tasks on this node but its"

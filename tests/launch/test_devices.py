@@ -5,6 +5,7 @@ TensorFlow strategy is involved.
 """
 
 import os
+import re
 import stat
 
 import pytest
@@ -323,12 +324,14 @@ def test_old_slurm_without_gpus_on_node_uses_the_job_gpus():
       "CUDA_VISIBLE_DEVICES": "1"}
 
 
-def test_more_visible_gpus_than_slurm_allocated_are_left_alone():
+def test_more_visible_gpus_than_slurm_allocated_are_refused():
   # gres without device files: Slurm counts 2 GPUs but cannot name them.
   environ = slurm_env(0, "2", SLURM_GPUS_ON_NODE="2")
-  placement = devices.slurm_task_gpus(environ, num_node_gpus=8)
-  assert placement.env == {}
-  assert "more than the 2 Slurm allocated" in placement.description
+  with pytest.raises(ConfigError, match=re.escape(
+      "Slurm allocated 2 GPUs on this node but did not name them, and the 2"
+      " tasks each see 8 GPUs (0,1,2,3,4,5,6,7); bind GPUs to tasks"
+      " (--gpus-per-task) or set CUDA_VISIBLE_DEVICES.")):
+    devices.slurm_task_gpus(environ, num_node_gpus=8)
 
 
 def test_a_user_list_for_all_tasks_is_split_by_local_id():
