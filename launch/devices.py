@@ -98,7 +98,8 @@ def _ids(devices: Sequence[str]) -> str:
   return ",".join(devices) or "none"
 
 
-def _plural(count: int, noun: str) -> str:
+def plural(count: int, noun: str) -> str:
+  """E.g. "1 GPU", "2 GPUs"."""
   return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
@@ -134,7 +135,7 @@ def local_worker_gpus(visible: Sequence[str], num_workers: int,
              " or --gpus_per_worker=0 to run the workers on CPUs")
       raise ConfigError(
           f"--workers={num_workers} cannot split the"
-          f" {_plural(count, 'visible GPU')} ({_ids(visible)}) evenly; use"
+          f" {plural(count, 'visible GPU')} ({_ids(visible)}) evenly; use"
           f" --workers={_largest_divisor(count, num_workers)}{fix}.")
     gpus_per_worker = count // num_workers
   elif gpus_per_worker * num_workers > count:
@@ -144,7 +145,7 @@ def local_worker_gpus(visible: Sequence[str], num_workers: int,
     raise ConfigError(
         f"--gpus_per_worker={gpus_per_worker} for --workers={num_workers}"
         f" needs {gpus_per_worker * num_workers} GPUs but"
-        f" {_plural(count, 'GPU')} {'is' if count == 1 else 'are'} visible"
+        f" {plural(count, 'GPU')} {'is' if count == 1 else 'are'} visible"
         f" ({_ids(visible)}); use {fix}.")
   return [list(visible[index * gpus_per_worker:(index + 1) * gpus_per_worker])
           for index in range(num_workers)]
@@ -181,7 +182,7 @@ class LocalPlacement:
     if not self.visible:
       return ""
     source = (f"{VISIBLE_DEVICES}={_ids(self.visible)}" if self.is_user_set
-              else f"all {_plural(len(self.visible), 'GPU')} of the node")
+              else f"all {plural(len(self.visible), 'GPU')} of the node")
     if not any(self.workers):
       return (f"GPUs: --gpus_per_worker=0 hides {source} from the workers;"
               " they run on CPUs.")
@@ -319,9 +320,9 @@ def slurm_task_gpus(environ: Mapping[str, str], *,
   if node_gpus is not None and len(visible) > node_gpus:
     # Every task would use GPUs Slurm did not give this job.
     raise ConfigError(
-        f"Slurm allocated {_plural(node_gpus, 'GPU')} on this node but did"
+        f"Slurm allocated {plural(node_gpus, 'GPU')} on this node but did"
         f" not name them, and the {tasks} tasks each see"
-        f" {_plural(len(visible), 'GPU')} ({_ids(visible)}); bind GPUs to"
+        f" {plural(len(visible), 'GPU')} ({_ids(visible)}); bind GPUs to"
         " tasks (--gpus-per-task) or set CUDA_VISIBLE_DEVICES.")
   if node_gpus is not None and len(visible) < node_gpus:
     return TaskPlacement(tuple(visible), {}, f"{task} keeps GPUs"
@@ -330,7 +331,7 @@ def slurm_task_gpus(environ: Mapping[str, str], *,
   if len(visible) % tasks:
     raise ConfigError(
         f"Slurm runs {tasks} tasks on this node but its"
-        f" {_plural(len(visible), 'GPU')} ({_ids(visible)}) do not split"
+        f" {plural(len(visible), 'GPU')} ({_ids(visible)}) do not split"
         " evenly among them; use --ntasks-per-node="
         f"{_largest_divisor(len(visible), tasks)} or --gpus-per-task.")
   share = len(visible) // tasks

@@ -16,6 +16,7 @@ import dataclasses
 from absl import logging
 
 from launch import cluster as cluster_lib
+from launch import devices
 from launch.errors import ConfigError
 
 MEMORY_MODES = ("auto", "growth", "all")
@@ -32,10 +33,6 @@ NCCL_BYTES_PER_PACK = 32 * 1024 * 1024
 DEVICE_PREFETCH_BATCHES = 2
 
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "ip6-localhost")
-
-
-def _plural(count: int, noun: str) -> str:
-  return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def processes_on_host(cluster: cluster_lib.ClusterInfo) -> int:
@@ -158,7 +155,7 @@ def choose_collectives(kind: str, *, num_gpus: int,
   """
   if kind == "one_device":
     return Collectives("none", description="Collectives: none (one replica).")
-  gpus = _plural(num_gpus, "GPU")
+  gpus = devices.plural(num_gpus, "GPU")
   if kind == "multi_worker" and num_gpus:
     return Collectives(
         "NCCL", communication="NCCL", bytes_per_pack=NCCL_BYTES_PER_PACK,
