@@ -27,9 +27,11 @@ def read_status(pid):
       text = status.read()
   except OSError:
     return None
-  threads = int(re.search(r"Threads:\s+(\d+)", text).group(1))
-  rss = int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
-  return threads, rss
+  threads = re.search(r"Threads:\s+(\d+)", text)
+  rss = re.search(r"VmRSS:\s+(\d+)", text)
+  if not threads or not rss:  # Exiting: a zombie has no memory lines.
+    return None
+  return int(threads.group(1)), int(rss.group(1)) / 1024
 
 
 def test_twenty_thousand_steps_on_two_workers_stay_flat(tmp_path):
