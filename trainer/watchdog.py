@@ -8,8 +8,8 @@ the others waiting forever. TensorFlow's own remedy,
 that sleeps for T seconds (TF 2.21: ~4.4 threads per MLP step with T=300,
 13,000 threads after 3,000 steps, then `std::system_error` at pid_max). So
 the harness guards whole calls instead — a compiled loop of many steps, an
-evaluation call, a metric read, the start-up — with ONE thread per process:
-when a guarded call outlives its deadline, the process reports it in one
+evaluation call, a metric read, the stop agreement — with ONE thread per
+process: when a guarded call outlives its deadline, the process reports it in one
 sentence and exits at once (Python cannot interrupt a blocked TensorFlow op).
 Every worker guards its own calls, so the stuck worker and the ones waiting
 for it all end, and a supervisor or scheduler sees the group fail.
