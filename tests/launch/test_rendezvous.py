@@ -19,8 +19,11 @@ def clusters(num_workers):
           for index in range(num_workers)]
 
 
-def meet_all(infos, timeout=10.0, start=None):
-  """Runs `meet` for each task in a thread; returns {index: outcome}."""
+def start_meeting(infos, timeout=10.0, start=None):
+  """Starts `meet` for each task in a thread; returns (threads, outcomes).
+
+  `outcomes[index]` becomes "go" or the exception once that task is done.
+  """
   outcomes = {}
 
   def run(index, info):
@@ -35,6 +38,12 @@ def meet_all(infos, timeout=10.0, start=None):
              or index in start]
   for thread in threads:
     thread.start()
+  return threads, outcomes
+
+
+def meet_all(infos, timeout=10.0, start=None):
+  """Runs `meet` for each task in a thread; returns {index: outcome}."""
+  threads, outcomes = start_meeting(infos, timeout, start)
   for thread in threads:
     thread.join(timeout=30)
   return outcomes
@@ -85,23 +94,15 @@ def test_a_taken_port_of_the_first_worker_is_one_sentence():
 
 def test_strangers_are_not_counted():
   infos = clusters(2)
-  outcome = {}
-
-  def lead():
-    try:
-      rendezvous.meet(infos[0], timeout=1.5)
-    except rendezvous.StartupTimeout as error:
-      outcome["error"] = error
-
-  leader = threading.Thread(target=lead)
-  leader.start()
+  (leader,), outcomes = start_meeting(infos, timeout=1.5, start={0})
   time.sleep(0.3)
   host, port = infos[0].cluster["worker"][0].rsplit(":", 1)
   with socket.create_connection((host, int(port))) as stranger:
     stranger.sendall(b'{"token": "another job", "worker": 1}\n')
     time.sleep(0.2)
   leader.join(timeout=10)
-  assert "error" in outcome  # Still waiting for the real worker 1.
+  # Still waiting for the real worker 1.
+  assert isinstance(outcomes[0], rendezvous.StartupTimeout), outcomes
 
 
 def test_a_taken_port_of_the_first_worker_stops_the_others_too():
@@ -123,17 +124,7 @@ def test_a_taken_port_of_the_first_worker_stops_the_others_too():
 
 def test_a_connection_reset_mid_hello_does_not_stop_the_first_worker():
   infos = clusters(2)
-  outcome = {}
-
-  def lead():
-    try:
-      rendezvous.meet(infos[0], timeout=10.0)
-      outcome["leader"] = "go"
-    except Exception as error:  # pylint: disable=broad-except
-      outcome["leader"] = error
-
-  leader = threading.Thread(target=lead)
-  leader.start()
+  (leader,), outcomes = start_meeting(infos, start={0})
   time.sleep(0.3)
   host, port = infos[0].cluster["worker"][0].rsplit(":", 1)
   rude = socket.create_connection((host, int(port)))
@@ -143,4 +134,4 @@ def test_a_connection_reset_mid_hello_does_not_stop_the_first_worker():
   rude.close()  # RST instead of FIN.
   rendezvous.meet(infos[1], timeout=10.0)
   leader.join(timeout=20)
-  assert outcome == {"leader": "go"}
+  assert outcomes == {0: "go"}
