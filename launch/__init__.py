@@ -1,6 +1,8 @@
-"""The edge of the harness: flags and environment -> configs -> a run.
+"""The edge of the harness, and its public entry point `launch.fit`.
 
 Only this package reads flags or the environment. It imports `trainer` and
 `datasets`, never the other way round, and imports TensorFlow only after the
-command line and the cluster were validated.
+options, the cluster and the data were validated.
 """
+
+from launch.api import fit  # noqa: F401  The public API.

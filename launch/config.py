@@ -10,7 +10,7 @@ import math
 import os
 
 from datasets.config import DATASET_NAMES, DataConfig
-from launch import flags as flag_defs
+from launch import options as options_lib
 from launch import gpu_usage
 from launch.errors import ConfigError
 from launch.strategy import STRATEGY_KINDS
@@ -46,6 +46,11 @@ class RunConfig:
     allow_config_change: Resume even if model_dir's config.json disagrees
       on what the checkpoint means.
     progress: "auto", "bar", "log" or "none" (the chief's display).
+    slurm_port_base: Under srun, task i of a node listens on this + i.
+    train_data: Path of the user's training data (replaces `data.name`).
+    eval_data: Path of the user's eval data.
+    label_column: CSV: the label's column.
+    image_size: Image directories: (height, width) after resizing.
   """
 
   data: DataConfig
@@ -64,27 +69,38 @@ class RunConfig:
   eval_timeout: float = 3600.0
   allow_config_change: bool = False
   progress: str = "auto"
+  slurm_port_base: int = 8888
+  train_data: str | None = None
+  eval_data: str | None = None
+  label_column: str | None = None
+  image_size: tuple[int, int] = (256, 256)
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
 
-def _shape(values: list[str]) -> tuple[int, ...]:
+def _ints(name: str, values, count: int | None = None) -> tuple[int, ...]:
+  """A list of positive integers: "28,28,1" or [28, 28, 1]."""
+  items = values.split(",") if isinstance(values, str) else list(values)
   try:
-    shape = tuple(int(value) for value in values)
-  except ValueError:
-    shape = ()
-  if not shape or min(shape) <= 0:
-    raise ConfigError(f"--synthetic_shape={','.join(values)} must be positive"
-                      " integers separated by commas.")
-  return shape
+    numbers = tuple(int(item) for item in items)
+  except (TypeError, ValueError):
+    numbers = ()
+  if (not numbers or min(numbers) <= 0
+      or (count is not None and len(numbers) != count)):
+    size = f"{count} " if count else ""
+    raise ConfigError(f"--{name}={','.join(str(i) for i in items)} must be"
+                      f" {size}positive integers separated by commas.")
+  return numbers
 
 
-def _pairs(flag: str, parts: list[str]) -> tuple[tuple[str, str], ...]:
-  """Parses name:value items; names must be distinct."""
+def _pairs(flag: str, parts) -> tuple[tuple[str, str], ...]:
+  """Parses name:value items (or a dict); names must be distinct."""
+  if isinstance(parts, dict):
+    parts = [f"{name}:{value}" for name, value in parts.items()]
   pairs = []
   for part in parts:
-    name, _, value = part.partition(":")
+    name, _, value = str(part).partition(":")
     if not name.strip() or not value.strip():
       raise ConfigError(f"--{flag}: {part!r} is not name:value.")
     pairs.append((name.strip(), value.strip()))
@@ -104,76 +120,101 @@ def _float(flag: str, value: str) -> float:
   return number
 
 
-def _profile_steps(values: list[str]) -> tuple[int, int] | None:
+def _profile_steps(values) -> tuple[int, int] | None:
   if not values:
     return None
   try:
     first, last = (int(value) for value in values)
-  except ValueError:
+  except (TypeError, ValueError):
     first, last = 0, -1
   if not 1 <= first <= last:
-    raise ConfigError(f"--profile_steps={','.join(values)} must be two steps"
-                      " a,b with 1 <= a <= b.")
+    raise ConfigError(f"--profile_steps={','.join(map(str, values))} must be"
+                      " two steps a,b with 1 <= a <= b.")
   return first, last
 
 
-def from_flags() -> RunConfig:
-  """Builds the config from the parsed flags (without validating it)."""
-  f = flag_defs
-  if f.TRAIN_STEPS.value is None and f.EPOCHS.value is None:
-    train_steps = 1000
-  else:
-    train_steps = f.TRAIN_STEPS.value or 0
-  data = DataConfig(
-      name=f.DATASET.value, data_dir=f.DATA_DIR.value,
-      global_batch_size=f.GLOBAL_BATCH_SIZE.value, seed=f.SEED.value,
-      validation_split=f.VALIDATION_SPLIT.value,
-      synthetic_examples=f.SYNTHETIC_EXAMPLES.value,
-      synthetic_eval_examples=f.SYNTHETIC_EVAL_EXAMPLES.value,
-      synthetic_shape=_shape(f.SYNTHETIC_SHAPE.value),
-      num_classes=f.NUM_CLASSES.value, cache=f.CACHE.value,
-      shuffle_buffer=f.SHUFFLE_BUFFER.value)
-  train = TrainConfig(
-      model=f.MODEL.value, optimizer=f.OPTIMIZER.value,
-      learning_rate=f.LEARNING_RATE.value, momentum=f.MOMENTUM.value,
-      weight_decay=f.WEIGHT_DECAY.value,
-      l2=f.L2.value, train_steps=train_steps,
-      steps_per_loop=f.STEPS_PER_LOOP.value, eval_every=f.EVAL_EVERY.value,
-      checkpoint_every=f.CHECKPOINT_EVERY.value,
-      keep_checkpoints=f.KEEP_CHECKPOINTS.value,
-      model_dir=f.MODEL_DIR.value or "", jit_compile=f.JIT_COMPILE.value,
-      loss=f.LOSS.value,
-      output_losses=(_pairs("loss", f.LOSS.value.split(","))
-                     if ":" in f.LOSS.value else ()),
-      loss_weights=tuple((name, _float("loss_weights", value)) for name, value
-                         in _pairs("loss_weights", f.LOSS_WEIGHTS.value)),
-      from_logits=f.FROM_LOGITS.value,
-      metrics=tuple(f.METRICS.value), dropout=f.DROPOUT.value,
-      sync_batchnorm=f.SYNC_BATCHNORM.value,
-      mixed_precision=f.MIXED_PRECISION.value, clip_norm=f.CLIP_NORM.value,
-      accumulate_steps=f.ACCUMULATE_STEPS.value,
-      lr_schedule=f.LR_SCHEDULE.value, warmup_steps=f.WARMUP_STEPS.value,
-      decay_steps=f.DECAY_STEPS.value, decay_rate=f.DECAY_RATE.value,
-      monitor=f.MONITOR.value, monitor_mode=f.MONITOR_MODE.value,
-      early_stopping_patience=f.EARLY_STOPPING_PATIENCE.value,
-      restore_best_weights=f.RESTORE_BEST_WEIGHTS.value,
-      plateau_patience=f.PLATEAU_PATIENCE.value,
-      plateau_factor=f.PLATEAU_FACTOR.value,
-      plateau_min_lr=f.PLATEAU_MIN_LR.value,
-      keep_best_checkpoint=f.KEEP_BEST_CHECKPOINT.value,
-      profile_steps=_profile_steps(f.PROFILE_STEPS.value))
-  if f.TRAIN_STEPS.value is not None and f.EPOCHS.value is not None:
+def _coerce(option: options_lib.Option, value):
+  """A flag value or a Python value as the option's type; None stays None."""
+  if value is None:
+    return None
+  kind = option.kind
+  try:
+    if kind == "list":
+      if isinstance(value, str):
+        return tuple(item for item in value.split(",") if item)
+      if isinstance(value, dict):
+        return value
+      return tuple(value)
+    if kind == "bool":
+      if not isinstance(value, bool):
+        raise TypeError
+      return value
+    if kind == "int":
+      if isinstance(value, bool) or int(value) != value:
+        raise TypeError
+      return int(value)
+    if kind == "float":
+      if isinstance(value, bool):
+        raise TypeError
+      return float(value)
+    if not isinstance(value, str):
+      raise TypeError
+    return value
+  except (TypeError, ValueError):
+    wanted = {"list": "a list", "bool": "True or False", "int": "an integer",
+              "float": "a number", "str": "a string"}[kind]
+    raise ConfigError(f"--{option.name}={value!r} must be {wanted}.") from None
+
+
+def resolve_options(given: dict) -> dict:
+  """Every option's value: `given` (by name) over the defaults, coerced.
+
+  Raises:
+    ConfigError: For an unknown name or a value of the wrong type.
+  """
+  unknown = sorted(set(given) - set(options_lib.BY_NAME))
+  if unknown:
+    raise ConfigError(f"unknown option {unknown[0]!r}; the options are the"
+                      " flags of python -m launch --help.")
+  values = options_lib.defaults()
+  values.update(given)
+  return {name: _coerce(options_lib.BY_NAME[name], value)
+          for name, value in values.items()}
+
+
+def from_options(values: dict) -> RunConfig:
+  """Builds the config from option values (without validating it).
+
+  Args:
+    values: {option name: value} for every option (`resolve_options`).
+  """
+  fields = {"train": {}, "data": {}, "run": {}}
+  for option in options_lib.OPTIONS:
+    if option.field:
+      scope, name = option.field.split(".")
+      fields[scope][name] = values[option.name]
+  train, data, run = fields["train"], fields["data"], fields["run"]
+  if values["train_steps"] is not None and values["epochs"] is not None:
     raise ConfigError("set either --train_steps or --epochs, not both.")
-  return RunConfig(data=data, train=train, epochs=f.EPOCHS.value,
-                   strategy=f.STRATEGY.value, cpu_devices=f.CPU_DEVICES.value,
-                   collective_timeout=f.COLLECTIVE_TIMEOUT.value,
-                   startup_timeout=f.STARTUP_TIMEOUT.value,
-                   gpu_memory=f.GPU_MEMORY.value,
-                   seed=f.SEED.value, deterministic=f.DETERMINISTIC.value,
-                   heartbeat_file=f.HEARTBEAT_FILE.value, mode=f.MODE.value,
-                   watch=f.WATCH.value, eval_timeout=f.EVAL_TIMEOUT.value,
-                   allow_config_change=f.ALLOW_CONFIG_CHANGE.value,
-                   progress=f.PROGRESS.value)
+  if values["train_steps"] is None and values["epochs"] is None:
+    train["train_steps"] = 1000
+  else:
+    train["train_steps"] = values["train_steps"] or 0
+  loss = values["loss"]
+  train.update(
+      metrics=tuple(values["metrics"]),
+      output_losses=(_pairs("loss", loss.split(",")) if ":" in loss else ()),
+      loss_weights=tuple((name, _float("loss_weights", value)) for name, value
+                         in _pairs("loss_weights", values["loss_weights"])),
+      profile_steps=_profile_steps(values["profile_steps"]),
+      model_dir=values["model_dir"] or "")
+  data.update(seed=values["seed"],
+              synthetic_shape=_ints("synthetic_shape",
+                                    values["synthetic_shape"]))
+  run.update(train_data=values["train_data"], eval_data=values["eval_data"],
+             label_column=values["label_column"],
+             image_size=_ints("image_size", values["image_size"], count=2))
+  return RunConfig(data=DataConfig(**data), train=TrainConfig(**train), **run)
 
 
 def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
@@ -204,7 +245,7 @@ def _check_losses(train: TrainConfig) -> None:
                       f" --loss does not ({', '.join(sorted(outputs))}).")
 
 
-def _check_monitoring(train: TrainConfig) -> None:
+def _check_monitoring(train: TrainConfig, epochs: float | None) -> None:
   """Early stopping, plateau and best checkpoint need periodic evaluation."""
   _check_choice("monitor_mode", train.monitor_mode, ("auto", "min", "max"))
   names = ("loss", "examples", *train.metrics)
@@ -225,9 +266,9 @@ def _check_monitoring(train: TrainConfig) -> None:
       ("early_stopping_patience", train.early_stopping_patience),
       ("plateau_patience", train.plateau_patience),
       ("keep_best_checkpoint", train.keep_best_checkpoint)) if on]
-  if watching and not train.eval_every:
+  if watching and not train.eval_every and epochs is None:
     raise ConfigError(f"--{watching[0]} acts on evaluations; set"
-                      " --eval_every too.")
+                      " --eval_every (or --epochs) too.")
   if train.plateau_patience and train.lr_schedule != "constant":
     raise ConfigError("--plateau_patience changes a constant learning rate;"
                       f" it cannot be combined with --lr_schedule="
@@ -261,7 +302,9 @@ def validate(config: RunConfig) -> None:
   train, data = config.train, config.data
   if ":" not in train.model:  # package.module:function is checked on import.
     _check_choice("model", train.model, MODEL_NAMES)
-  _check_choice("dataset", data.name, DATASET_NAMES)
+  if ":" not in data.name:  # package.module:function is checked on import.
+    _check_choice("dataset", data.name, DATASET_NAMES)
+  _check_choice("progress", config.progress, ("auto", "bar", "log", "none"))
   _check_choice("optimizer", train.optimizer, OPTIMIZER_NAMES)
   _check_choice("strategy", config.strategy, STRATEGY_KINDS)
   _check_choice("mode", config.mode, MODES)
@@ -272,7 +315,7 @@ def validate(config: RunConfig) -> None:
   _check_choice("lr_schedule", train.lr_schedule, LR_SCHEDULES)
   if not 0 < train.decay_rate <= 1:
     raise ConfigError(f"--decay_rate={train.decay_rate} must be in (0, 1].")
-  _check_monitoring(train)
+  _check_monitoring(train, config.epochs)
   _check_choice("mixed_precision", train.mixed_precision, PRECISION_POLICIES)
   for metric in train.metrics:
     _check_choice("metrics", metric, METRIC_NAMES)
@@ -323,8 +366,12 @@ def resolve_train_steps(config: RunConfig, num_train_examples: int) -> RunConfig
     return config
   steps = math.ceil(config.epochs * num_train_examples
                     / config.data.global_batch_size)
+  # As in Keras's fit: evaluate after every epoch unless told otherwise.
+  eval_every = config.train.eval_every or math.ceil(
+      num_train_examples / config.data.global_batch_size)
   return dataclasses.replace(
-      config, train=dataclasses.replace(config.train, train_steps=steps))
+      config, train=dataclasses.replace(config.train, train_steps=steps,
+                                        eval_every=eval_every))
 
 
 def check_profile_steps(config: RunConfig) -> None:
@@ -333,54 +380,3 @@ def check_profile_steps(config: RunConfig) -> None:
   if profile and profile[1] > steps:
     raise ConfigError(f"--profile_steps={profile[0]},{profile[1]} ends after"
                       f" the last step ({steps}).")
-
-
-# Settings that change what a checkpoint's numbers mean (or its layout):
-# resuming under other values would restore garbage or fail obscurely.
-_CHECKPOINT_MEANING = (
-    ("data", "name", "dataset"), ("data", "global_batch_size",
-                                  "global_batch_size"),
-    ("data", "seed", "seed"), ("data", "validation_split", "validation_split"),
-    ("data", "synthetic_shape", "synthetic_shape"),
-    ("data", "num_classes", "num_classes"), ("train", "model", "model"),
-    ("train", "optimizer", "optimizer"), ("train", "loss", "loss"),
-    ("train", "from_logits", "from_logits"),
-    ("train", "mixed_precision", "mixed_precision"),
-)
-
-
-def check_resume_compatible(config: RunConfig) -> None:
-  """Compares with `model_dir/config.json` of an earlier run, if any.
-
-  Raises:
-    ConfigError: If the earlier run differs in a setting that changes the
-      meaning of its checkpoints, or its config.json is unreadable.
-  """
-  path = os.path.join(config.train.model_dir, CONFIG_FILENAME)
-  if not os.path.exists(path):
-    return
-  try:
-    with open(path, encoding="utf-8") as stream:
-      saved = json.load(stream)
-    current = json.loads(config.to_json())
-    changes = [f"--{flag}={saved[group][field]!r} -> {current[group][field]!r}"
-               for group, field, flag in _CHECKPOINT_MEANING
-               if saved[group][field] != current[group][field]]
-  except (OSError, ValueError, KeyError, TypeError) as error:
-    raise ConfigError(f"{path} is unreadable ({type(error).__name__}); pass"
-                      " --allow_config_change to resume anyway.") from None
-  if changes:
-    raise ConfigError(f"--model_dir={config.train.model_dir} holds a run with"
-                      f" other settings ({'; '.join(changes)}); use a new"
-                      " --model_dir, or --allow_config_change to resume"
-                      " anyway.")
-
-
-def write_config(config: RunConfig) -> str:
-  """Writes `model_dir/config.json` atomically; returns its path."""
-  path = os.path.join(config.train.model_dir, CONFIG_FILENAME)
-  staging = path + ".tmp"
-  with open(staging, "w", encoding="utf-8") as stream:
-    stream.write(config.to_json() + "\n")
-  os.replace(staging, path)
-  return path

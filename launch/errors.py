@@ -12,7 +12,34 @@ from absl import logging
 
 
 class ConfigError(ValueError):
-  """Bad flags, TF_CONFIG or environment: one sentence, exit code 2."""
+  """Bad input (options, data, model, TF_CONFIG, environment): exit code 2.
+
+  The message is one sentence; options are spelled as flags (`--name`) on
+  the command line and as keywords (`name=`) from `launch.fit`.
+  """
+
+
+class RunFailed(RuntimeError):
+  """The run failed (non-finite loss, dead peer, unloadable checkpoints).
+
+  Exit code 1. `peer_failure` is True when a peer worker or a collective
+  failed, after which TensorFlow's teardown may block.
+  """
+
+  def __init__(self, message: str, *, peer_failure: bool = False):
+    super().__init__(message)
+    self.peer_failure = peer_failure
+
+
+class Preempted(RuntimeError):
+  """Stopped by SIGTERM/SIGUSR1 (or on request) after saving at `step`.
+
+  Exit code 42: relaunch with the same model_dir to resume.
+  """
+
+  def __init__(self, message: str, step: int | None = None):
+    super().__init__(message)
+    self.step = step
 
 
 EXIT_BAD_INPUT = 2

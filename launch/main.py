@@ -1,37 +1,23 @@
-"""`python -m launch`: train a model as the flags and TF_CONFIG say.
+"""`python -m launch`: `launch.fit` with its options as flags.
 
-Exit codes: 0 done; 2 bad flags, TF_CONFIG or data (one sentence on stderr,
-nothing written); 1 the run failed (a non-finite loss, a dead peer worker, a
-collective timeout, unloadable checkpoints: one sentence too); 42 stopped by
-SIGTERM/SIGUSR1 after saving a checkpoint (relaunch to resume).
+Exit codes: 0 done; 2 bad flags, TF_CONFIG, data or model (one sentence on
+stderr, nothing written); 1 the run failed (a non-finite loss, a dead peer
+worker, a collective timeout, unloadable checkpoints: one sentence too); 42
+stopped by SIGTERM/SIGUSR1 after saving a checkpoint (relaunch to resume).
 """
 
 import functools
-import logging as pylogging
 import os
 
 from absl import app
 from absl import logging
 
-from launch import cluster as cluster_lib
-from launch import config as config_lib
 from launch import devices
+from launch import api as fit_lib
 from launch import flags as flag_defs
-from launch import run as run_lib
 from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
-                           ConfigError, fail, parse_flags)
-
-
-def _is_peer_failure(error: Exception) -> bool:
-  import tensorflow as tf  # Already imported by the run.
-  return isinstance(error, (tf.errors.UnavailableError,
-                            tf.errors.DeadlineExceededError,
-                            tf.errors.CancelledError, tf.errors.AbortedError))
-
-
-def _first_line(error: Exception) -> str:
-  text = str(error).strip()
-  return text.splitlines()[0][:300] if text else ""
+                           ConfigError, Preempted, RunFailed, fail,
+                           parse_flags)
 
 
 def _bind_slurm_gpus() -> None:
@@ -55,66 +41,37 @@ def main(argv: list[str], model_class=None, hooks=()) -> None:
   Args:
     argv: What `errors.parse_flags` left: the program name only.
     model_class: Optional `trainer.model.Model` subclass to train.
-    hooks: `trainer.actions.Action`s called at loop and eval ends.
+    hooks: Keras callbacks or `trainer.actions.Action`s.
   """
+  del argv
+  values = flag_defs.values()
+  options = {name: values[name] for name in flag_defs.given()}
   try:
-    config = config_lib.from_flags()
-    cluster = cluster_lib.from_environment(
-        os.environ, slurm_port_base=flag_defs.SLURM_PORT_BASE.value)
     _bind_slurm_gpus()
-    plan = run_lib.plan_run(config, cluster)
+    plan = fit_lib.plan(None, None, options=options, spelling="flags")
+    result = fit_lib.run(plan, callbacks=hooks, model_class=model_class,
+                         spelling="flags")
   except ConfigError as error:
     fail(str(error), EXIT_BAD_INPUT)
-  from trainer import checkpointing, loop  # TensorFlow is loaded by now.
-  try:
-    logs = run_lib.execute(plan, model_class=model_class, hooks=hooks)
-  except ConfigError as error:  # Found while building the model.
-    fail(str(error), EXIT_BAD_INPUT)
-  except loop.StopRequested as stopped:
+  except Preempted as stopped:
     fail(str(stopped), EXIT_PREEMPTED)
-  except (FloatingPointError, TimeoutError,
-          checkpointing.CheckpointError) as error:
-    fail(str(error), EXIT_RUN_FAILED)
-  except Exception as error:  # pylint: disable=broad-except
-    if not _is_peer_failure(error):
-      raise
-    fail(f"the run stopped because a peer worker failed or a collective"
-          f" timed out ({type(error).__name__}: {_first_line(error)}).",
-          EXIT_RUN_FAILED, hard=True)
-  step = logs.pop("step", plan.config.train.train_steps)
+  except RunFailed as error:
+    fail(str(error), EXIT_RUN_FAILED, hard=error.peer_failure)
+  logs = dict(result.logs)
   if (plan.cluster.is_chief or plan.config.mode == "evaluate") and logs:
     shown = ", ".join(f"{name} {value:.4f}" for name, value in logs.items()
                       if name != "examples")
-    print(f"Final eval at step {step}: {shown} ({logs['examples']} examples)",
-          flush=True)
-
-
-class _HarnessInfoFilter(pylogging.Filter):
-  """Keeps warnings from everywhere but INFO lines only from the harness.
-
-  TensorFlow logs its own INFO lines (saver sharding, signature renames)
-  through absl too; they drown the one progress line per loop.
-  """
-
-  _PACKAGES = tuple(os.path.join(os.path.dirname(os.path.dirname(
-      os.path.abspath(__file__))), package) + os.sep
-                    for package in ("launch", "trainer", "datasets"))
-
-  def filter(self, record: pylogging.LogRecord) -> bool:
-    return (record.levelno >= pylogging.WARNING
-            or record.pathname.startswith(self._PACKAGES))
+    print(f"Final eval at step {result.step}: {shown}"
+          f" ({logs['examples']} examples)", flush=True)
 
 
 def run(model_class=None, hooks=()) -> None:
   """Entry point of `python -m launch` and of the `tfharness` script.
 
-  A user's own script calls `launch.main.run(model_class=MyModel)` to get
-  the same flags, checks and loop with a custom `train_step`, and
-  `hooks=[...]` (`trainer.actions.Action` subclasses) for its own callbacks.
+  A script that wants the command line with its own step calls
+  `launch.main.run(model_class=MyModel)`; one that wants no command line
+  calls `launch.fit`.
   """
-  # TensorFlow's C++ INFO/WARNING lines drown the progress; keep errors.
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  logging.set_verbosity(logging.INFO)
-  logging.get_absl_handler().addFilter(_HarnessInfoFilter())
+  fit_lib.configure_logging()
   app.run(functools.partial(main, model_class=model_class, hooks=hooks),
           flags_parser=parse_flags)

@@ -1,4 +1,4 @@
-"""Wires a validated config into a run: strategy -> data -> model -> loop.
+"""Runs a `Plan`: strategy -> model -> data -> loop -> checkpoint -> export.
 
 This is the only module that sees datasets and trainer together.
 """
@@ -10,151 +10,55 @@ import time
 
 from absl import logging
 
-from datasets import sources
-from datasets import tfrecord
-from launch import cluster as cluster_lib
-from launch import config as config_lib
 from launch import gpu_usage
 from launch import liveness
+from launch import plan as plan_lib
 from launch import preemption
+from launch import resume
 from launch import rendezvous
 from launch import strategy as strategy_lib
 from launch.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
-class Plan:
-  """What a validated run will do, decided before TensorFlow starts."""
+class RunResult:
+  """What a run gives back.
 
-  config: config_lib.RunConfig
-  cluster: cluster_lib.ClusterInfo
-  source: sources.ArraySource | tfrecord.TFRecordSource
-  strategy_kind: str
-  num_replicas: int
-  gpu_memory: gpu_usage.MemoryPolicy
-  num_gpus: int = 0
-
-
-def plan_run(config: config_lib.RunConfig,
-             cluster: cluster_lib.ClusterInfo) -> Plan:
-  """Validates everything and loads the data, touching nothing on disk.
-
-  Raises:
-    ConfigError: If the flags, cluster or data are unusable.
+  Attributes:
+    model: The trained keras.Model (a built-in or wrapped network itself,
+      not the harness's training wrapper), ready for `predict`.
+    logs: The final evaluation: "loss", each metric, "examples" (empty
+      without eval data).
+    history: The train and eval rows this run wrote to metrics.jsonl, each
+      {"split", "step", metrics...}, on every worker.
+    step: The step training ended at.
   """
-  config_lib.validate(config)
-  if config.mode == "train" and not config.allow_config_change:
-    config_lib.check_resume_compatible(config)
-  if cluster.is_evaluator:
-    if config.strategy == "multi_worker":
-      raise ConfigError("an evaluator task runs apart from the training"
-                        " cluster; use --strategy=auto, mirrored or"
-                        " one_device for it.")
-    # A sidecar: evaluate each checkpoint the training tasks write.
-    config = dataclasses.replace(config, mode="evaluate", watch=True)
-  elif "evaluator" in cluster.cluster and (
-      config.train.early_stopping_patience or config.train.plateau_patience
-      or config.train.keep_best_checkpoint):
-    raise ConfigError("with an evaluator task the training tasks do not"
-                      " evaluate, so early stopping, plateau and best"
-                      " checkpoints cannot run there.")
-  elif config.mode == "evaluate" and cluster.is_multi_worker:
-    raise ConfigError("--mode=evaluate runs in one process; unset TF_CONFIG"
-                      " or give it an evaluator task.")
-  try:
-    source = sources.load_source(config.data)
-  except sources.DataError as error:
-    raise ConfigError(str(error)) from None
-  config = config_lib.resolve_train_steps(config, source.num_train_examples)
-  config_lib.check_profile_steps(config)
-  gpu_memory = gpu_usage.choose_memory_policy(
-      config.gpu_memory, processes_on_node=gpu_usage.processes_on_host(cluster),
-      environ=os.environ)
-  import tensorflow as tf  # After validation: importing costs seconds.
-  from trainer import models
-  try:
-    models.resolve_builder(config.train.model)
-  except ValueError as error:
-    raise ConfigError(str(error)) from None
-  num_gpus = len(tf.config.list_physical_devices("GPU"))
-  # An evaluator's strategy is local: it never joins the collectives.
-  strategy_cluster = (cluster_lib.ClusterInfo() if cluster.is_evaluator
-                      else cluster)
-  kind = strategy_lib.resolve_strategy_kind(
-      config.strategy, cluster=strategy_cluster, num_gpus=num_gpus,
-      cpu_devices=config.cpu_devices)
-  replicas = strategy_lib.count_replicas(kind, cluster=strategy_cluster,
-                                         num_gpus=num_gpus,
-                                         cpu_devices=config.cpu_devices)
-  _check_batch(config, source, replicas)
-  if config.train.jit_compile and replicas > 1 and not num_gpus:
-    # Measured: XLA fails with "Trying to access resource ... located in
-    # device CPU:1 from device CPU:0" on mirrored logical CPUs.
-    raise ConfigError("--jit_compile needs GPUs or a single replica; XLA"
-                      " cannot place variables of logical CPU devices.")
-  checkpoints = os.path.join(config.train.model_dir, "checkpoints")
-  if (config.mode == "evaluate" and not config.watch
-      and tf.train.latest_checkpoint(checkpoints) is None):
-    raise ConfigError(f"--mode=evaluate found no checkpoint in {checkpoints}.")
-  return Plan(config, cluster, source, kind, replicas, gpu_memory, num_gpus)
+
+  model: object
+  logs: dict
+  history: list
+  step: int
 
 
-def _check_batch(config: config_lib.RunConfig, source,
-                 replicas: int) -> None:
-  """Checks the batch and labels against the replicas and the loss."""
-  batch = config.data.global_batch_size
-  if batch % replicas:
-    raise ConfigError(f"--global_batch_size={batch} does not divide over the"
-                      f" {replicas} replicas; use a multiple of {replicas}.")
-  micro = config.train.accumulate_steps
-  if (batch // replicas) % micro:
-    raise ConfigError(f"the per-replica batch ({batch // replicas}) does not"
-                      f" split into --accumulate_steps={micro} micro-batches.")
-  _check_outputs(config.train, source)
-  if batch // replicas > source.num_train_examples:
-    raise ConfigError(f"the per-replica batch ({batch // replicas}) is larger"
-                      f" than {source.name}'s {source.num_train_examples}"
-                      " training examples.")
+def _model_dir(plan: plan_lib.Plan):
+  from trainer import layout  # pylint: disable=import-outside-toplevel
+  return layout.ModelDir(plan.config.train.model_dir)
 
 
-def _check_outputs(train, source) -> None:
-  """The losses must match the dataset's labels (one per output)."""
-  classes = source.num_classes
-  if train.output_losses:
-    outputs = {name for name, _ in train.output_losses}
-    if not isinstance(classes, dict) or set(classes) != outputs:
-      raise ConfigError(
-          f"--loss names the outputs {', '.join(sorted(outputs))}, but"
-          f" {source.name}'s labels are "
-          f"{', '.join(sorted(classes)) if isinstance(classes, dict) else 'one array'}.")
-    losses = dict(train.output_losses)
-  elif isinstance(classes, dict):
-    raise ConfigError(f"{source.name} has the outputs"
-                      f" {', '.join(sorted(classes))}; give one loss per"
-                      " output, e.g. --loss=name:loss,name:loss.")
-  else:
-    losses, classes = {"": train.loss}, {"": classes}
-  for name, loss in losses.items():
-    if loss == "binary_crossentropy" and classes[name] != 2:
-      raise ConfigError(f"binary_crossentropy needs 2 classes, but"
-                        f" {source.name}{' ' + name if name else ''} has"
-                        f" {classes[name]}.")
-
-
-def _build_writer(plan: Plan, *, is_writer: bool):
-  """Heartbeat for every task; TensorBoard, jsonl and progress for `is_writer`."""
+def _build_writer(plan: plan_lib.Plan, *, is_writer: bool, history):
+  """Heartbeat and history everywhere; files and progress on `is_writer`."""
   from trainer import summaries
-  writers = []
+  writers = [history]
   if plan.config.heartbeat_file:
     writers.append(summaries.HeartbeatWriter(plan.config.heartbeat_file))
   if is_writer:
-    model_dir = plan.config.train.model_dir
+    paths = _model_dir(plan)
     writers += [
         summaries.TensorBoardWriter(
-            os.path.join(model_dir, "summaries"),
+            paths.summaries,
             hparams=_hparams(plan) if plan.config.mode == "train" else None),
-        summaries.JsonlWriter(os.path.join(model_dir, "metrics.jsonl")),
-        summaries.CsvWriter(os.path.join(model_dir, "metrics.csv")),
+        summaries.JsonlWriter(paths.metrics_jsonl),
+        summaries.CsvWriter(paths.metrics_csv),
     ]
     progress = plan.config.progress
     if progress == "auto":
@@ -167,89 +71,135 @@ def _build_writer(plan: Plan, *, is_writer: bool):
   return summaries.MultiWriter(writers)
 
 
-def _hparams(plan: Plan) -> dict:
+def _hparams(plan: plan_lib.Plan) -> dict:
   """The run's settings for TensorBoard's HParams tab."""
   config, train = plan.config, plan.config.train
   names = ("model", "optimizer", "learning_rate", "lr_schedule", "loss",
            "l2", "dropout", "mixed_precision", "clip_norm",
            "accumulate_steps", "train_steps", "steps_per_loop")
   return {**{name: getattr(train, name) for name in names},
-          "dataset": config.data.name,
+          "dataset": plan.train_source.name,
           "global_batch_size": config.data.global_batch_size,
           "seed": config.seed, "strategy": plan.strategy_kind,
           "replicas": plan.num_replicas}
 
 
-def _set_up(plan: Plan, model_class):
-  """Strategy, seeds, model and checkpointer: common to train and evaluate."""
-  import tensorflow as tf
-  from trainer import build, checkpointing
-  from trainer import model as model_lib
-
+def _strategy(plan: plan_lib.Plan):
+  """The process's strategy for this plan: built once, then reused."""
   config = plan.config
-  deadline = 0.0
-  if plan.strategy_kind == "multi_worker":
+
+  def meet() -> float:
+    """Multi-worker: all workers meet first; returns the time left."""
+    if plan.strategy_kind != "multi_worker":
+      return 0.0
     started = time.monotonic()
     rendezvous.meet(plan.cluster, timeout=config.startup_timeout)
-    if config.startup_timeout:
-      deadline = max(1.0, config.startup_timeout
-                     - (time.monotonic() - started))
-      # The backstop below cannot print when it fires: say it beforehand.
-      logging.info("All workers met; forming TensorFlow's cluster (this"
-                   " worker exits 1 if that takes over %.0f s).", deadline)
-  with liveness.hard_deadline(deadline):
-    strategy = strategy_lib.build_strategy(
-        plan.strategy_kind, cluster=plan.cluster,
-        cpu_devices=config.cpu_devices, gpu_memory=plan.gpu_memory,
-        jit_compile=config.train.jit_compile)
+    if not config.startup_timeout:
+      return 0.0
+    left = max(1.0, config.startup_timeout - (time.monotonic() - started))
+    # The backstop below cannot print when it fires: say it beforehand.
+    logging.info("All workers met; forming TensorFlow's cluster (this"
+                 " worker exits 1 if that takes over %.0f s).", left)
+    return left
+
+  return strategy_lib.get_strategy(
+      plan.strategy_kind, cluster=plan.cluster,
+      cpu_devices=config.cpu_devices, gpu_memory=plan.gpu_memory,
+      jit_compile=config.train.jit_compile, meet=meet,
+      deadline=liveness.hard_deadline)
+
+
+def _element_spec(plan: plan_lib.Plan, strategy):
+  """Specs of one per-replica training batch."""
+  import tensorflow as tf
+  context = tf.distribute.InputContext(
+      num_replicas_in_sync=strategy.num_replicas_in_sync)
+  dataset_fn = plan.train_source.train_dataset_fn(
+      global_batch_size=plan.config.data.global_batch_size,
+      seed=plan.config.data.seed, start_step=0)
+  return dataset_fn(context).element_spec
+
+
+def _build_model(plan: plan_lib.Plan, strategy, model_class):
+  """The model to train, its optimizer built; bad models are bad input."""
+  from trainer import build, user_models
+  from trainer import model as model_lib
+  config, source = plan.config, plan.train_source
+  try:
+    if plan.model_fn is not None:
+      model = user_models.build_user_model(
+          plan.model_fn, strategy, config=config.train,
+          num_classes=source.num_classes,
+          element_spec=_element_spec(plan, strategy))
+      if user_models.is_compiled(model):
+        plan_lib.refuse_for_compiled(plan.given)
+      return model
+    if source.input_shape is None or source.num_classes is None:
+      raise ConfigError(f"the built-in --model={config.train.model} needs to"
+                        f" know the shape and classes of {source.name}; pass"
+                        " them to the source, or give a model_fn.")
+    return build.build_model(
+        config.train, strategy, input_shape=source.input_shape,
+        num_classes=source.num_classes,
+        model_class=model_class or model_lib.Model,
+        standardization=source.standardization)
+  except (ValueError, TypeError) as error:
+    if isinstance(error, ConfigError):
+      raise
+    text = str(error).strip().splitlines()
+    what = ("model_fn" if plan.model_fn is not None
+            else f"--model={config.train.model}")
+    raise ConfigError(f"cannot build {what}: "
+                      f"{text[0] if text else type(error).__name__}") from None
+
+
+def _set_up(plan: plan_lib.Plan, model_class):
+  """Strategy, seeds, model and checkpointer: common to train and evaluate."""
+  import tensorflow as tf
+  from trainer import checkpointing
+
+  config = plan.config
+  strategy = _strategy(plan)
   tf.keras.utils.set_random_seed(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   # TensorFlow's Python INFO lines (saver sharding, signature renames) are noise.
   tf.get_logger().setLevel("WARNING")
-  try:  # Before anything is written: a network that cannot be built is
-    # bad input (e.g. --model=functional on one-input data).
-    model = build.build_model(config.train, strategy,
-                              input_shape=plan.source.input_shape,
-                              num_classes=plan.source.num_classes,
-                              model_class=model_class or model_lib.Model)
-  except (ValueError, TypeError) as error:
-    text = str(error).strip().splitlines()
-    raise ConfigError(f"cannot build --model={config.train.model}: "
-                      f"{text[0] if text else type(error).__name__}") from None
+  model = _build_model(plan, strategy, model_class)
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
   checkpointer = checkpointing.Checkpointer(
       checkpointing.build_checkpoint(model, step), step,
-      directory=os.path.join(config.train.model_dir,
-                             checkpointing.CHECKPOINT_SUBDIR),
+      directory=_model_dir(plan).checkpoints,
       is_chief=plan.cluster.is_chief and config.mode == "train",
       max_to_keep=config.train.keep_checkpoints)
   return strategy, model, checkpointer
 
 
-def _eval_input(plan: Plan):
-  """(dataset_fn, steps) of the eval split for this task's strategy."""
-  from datasets import inputs
+def _eval_input(plan: plan_lib.Plan, model):
+  """(dataset_fn, steps) of the eval data, or (None, 0)."""
+  from trainer import user_models
+  if plan.eval_source is None:
+    return None, 0
   pipelines = (plan.cluster.num_workers if plan.strategy_kind == "multi_worker"
                else 1)
-  return inputs.eval_input(plan.source, plan.config.data,
-                           num_input_pipelines=pipelines)
+  # A compiled model's own test_step averages the loss per batch, so it
+  # gets every example once and no padding (see datasets' eval_dataset_fn).
+  return plan.eval_source.eval_dataset_fn(
+      global_batch_size=plan.config.data.global_batch_size,
+      num_input_pipelines=pipelines,
+      padded=not user_models.is_compiled(model))
 
 
-def execute(plan: Plan, *, model_class=None, hooks=()) -> dict[str, float]:
-  """Runs the planned training or evaluation; returns the final eval logs.
-
-  Must be the first thing in the process to use TensorFlow ops.
+def execute(plan: plan_lib.Plan, *, model_class=None,
+            callbacks=()) -> RunResult:
+  """Runs the planned training or evaluation.
 
   Args:
     plan: The validated plan.
     model_class: Optional `trainer.model.Model` subclass to train instead
-      of the default one (a user's `train_step`).
-    hooks: `trainer.actions.Action`s called after every train loop and
-      evaluation (training only).
-
-  Returns:
-    The final eval logs plus "step", the step they were taken at.
+      of the default one (a user's `train_step` on a built-in network).
+    callbacks: `keras.callbacks.Callback`s and `trainer.actions.Action`s
+      (training only).
   """
   guard, dog = liveness.build_guard(
       is_multi_worker=plan.strategy_kind == "multi_worker",
@@ -259,21 +209,29 @@ def execute(plan: Plan, *, model_class=None, hooks=()) -> dict[str, float]:
       return _evaluate(plan, model_class)
     # From the start: a stop signal during start-up ends the process at once.
     with preemption.StopSignals() as stop_signals:
-      return _train(plan, model_class, hooks, guard, stop_signals)
+      return _train(plan, model_class, callbacks, guard, stop_signals)
   finally:
     if dog is not None:
       dog.close()
 
 
-def _build_actions(plan: Plan, model, checkpointer, hooks):
-  """Early stopping, plateau and best checkpoint as the flags ask, + hooks."""
+def _build_actions(plan: plan_lib.Plan, model, checkpointer, callbacks,
+                   agree):
+  """The flags' early stopping, plateau and best checkpoint + callbacks."""
   from trainer import actions
+  from trainer import callbacks as callbacks_lib
   config = plan.config.train
   monitor = dict(monitor=config.monitor, mode=config.monitor_mode)
-  built = list(hooks)
+  built = [hook for hook in callbacks if isinstance(hook, actions.Action)]
+  keras_callbacks = [c for c in callbacks
+                     if not isinstance(c, actions.Action)]
+  if keras_callbacks:
+    built.append(callbacks_lib.KerasCallbacks(
+        keras_callbacks, model=model, is_chief=plan.cluster.is_chief,
+        steps_per_epoch=config.eval_every or config.train_steps,
+        train_steps=config.train_steps, agree=agree))
   if config.keep_best_checkpoint:
-    best = checkpointer.sibling(
-        os.path.join(config.model_dir, "best_checkpoint"))
+    best = checkpointer.sibling(_model_dir(plan).best_checkpoint)
     built.append(actions.BestCheckpoint(checkpointer=best, **monitor))
   if config.plateau_patience:
     built.append(actions.ReduceLROnPlateau(
@@ -282,38 +240,56 @@ def _build_actions(plan: Plan, model, checkpointer, hooks):
         **monitor))
   if config.early_stopping_patience:
     built.append(actions.EarlyStopping(
-        model=model.network, patience=config.early_stopping_patience,
+        model=model, patience=config.early_stopping_patience,
         restore_best_weights=config.restore_best_weights, **monitor))
   return built
 
 
-def _train(plan: Plan, model_class, hooks, guard,
-           stop_signals: preemption.StopSignals) -> dict[str, float]:
-  from datasets import inputs
-  from trainer import export, loop, runner
+def _say_if_complete(plan: plan_lib.Plan, start_step: int) -> None:
+  steps = plan.config.train.train_steps
+  if start_step >= steps:
+    logging.warning(
+        "%s is complete at step %d (train_steps=%d): this run only evaluates"
+        " its final checkpoint. Raise --train_steps above %d to train on, or"
+        " use a new --model_dir to start over.",
+        plan.config.train.model_dir, start_step, steps, start_step)
 
-  config, source = plan.config, plan.source
+
+def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
+           stop_signals: preemption.StopSignals) -> RunResult:
+  from trainer import export, loop, runner, summaries, user_models
+
+  config = plan.config
   train_config = config.train
   strategy, model, checkpointer = _set_up(plan, model_class)
+  paths = _model_dir(plan)
+  fingerprint = resume.model_fingerprint(model)
+  if not config.allow_config_change:
+    resume.check_fingerprint(config, fingerprint)
   if plan.cluster.is_chief:
     os.makedirs(train_config.model_dir, exist_ok=True)
-    config_lib.write_config(config)
+    resume.write_config(config, fingerprint)
   start_step = checkpointer.restore_latest()
+  _say_if_complete(plan, start_step)
 
-  batch = config.data.global_batch_size
   # With an evaluator task in the cluster, it evaluates; training does not.
   has_sidecar = "evaluator" in plan.cluster.cluster
-  eval_dataset_fn, eval_steps = _eval_input(plan)
+  eval_dataset_fn, eval_steps = _eval_input(plan, model)
   train_runner = runner.Runner(
       strategy=strategy, model=model,
-      train_dataset_fn=inputs.train_dataset_fn(source, config.data,
-                                               start_step=start_step),
+      train_dataset_fn=plan.train_source.train_dataset_fn(
+          global_batch_size=config.data.global_batch_size,
+          seed=config.data.seed, start_step=start_step),
       eval_dataset_fn=None if has_sidecar else eval_dataset_fn,
       eval_steps=eval_steps,
       eval_steps_per_call=train_config.steps_per_loop,
       jit_compile=train_config.jit_compile, guard=guard,
       input_options=_input_options(plan))
-  writer = _build_writer(plan, is_writer=plan.cluster.is_chief)
+  history = summaries.HistoryWriter()
+  writer = _build_writer(plan, is_writer=plan.cluster.is_chief,
+                         history=history)
+  agree = (train_runner.agree if plan.strategy_kind == "multi_worker"
+           else bool)
   controller = loop.Controller(
       runner=train_runner, checkpointer=checkpointer, writer=writer,
       config=loop.LoopConfig(
@@ -321,28 +297,27 @@ def _train(plan: Plan, model_class, hooks, guard,
           steps_per_loop=train_config.steps_per_loop,
           eval_every=train_config.eval_every,
           checkpoint_every=train_config.checkpoint_every,
-          global_batch_size=batch,
+          global_batch_size=config.data.global_batch_size,
           profile_steps=train_config.profile_steps,
-          profile_dir=(os.path.join(train_config.model_dir, "summaries",
-                                    "train")
+          profile_dir=(paths.split_summaries("train")
                        if plan.cluster.is_chief else "")),
       stop_requested=lambda: train_runner.agree(stop_signals.is_set()),
-      actions=_build_actions(plan, model, checkpointer, hooks))
+      actions=_build_actions(plan, model, checkpointer, callbacks, agree))
   try:
     stop_signals.training_started()
     logs = controller.run(start_step)
-    export.export_model(model.network, os.path.join(train_config.model_dir,
-                                                    "export"),
+    network = user_models.network_of(model)
+    export.export_model(network, paths.export,
                         is_chief=plan.cluster.is_chief,
                         metadata=dict(_export_metadata(plan),
                                       step=controller.last_step))
   finally:
     writer.close()
   logging.info("Done at step %d.", controller.last_step)
-  return dict(logs, step=controller.last_step)
+  return RunResult(network, logs, history.rows, controller.last_step)
 
 
-def _input_options(plan: Plan):
+def _input_options(plan: plan_lib.Plan):
   """Copy batches to the GPUs ahead of the step; defaults on CPUs."""
   placement = gpu_usage.choose_input_placement(num_gpus=plan.num_gpus)
   if placement.description:
@@ -350,28 +325,30 @@ def _input_options(plan: Plan):
   return gpu_usage.build_input_options(placement)
 
 
-def _export_metadata(plan: Plan) -> dict:
+def _export_metadata(plan: plan_lib.Plan) -> dict:
   """What `python -m launch.predict` needs to feed raw features."""
-  source, train = plan.source, plan.config.train
-  return {"dataset": source.name, "feature_scale": source.feature_scale,
+  source, train = plan.train_source, plan.config.train
+  return {"dataset": source.name,
+          "feature_scale": getattr(source, "feature_scale", 1.0),
           "input_shape": source.input_shape, "num_classes": source.num_classes,
           "loss": train.loss, "from_logits": train.from_logits}
 
 
-def _evaluate(plan: Plan, model_class) -> dict[str, float]:
+def _evaluate(plan: plan_lib.Plan, model_class) -> RunResult:
   """Evaluates the latest checkpoint, or every new one with --watch."""
-  from trainer import evaluator, runner
+  from trainer import evaluator, runner, summaries, user_models
 
   config = plan.config
   strategy, model, checkpointer = _set_up(plan, model_class)
-  eval_dataset_fn, eval_steps = _eval_input(plan)
+  eval_dataset_fn, eval_steps = _eval_input(plan, model)
   eval_runner = runner.Runner(
       strategy=strategy, model=model, train_dataset_fn=None,
       eval_dataset_fn=eval_dataset_fn, eval_steps=eval_steps,
       eval_steps_per_call=config.train.steps_per_loop,
       input_options=_input_options(plan))
   os.makedirs(config.train.model_dir, exist_ok=True)
-  writer = _build_writer(plan, is_writer=True)
+  history = summaries.HistoryWriter()
+  writer = _build_writer(plan, is_writer=True, history=history)
   try:
     if config.watch:
       step, logs = evaluator.watch_checkpoints(
@@ -382,4 +359,4 @@ def _evaluate(plan: Plan, model_class) -> dict[str, float]:
           checkpointer=checkpointer, runner=eval_runner, writer=writer)
   finally:
     writer.close()
-  return dict(logs, step=step)
+  return RunResult(user_models.network_of(model), logs, history.rows, step)

@@ -78,35 +78,15 @@ def configure_cpu_devices(cpu_devices: int) -> None:
   existing = tf.config.get_logical_device_configuration(cpu) or []
   if len(existing) >= cpu_devices:
     return
-  tf.config.set_logical_device_configuration(
-      cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
-
-
-@contextlib.contextmanager
-def _multi_worker_local_devices(devices: list[str]):
-  """Makes MultiWorkerMirroredStrategy mirror over `devices` on each worker.
-
-  TensorFlow's public API gives a multi-worker strategy one CPU device per
-  worker; mirroring over several logical CPUs (to test 2 workers x 2
-  replicas without GPUs) needs its private device hook. This is the only
-  private TensorFlow API the harness uses.
-  """
-  from tensorflow.python.distribute import collective_all_reduce_strategy
-
-  extended = collective_all_reduce_strategy.CollectiveAllReduceExtended
-  original = extended._initialize_local_devices  # pylint: disable=protected-access
-
-  def local_devices(self, cluster_resolver, worker_device):
-    del self, cluster_resolver
-    names = tuple(f"{worker_device}/device:CPU:{device.rsplit(':', 1)[1]}"
-                  for device in devices)
-    return names, "CPU"
-
-  extended._initialize_local_devices = local_devices  # pylint: disable=protected-access
   try:
-    yield
-  finally:
-    extended._initialize_local_devices = original  # pylint: disable=protected-access
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
+  except RuntimeError:
+    raise ConfigError(
+        f"--cpu_devices={cpu_devices} cannot take effect: TensorFlow in this"
+        f" process already runs on {max(1, len(existing))} CPU device(s)"
+        " and splits the CPU once per process; use at most that many, or"
+        " restart the process (the notebook's kernel).") from None
 
 
 def _build_multi_worker(cluster: cluster_lib.ClusterInfo, *, num_gpus: int,
@@ -126,7 +106,8 @@ def _build_multi_worker(cluster: cluster_lib.ClusterInfo, *, num_gpus: int,
                             tf.distribute.experimental.CommunicationOptions())
   devices = local_device_names(num_gpus=0, cpu_devices=cpu_devices)
   try:
-    with (_multi_worker_local_devices(devices)
+    from trainer import private_apis
+    with (private_apis.multi_worker_local_devices(devices)
           if not num_gpus and cpu_devices > 1 else contextlib.nullcontext()):
       return tf.distribute.MultiWorkerMirroredStrategy(
           cluster_resolver=resolver, communication_options=options)
@@ -137,6 +118,50 @@ def _build_multi_worker(cluster: cluster_lib.ClusterInfo, *, num_gpus: int,
     raise ConfigError(f"{cluster.task_type}:{cluster.task_index} could not"
                       " open its port (another process took it); give it"
                       " another port.") from None
+
+
+# Strategies built in this process, by what they were built from: a second
+# `fit` in one process (a notebook) reuses its strategy, so collective keys
+# keep counting (a new strategy would restart them and clash with the
+# first's) and a multi-worker server is not started twice.
+_BUILT: dict = {}
+
+
+def get_strategy(kind: str, *, cluster: cluster_lib.ClusterInfo,
+                 cpu_devices: int,
+                 gpu_memory: gpu_usage.MemoryPolicy | None = None,
+                 jit_compile: bool = False, meet=lambda: 0.0,
+                 deadline=None):
+  """The strategy `kind`: built once per process, then reused.
+
+  Args:
+    kind: "one_device", "mirrored" or "multi_worker".
+    cluster: The validated cluster.
+    cpu_devices: Logical CPU devices per process when there is no GPU.
+    gpu_memory: How this process takes GPU memory (None: all of it).
+    jit_compile: Whether the step is compiled with XLA.
+    meet: Called before a new strategy is built (the workers' rendezvous);
+      returns the seconds the build may take (0: no limit).
+    deadline: `deadline(seconds)` context manager bounding the build.
+
+  Raises:
+    ConfigError: If this process cannot build it (another cluster joined
+      already, or the CPU split cannot change any more).
+  """
+  key = (kind, repr(sorted(cluster.cluster.items())), cluster.task_type,
+         cluster.task_index, cpu_devices, jit_compile)
+  if key in _BUILT:
+    return _BUILT[key]
+  if kind == "multi_worker" and any(k[0] == "multi_worker" for k in _BUILT):
+    raise ConfigError("this process already joined a multi-worker cluster"
+                      " with other settings; a process joins one cluster,"
+                      " start a new process for another.")
+  seconds = meet()
+  with (deadline(seconds) if deadline else contextlib.nullcontext()):
+    strategy = build_strategy(kind, cluster=cluster, cpu_devices=cpu_devices,
+                              gpu_memory=gpu_memory, jit_compile=jit_compile)
+  _BUILT[key] = strategy
+  return strategy
 
 
 # The names users know: MultiWorkerMirroredStrategy's class is called
@@ -176,6 +201,8 @@ def build_strategy(kind: str, *, cluster: cluster_lib.ClusterInfo,
                                    cpu_devices=cpu_devices,
                                    collectives=options)
   elif kind == "mirrored":
+    from trainer import private_apis
+    private_apis.fresh_collective_keys()
     strategy = tf.distribute.MirroredStrategy(
         local_device_names(num_gpus=num_gpus, cpu_devices=cpu_devices),
         **options)

@@ -16,7 +16,22 @@ _HIGHER_IS_BETTER = ("accuracy", "auc", "precision", "recall")
 
 
 class Action:
-  """Base class: override either method; return True to stop training."""
+  """Base class: override any method; return True to stop training."""
+
+  def on_train_begin(self, step: int) -> None:
+    """Before the first loop (`step` is the restored step)."""
+    del step
+
+  def on_train_loop_begin(self, step: int) -> None:
+    del step
+
+  def on_boundary(self, step: int) -> bool | None:
+    """At an evaluation boundary of a run without eval data."""
+    del step
+
+  def on_train_end(self, step: int, logs: dict) -> None:
+    """After the final evaluation (`logs`; empty without eval data)."""
+    del step, logs
 
   def on_train_loop_end(self, step: int, logs: dict) -> bool | None:
     del step, logs

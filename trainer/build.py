@@ -21,8 +21,8 @@ def example_batch(input_shape):
 def build_model(config: config_lib.TrainConfig,
                 strategy: tf.distribute.Strategy, *,
                 input_shape: tuple[int, ...] | dict, num_classes: int,
-                model_class: type[model_lib.Model] = model_lib.Model
-                ) -> model_lib.Model:
+                model_class: type[model_lib.Model] = model_lib.Model,
+                standardization=None) -> model_lib.Model:
   """Returns a built `Model` with a built optimizer attached.
 
   Variables, metrics and optimizer slots are all created in
@@ -39,6 +39,9 @@ def build_model(config: config_lib.TrainConfig,
       models).
     model_class: A `Model` subclass (e.g. with a custom `train_step`); it is
       called as `model_class(network, loss=..., metrics=[...], ...)`.
+    standardization: None, or (mean, variance) of the flat training
+      features: a Normalization layer in front of the network standardizes
+      tabular data (it is part of the export).
 
   Raises:
     ValueError: If a name in the config is unknown.
@@ -47,24 +50,45 @@ def build_model(config: config_lib.TrainConfig,
   with strategy.scope():
     network, loss, metrics = models.build_parts(
         config.model, input_shape, spec, dtype_policy=config.mixed_precision)
+    if standardization is not None:
+      network = _standardized(network, input_shape, standardization)
     if metrics is not None:  # A user builder's own; names are resolved.
       metrics = [objectives.build_metrics(
           [metric], loss=config.loss, from_logits=config.from_logits,
           num_classes=num_classes)[0] if isinstance(metric, str) else metric
                  for metric in metrics]
     model = model_class(
-        network, loss=loss or _loss(config, num_classes),
-        metrics=_metrics(config, num_classes) if metrics is None else metrics,
+        network, loss=loss or configured_loss(config, num_classes),
+        metrics=(configured_metrics(config, num_classes) if metrics is None
+                 else metrics),
         clip_norm=config.clip_norm, accumulate_steps=config.accumulate_steps)
     model(example_batch(input_shape), training=False)
+    attach_optimizer(model, config)
+  return model
+
+
+def _standardized(network: keras.Model, input_shape, standardization):
+  """`network` behind a Normalization layer with fixed statistics."""
+  mean, variance = standardization
+  inputs = keras.Input(shape=input_shape, name="features")
+  normalized = keras.layers.Normalization(
+      mean=mean, variance=variance, name="standardize")(inputs)
+  return keras.Model(inputs, network(normalized), name=network.name)
+
+
+def attach_optimizer(model: keras.Model, config: config_lib.TrainConfig):
+  """Gives `model` the configured optimizer (unless it has one), built.
+
+  Call it inside the strategy's scope, after the model's variables exist.
+  """
+  if getattr(model, "optimizer", None) is None:
     optimizer = optimizers.build_optimizer(
         config.optimizer, optimizers.build_learning_rate(config),
         momentum=config.momentum, weight_decay=config.weight_decay)
     if config.mixed_precision == "mixed_float16":
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    optimizer.build(model.trainable_variables)
     model.optimizer = optimizer
-  return model
+  model.optimizer.build(model.trainable_variables)
 
 
 def _network_spec(config: config_lib.TrainConfig,
@@ -82,7 +106,7 @@ def _network_spec(config: config_lib.TrainConfig,
                                               config.from_logits), **common)
 
 
-def _loss(config: config_lib.TrainConfig, num_classes):
+def configured_loss(config: config_lib.TrainConfig, num_classes):
   if config.output_losses:
     return multi_output.build_loss(config.output_losses, config.loss_weights,
                                    from_logits=config.from_logits,
@@ -91,7 +115,7 @@ def _loss(config: config_lib.TrainConfig, num_classes):
                                num_classes=num_classes)
 
 
-def _metrics(config: config_lib.TrainConfig, num_classes):
+def configured_metrics(config: config_lib.TrainConfig, num_classes):
   if config.output_losses:
     return multi_output.build_metrics(config.metrics, config.output_losses,
                                       from_logits=config.from_logits,

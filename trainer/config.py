@@ -71,7 +71,7 @@ class TrainConfig:
   train_steps: int = 1000
   steps_per_loop: int = 50
   eval_every: int = 0
-  checkpoint_every: int = 0
+  checkpoint_every: int = 500
   keep_checkpoints: int = 3
   model_dir: str = ""
   jit_compile: bool = False

@@ -173,11 +173,23 @@ class Controller:
     step = start_step
     self.last_step = step
     saved_step = start_step if start_step else None
-    if step >= config.train_steps:
+    training = step < config.train_steps
+    if not training:
       logging.info("Already at step %d of %d; evaluating only.", step,
                    config.train_steps)
+    for action in self._actions if training else ():
+      action.on_train_begin(step)
+    logs = self._train(step, saved_step)
+    for action in self._actions if training else ():
+      action.on_train_end(self.last_step, logs)
+    return logs
+
+  def _train(self, step: int, saved_step: int | None) -> dict[str, float]:
+    config = self._config
     while step < config.train_steps:
       self._profile(step)
+      for action in self._actions:
+        action.on_train_loop_begin(step)
       step, logs = self._train_loop(step)
       self._profile(step)
       self.last_step = step
@@ -190,9 +202,12 @@ class Controller:
           self._checkpointer.save(step)
         raise StopRequested(step)
       eval_logs = None
-      if (config.eval_every and step % config.eval_every == 0
-          and self._runner.can_evaluate):
-        eval_logs, eval_stop = self._evaluate_and_act(step)
+      if config.eval_every and step % config.eval_every == 0:
+        if self._runner.can_evaluate:
+          eval_logs, eval_stop = self._evaluate_and_act(step)
+        else:
+          eval_stop = any([action.on_boundary(step)
+                           for action in self._actions])
         stop = stop or eval_stop
       if stop:
         logging.info("Training stopped early at step %d.", step)
@@ -206,5 +221,7 @@ class Controller:
     if saved_step != step:
       self._checkpointer.save(step)
     if not self._runner.can_evaluate:
+      for action in self._actions:
+        action.on_boundary(step)
       return {}
     return self._evaluate_and_act(step)[0]

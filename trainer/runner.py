@@ -63,8 +63,7 @@ class Runner:
     return self._eval_dataset is not None
 
   def _reset_metrics(self):
-    for metric in self._model.metrics:
-      metric.reset_state()
+    self._model.reset_metrics()
 
   def train(self, num_steps: int) -> dict[str, float]:
     """Runs `num_steps` steps; returns metrics over them and the LR."""

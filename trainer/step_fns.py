@@ -39,13 +39,16 @@ def create_eval_loop_fn(
     model: model_lib.Model) -> Callable[[Iterator, tf.Tensor], tf.Tensor]:
   """Returns `eval_loop(iterator, num_steps)` -> number of real examples.
 
-  The count is the sum of the sample weights the pipeline attached, i.e. the
-  examples that were evaluated excluding padding.
+  With padded batches `(x, y, sample_weight)` the count is the sum of the
+  weights (padding weighs 0); unpadded batches `(x, y)` count their rows.
   """
 
   def eval_step(data):
     model.test_step(data)
-    return tf.reduce_sum(data[2])
+    if len(data) == 3:
+      return tf.reduce_sum(data[2])
+    rows = tf.shape(tf.nest.flatten(data[0])[0])[0]
+    return tf.cast(rows, tf.float32)
 
   @tf.function
   def eval_loop(iterator, num_steps):
@@ -60,15 +63,16 @@ def create_eval_loop_fn(
 
 
 def create_read_metrics_fn(model: model_lib.Model) -> Callable[[], dict]:
-  """Returns a function giving `{name: cross-replica result}` of `model.metrics`.
+  """Returns a function giving `{name: cross-replica result}` of the metrics.
 
+  Keras's `get_metrics_result` flattens compile()'s metrics (a dict) too.
   Call it in cross-replica context on every worker at the same point: reading
   a sync-on-read metric is a collective under MultiWorkerMirroredStrategy.
   """
 
   @tf.function
   def read_metrics():
-    return {metric.name: metric.result() for metric in model.metrics}
+    return model.get_metrics_result()
 
   return read_metrics
 

@@ -109,6 +109,16 @@ class JsonlWriter(MetricWriter):
       stream.write(json.dumps(record) + "\n")
 
 
+class HistoryWriter(MetricWriter):
+  """Keeps the rows of metrics.jsonl in memory (on every worker)."""
+
+  def __init__(self):
+    self.rows: list[dict] = []
+
+  def write(self, split, step, scalars):
+    self.rows.append({"split": split, "step": step, **scalars})
+
+
 class CsvWriter(MetricWriter):
   """`metrics.csv`: the rows of metrics.jsonl as a table (Keras CSVLogger).
 

@@ -1,0 +1,183 @@
+"""`fit`: train your Keras model on your data, on any number of devices.
+
+    from launch import fit
+    from datasets import from_arrays
+
+    def model_fn():
+      model = keras.Sequential([...])
+      model.compile(optimizer="adam", loss="categorical_crossentropy",
+                    metrics=["accuracy"])
+      return model
+
+    result = fit(model_fn, from_arrays(x_train, y_train),
+                 eval_data=from_arrays(x_test, y_test),
+                 model_dir="/tmp/run", global_batch_size=64, epochs=5)
+    result.model.predict(x_test)
+
+The strategy comes from the environment exactly as for `python -m launch`
+(TF_CONFIG, an srun step, GPUs, `cpu_devices`), so one script runs on a
+laptop, on every GPU of a node, or as one worker of a cluster job.
+`python -m launch` is this same call with flags.
+"""
+
+import logging as pylogging
+import os
+import re
+
+from absl import logging
+
+from launch import cluster as cluster_lib
+from launch import config as config_lib
+from launch import options as options_lib
+from launch import plan as plan_lib
+from launch.errors import ConfigError, Preempted, RunFailed
+
+# launch.local's script form passes each worker's heartbeat file here.
+HEARTBEAT_ENV = "TFHARNESS_HEARTBEAT_FILE"
+
+def _as_keywords(message: str) -> str:
+  """`--name=value` -> `name=value` for the options of `fit`."""
+  return re.sub(r"--(no)?([a-z_]+)",
+                lambda m: m.group(2) if m.group(2) in options_lib.BY_NAME
+                else m.group(0), message)
+
+
+class _HarnessInfoFilter(pylogging.Filter):
+  """Keeps warnings from everywhere but INFO lines only from the harness.
+
+  TensorFlow logs its own INFO lines (saver sharding, signature renames)
+  through absl too; they drown the one progress line per loop.
+  """
+
+  _PACKAGES = tuple(os.path.join(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))), package) + os.sep
+                    for package in ("launch", "trainer", "datasets"))
+
+  def filter(self, record: pylogging.LogRecord) -> bool:
+    return (record.levelno >= pylogging.WARNING
+            or record.pathname.startswith(self._PACKAGES))
+
+
+def configure_logging() -> None:
+  """The harness's INFO lines on stderr, TensorFlow's INFO lines off."""
+  # TensorFlow's C++ INFO/WARNING lines drown the progress; keep errors.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  logging.set_verbosity(logging.INFO)
+  handler = logging.get_absl_handler()
+  if not any(isinstance(f, _HarnessInfoFilter) for f in handler.filters):
+    handler.addFilter(_HarnessInfoFilter())
+
+
+def plan(model_fn, train_data, *, eval_data=None, options: dict,
+         spelling: str = "python") -> plan_lib.Plan:
+  """Validates options, cluster, data and model; see `fit`."""
+  try:
+    if callable(model_fn) and "model" not in options:
+      # Recorded in config.json, so a rerun with another function is seen.
+      options = dict(options, model=f"{getattr(model_fn, '__module__', '?')}:"
+                     f"{getattr(model_fn, '__qualname__', '?')}")
+    values = config_lib.resolve_options(options)
+    if not values["heartbeat_file"] and os.environ.get(HEARTBEAT_ENV):
+      values["heartbeat_file"] = os.environ[HEARTBEAT_ENV]
+    config = config_lib.from_options(values)
+    cluster = cluster_lib.from_environment(
+        os.environ, slurm_port_base=config.slurm_port_base)
+    return plan_lib.plan_run(config, cluster, train=train_data,
+                             eval_data=eval_data, model_fn=model_fn,
+                             given=frozenset(options) - {"model"})
+  except ConfigError as error:
+    if spelling == "python":
+      raise ConfigError(_as_keywords(str(error))) from None
+    raise
+
+
+def _is_peer_failure(error: Exception) -> bool:
+  import tensorflow as tf  # Already imported by the run.
+  return isinstance(error, (tf.errors.UnavailableError,
+                            tf.errors.DeadlineExceededError,
+                            tf.errors.CancelledError, tf.errors.AbortedError))
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0][:300] if text else ""
+
+
+def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
+        spelling: str = "python"):
+  """Executes a plan; maps failures onto the harness's exception types."""
+  from launch import run as run_lib  # pylint: disable=import-outside-toplevel
+  from trainer import checkpointing, loop  # pylint: disable=import-outside-toplevel
+  try:
+    return run_lib.execute(the_plan, model_class=model_class,
+                           callbacks=callbacks)
+  except ConfigError as error:  # Found while building the model.
+    if spelling == "python":
+      raise ConfigError(_as_keywords(str(error))) from None
+    raise
+  except loop.StopRequested as stopped:
+    raise Preempted(str(stopped), stopped.step) from None
+  except (FloatingPointError, TimeoutError,
+          checkpointing.CheckpointError) as error:
+    raise RunFailed(str(error)) from None
+  except Exception as error:  # pylint: disable=broad-except
+    if not _is_peer_failure(error):
+      raise
+    raise RunFailed(
+        f"the run stopped because a peer worker failed or a collective"
+        f" timed out ({type(error).__name__}: {_first_line(error)}).",
+        peer_failure=True) from None
+
+
+def fit(model_fn, train_data=None, *, eval_data=None, model_dir: str,
+        global_batch_size: int, train_steps: int | None = None,
+        epochs: float | None = None, callbacks=(), model_class=None,
+        **options):
+  """Trains a Keras model under the strategy the environment calls for.
+
+  Args:
+    model_fn: A function without arguments that builds and returns a
+      `keras.Model` (Sequential, functional or subclassed); it is called
+      inside the strategy's scope. If the model is compiled, its own
+      optimizer, loss, metrics and `train_step`/`test_step` are used;
+      otherwise the options' `optimizer`, `loss` and `metrics`. None:
+      the built-in network of the `model` option.
+    train_data: A `datasets` Source (`from_arrays`, `from_csv`,
+      `from_image_directory`, `from_tfrecords`, `from_dataset_fn`); None:
+      the built-in dataset of the `dataset` option (or `train_data` path
+      option of the command line).
+    eval_data: A Source evaluated every `eval_every` steps (each epoch with
+      `epochs`) and at the end; or use the `validation_split` option.
+    model_dir: Checkpoints, summaries, metrics.jsonl and the export; a
+      rerun with the same directory resumes.
+    global_batch_size: Examples per step over all replicas.
+    train_steps: Run length in steps (or `epochs`; 1000 if neither).
+    epochs: Run length in passes over `train_data`.
+    callbacks: `keras.callbacks.Callback`s (see `trainer.callbacks` for
+      when they are called) and `trainer.actions.Action`s.
+    model_class: A `trainer.model.Model` subclass for the built-in network
+      (a custom `train_step` in the harness's contract).
+    **options: Any option of `python -m launch --help` by its name, e.g.
+      `cpu_devices=2, steps_per_loop=50, eval_every=100, seed=0,
+      deterministic=True, mixed_precision="mixed_float16"`.
+
+  Returns:
+    A `launch.run.RunResult`: `.model` (the trained keras.Model), `.logs`
+    (final eval: loss, metrics, examples), `.history` (train and eval
+    rows), `.step`.
+
+  Raises:
+    ConfigError: (a ValueError) bad options, data or model, in one
+      sentence; nothing was written.
+    RunFailed: The run failed (non-finite loss, dead peer worker, ...).
+    Preempted: Stopped by SIGTERM/SIGUSR1 after saving; call again to
+      resume.
+  """
+  configure_logging()
+  options.update(model_dir=model_dir, global_batch_size=global_batch_size)
+  if train_steps is not None:
+    options["train_steps"] = train_steps
+  if epochs is not None:
+    options["epochs"] = epochs
+  the_plan = plan(model_fn, train_data, eval_data=eval_data, options=options)
+  return run(the_plan, callbacks=callbacks, model_class=model_class)

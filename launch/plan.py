@@ -1,0 +1,295 @@
+"""`plan_run`: a validated config, cluster, data and model, before TF runs.
+
+Everything a user can get wrong is checked here and raised as one
+`ConfigError` sentence, before anything is written.
+"""
+
+import dataclasses
+import importlib
+import inspect
+import os
+
+from launch import cluster as cluster_lib
+from launch import config as config_lib
+from launch import gpu_usage
+from launch import resume
+from launch import strategy as strategy_lib
+from launch.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What a validated run will do, decided before TensorFlow starts.
+
+  Attributes:
+    config: The validated config, run length resolved.
+    cluster: This task's cluster.
+    train_source: A `datasets` Source of the training data.
+    eval_source: A Source of the eval data, or None (no evaluation).
+    model_fn: A zero-argument function returning a keras.Model, or None
+      to build `config.train.model` (a built-in or an (input_shape, spec)
+      builder).
+    strategy_kind: Resolved strategy kind.
+    num_replicas: Replicas in sync.
+    gpu_memory: How this process takes GPU memory.
+    num_gpus: GPUs this process sees.
+    given: Names of the options the caller set (not defaults).
+  """
+
+  config: config_lib.RunConfig
+  cluster: cluster_lib.ClusterInfo
+  train_source: object
+  eval_source: object
+  model_fn: object
+  strategy_kind: str
+  num_replicas: int
+  gpu_memory: gpu_usage.MemoryPolicy
+  num_gpus: int = 0
+  given: frozenset = frozenset()
+
+
+def _import(kind: str, name: str):
+  """`package.module:function` of --model or --dataset."""
+  module_name, _, function_name = name.partition(":")
+  try:
+    function = getattr(importlib.import_module(module_name), function_name)
+  except ImportError as error:
+    raise ConfigError(f"--{kind}={name}: cannot import {module_name}"
+                      f" ({error}).") from None
+  except AttributeError:
+    raise ConfigError(f"--{kind}={name}: {module_name} has no"
+                      f" {function_name}.") from None
+  if not callable(function):
+    raise ConfigError(f"--{kind}={name}: {function_name} is not callable.")
+  return function
+
+
+def takes_no_arguments(function) -> bool:
+  try:
+    parameters = inspect.signature(function).parameters.values()
+  except (TypeError, ValueError):
+    return False
+  return not [p for p in parameters if p.default is p.empty
+              and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def resolve_model_fn(config: config_lib.RunConfig, model_fn):
+  """A zero-argument model function, or None for `--model`'s builder."""
+  if model_fn is not None:
+    if isinstance(model_fn, str):
+      raise ConfigError("pass a built-in network as model=..., and a"
+                        " function as model_fn.")
+    if not callable(model_fn) or not takes_no_arguments(model_fn):
+      raise ConfigError("model_fn must be a function without arguments that"
+                        " returns a keras.Model.")
+    return model_fn
+  name = config.train.model
+  if ":" in name:
+    function = _import("model", name)
+    if takes_no_arguments(function):
+      return function
+  return None  # A built-in, or an (input_shape, spec) builder.
+
+
+def _is_source(value) -> bool:
+  return hasattr(value, "train_dataset_fn") and hasattr(
+      value, "eval_dataset_fn")
+
+
+def _user_dataset(name: str):
+  """--dataset=module:function: a Source or a (train, eval) pair."""
+  result = _import("dataset", name)()
+  if _is_source(result):
+    return result, None
+  if (isinstance(result, tuple) and len(result) == 2 and _is_source(result[0])
+      and (result[1] is None or _is_source(result[1]))):
+    return result
+  raise ConfigError(f"--dataset={name} returned {type(result).__name__}, not"
+                    " a datasets Source or a (train, eval) pair of them.")
+
+
+def load_sources(config: config_lib.RunConfig, train=None, eval_data=None):
+  """(train, eval or None) Sources: given, from paths, or a built-in.
+
+  Raises:
+    ConfigError: If the data cannot be loaded or does not fit together.
+  """
+  import datasets  # pylint: disable=import-outside-toplevel
+  from datasets import catalogue  # pylint: disable=import-outside-toplevel
+  from datasets.errors import DataError  # pylint: disable=import-outside-toplevel
+  split = config.data.validation_split
+  try:
+    if train is None and config.train_data:
+      path_options = dict(label_column=config.label_column,
+                          image_size=config.image_size)
+      train = datasets.from_path(config.train_data, **path_options)
+      if config.eval_data:
+        eval_data = datasets.from_path(config.eval_data, **path_options)
+    elif train is None and ":" in config.data.name:
+      train, eval_data = _user_dataset(config.data.name)
+    elif train is None:
+      return catalogue.load(config.data)  # Applies the validation split.
+    if not _is_source(train) or (eval_data is not None
+                                 and not _is_source(eval_data)):
+      raise ConfigError("train_data and eval_data must be datasets Sources"
+                        " (datasets.from_arrays, from_csv, ...).")
+    if split:
+      if eval_data is not None:
+        raise ConfigError("give eval data or --validation_split, not both.")
+      train, eval_data = train.split(split)
+  except DataError as error:
+    raise ConfigError(str(error)) from None
+  return train, eval_data
+
+
+def plan_run(config: config_lib.RunConfig,
+             cluster: cluster_lib.ClusterInfo, *, train=None, eval_data=None,
+             model_fn=None, given=frozenset()) -> Plan:
+  """Validates everything and loads the data, touching nothing on disk.
+
+  Args:
+    config: The run's settings.
+    cluster: This task's place in the cluster.
+    train: A Source of training data, or None to load what `config` names.
+    eval_data: A Source of eval data (with `train` only).
+    model_fn: A zero-argument function returning a keras.Model, or None
+      for `config.train.model`.
+    given: Names of the options the caller set.
+
+  Raises:
+    ConfigError: If the flags, cluster, data or model are unusable.
+  """
+  config_lib.validate(config)
+  if config.mode == "train" and not config.allow_config_change:
+    resume.check_resume_compatible(config)
+  if cluster.is_evaluator:
+    if config.strategy == "multi_worker":
+      raise ConfigError("an evaluator task runs apart from the training"
+                        " cluster; use --strategy=auto, mirrored or"
+                        " one_device for it.")
+    # A sidecar: evaluate each checkpoint the training tasks write.
+    config = dataclasses.replace(config, mode="evaluate", watch=True)
+  elif "evaluator" in cluster.cluster and (
+      config.train.early_stopping_patience or config.train.plateau_patience
+      or config.train.keep_best_checkpoint):
+    raise ConfigError("with an evaluator task the training tasks do not"
+                      " evaluate, so early stopping, plateau and best"
+                      " checkpoints cannot run there.")
+  elif config.mode == "evaluate" and cluster.is_multi_worker:
+    raise ConfigError("--mode=evaluate runs in one process; unset TF_CONFIG"
+                      " or give it an evaluator task.")
+  model_fn = resolve_model_fn(config, model_fn)
+  _check_model_options(model_fn, given)
+  train, eval_data = load_sources(config, train, eval_data)
+  if config.epochs is not None and not train.num_examples:
+    raise ConfigError(f"--epochs needs data of known size, but {train.name}"
+                      " does not say how many examples it has; set"
+                      " --train_steps instead.")
+  config = config_lib.resolve_train_steps(config, train.num_examples or 0)
+  config_lib.check_profile_steps(config)
+  if config.mode == "evaluate" and eval_data is None:
+    raise ConfigError("--mode=evaluate needs eval data.")
+  gpu_memory = gpu_usage.choose_memory_policy(
+      config.gpu_memory, processes_on_node=gpu_usage.processes_on_host(cluster),
+      environ=os.environ)
+  import tensorflow as tf  # After validation: importing costs seconds.
+  if model_fn is None:
+    from trainer import models  # pylint: disable=import-outside-toplevel
+    try:
+      models.resolve_builder(config.train.model)
+    except ValueError as error:
+      raise ConfigError(str(error)) from None
+  num_gpus = len(tf.config.list_physical_devices("GPU"))
+  # An evaluator's strategy is local: it never joins the collectives.
+  strategy_cluster = (cluster_lib.ClusterInfo() if cluster.is_evaluator
+                      else cluster)
+  kind = strategy_lib.resolve_strategy_kind(
+      config.strategy, cluster=strategy_cluster, num_gpus=num_gpus,
+      cpu_devices=config.cpu_devices)
+  replicas = strategy_lib.count_replicas(kind, cluster=strategy_cluster,
+                                         num_gpus=num_gpus,
+                                         cpu_devices=config.cpu_devices)
+  _check_batch(config, train, replicas)
+  if model_fn is None:
+    _check_outputs(config.train, train)
+  if config.train.jit_compile and replicas > 1 and not num_gpus:
+    # Measured: XLA fails with "Trying to access resource ... located in
+    # device CPU:1 from device CPU:0" on mirrored logical CPUs.
+    raise ConfigError("--jit_compile needs GPUs or a single replica; XLA"
+                      " cannot place variables of logical CPU devices.")
+  from trainer import layout  # pylint: disable=import-outside-toplevel
+  checkpoints = layout.ModelDir(config.train.model_dir).checkpoints
+  if (config.mode == "evaluate" and not config.watch
+      and tf.train.latest_checkpoint(checkpoints) is None):
+    raise ConfigError(f"--mode=evaluate found no checkpoint in {checkpoints}.")
+  return Plan(config, cluster, train, eval_data, model_fn, kind, replicas,
+              gpu_memory, num_gpus, frozenset(given))
+
+
+# Options that shape only the built-in networks.
+_BUILT_IN_ONLY = ("l2", "dropout", "sync_batchnorm")
+
+
+def _check_model_options(model_fn, given) -> None:
+  """Options that cannot apply to the user's model are refused."""
+  if model_fn is None:
+    return
+  refused = [name for name in _BUILT_IN_ONLY if name in given]
+  if refused:
+    raise ConfigError(f"--{refused[0]} shapes the built-in networks only;"
+                      " build it into your model instead.")
+
+
+def refuse_for_compiled(given) -> None:
+  """A compiled model brings its optimizer, loss and metrics."""
+  refused = [name for name in (
+      "optimizer", "learning_rate", "momentum", "weight_decay", "loss",
+      "loss_weights", "metrics", "from_logits", "lr_schedule", "clip_norm",
+      "accumulate_steps", "warmup_steps", "decay_steps", "decay_rate")
+             if name in given]
+  if refused:
+    raise ConfigError(f"--{refused[0]} does not apply to a compiled model:"
+                      " compile() chose its optimizer, loss and metrics (set"
+                      " it there, e.g. keras.optimizers.Adam(global_clipnorm="
+                      "...) for clipping).")
+
+
+def _check_batch(config: config_lib.RunConfig, source, replicas: int) -> None:
+  """Checks the batch against the replicas and the data."""
+  batch = config.data.global_batch_size
+  if batch % replicas:
+    raise ConfigError(f"--global_batch_size={batch} does not divide over the"
+                      f" {replicas} replicas; use a multiple of {replicas}.")
+  micro = config.train.accumulate_steps
+  if (batch // replicas) % micro:
+    raise ConfigError(f"the per-replica batch ({batch // replicas}) does not"
+                      f" split into --accumulate_steps={micro} micro-batches.")
+  if source.num_examples and batch // replicas > source.num_examples:
+    raise ConfigError(f"the per-replica batch ({batch // replicas}) is larger"
+                      f" than {source.name}'s {source.num_examples}"
+                      " training examples.")
+
+
+def _check_outputs(train, source) -> None:
+  """The configured losses must match the data's labels (one per output)."""
+  classes = source.num_classes
+  if train.output_losses:
+    outputs = {name for name, _ in train.output_losses}
+    if not isinstance(classes, dict) or set(classes) != outputs:
+      labels = (", ".join(sorted(classes)) if isinstance(classes, dict)
+                else "one array")
+      raise ConfigError(
+          f"--loss names the outputs {', '.join(sorted(outputs))}, but"
+          f" {source.name}'s labels are {labels}.")
+    losses = dict(train.output_losses)
+  elif isinstance(classes, dict):
+    raise ConfigError(f"{source.name} has the outputs"
+                      f" {', '.join(sorted(classes))}; give one loss per"
+                      " output, e.g. --loss=name:loss,name:loss.")
+  else:
+    losses, classes = {"": train.loss}, {"": classes}
+  for name, loss in losses.items():
+    if loss == "binary_crossentropy" and classes[name] != 2:
+      raise ConfigError(f"binary_crossentropy needs 2 classes, but"
+                        f" {source.name}{' ' + name if name else ''} has"
+                        f" {classes[name]}.")

@@ -1,0 +1,132 @@
+"""Resuming a model_dir: is the earlier run the same experiment?
+
+`config.json` records the settings of the run that wrote a model_dir (and,
+for a user's model, a fingerprint of the model). A rerun that differs in
+anything that changes the result is refused with the differences named,
+instead of silently restoring the old checkpoint under new settings.
+"""
+
+import json
+import math
+import os
+
+from launch.config import CONFIG_FILENAME, RunConfig
+from launch.errors import ConfigError
+
+# Settings that change what a checkpoint's numbers mean, or what training
+# from it gives: resuming under other values would restore garbage, fail
+# obscurely, or silently mix two runs. (Run length, logging and
+# distribution settings may change: they do not change the result.)
+_RESULT_SETTINGS = (
+    "data.name", "data.global_batch_size", "data.seed",
+    "data.validation_split", "data.synthetic_shape", "data.num_classes",
+    "data.synthetic_examples", "train_data", "eval_data", "label_column",
+    "image_size", "train.model", "train.optimizer", "train.learning_rate",
+    "train.momentum", "train.weight_decay", "train.l2", "train.loss",
+    "train.loss_weights", "train.from_logits", "train.dropout",
+    "train.sync_batchnorm", "train.mixed_precision", "train.clip_norm",
+    "train.accumulate_steps", "train.lr_schedule", "train.warmup_steps",
+    "train.decay_steps", "train.decay_rate",
+)
+_MISSING = object()
+
+
+def _lookup(record: dict, path: str):
+  for part in path.split("."):
+    if not isinstance(record, dict) or part not in record:
+      return _MISSING
+    record = record[part]
+  return record
+
+
+def _flag_name(path: str) -> str:
+  name = path.rpartition(".")[2]
+  return "dataset" if path == "data.name" else name
+
+
+def check_resume_compatible(config: RunConfig) -> None:
+  """Compares with `model_dir/config.json` of an earlier run, if any.
+
+  Raises:
+    ConfigError: If the earlier run differs in a setting that changes the
+      meaning of its checkpoints or the result, or its config.json is
+      unreadable.
+  """
+  path = os.path.join(config.train.model_dir, CONFIG_FILENAME)
+  if not os.path.exists(path):
+    return
+  try:
+    with open(path, encoding="utf-8") as stream:
+      saved = json.load(stream)
+    if not isinstance(saved, dict):
+      raise ValueError("not an object")
+  except (OSError, ValueError) as error:
+    raise ConfigError(f"{path} is unreadable ({type(error).__name__}); pass"
+                      " --allow_config_change to resume anyway.") from None
+  current = json.loads(config.to_json())
+  changes = []
+  for setting in _RESULT_SETTINGS:
+    before, now = _lookup(saved, setting), _lookup(current, setting)
+    if before is not _MISSING and before != now:
+      changes.append(f"--{_flag_name(setting)}={before!r} -> {now!r}")
+  if changes:
+    raise ConfigError(f"--model_dir={config.train.model_dir} holds a run with"
+                      f" other settings ({'; '.join(changes)}); use a new"
+                      " --model_dir, or --allow_config_change to resume"
+                      " anyway.")
+
+
+def model_fingerprint(model) -> dict:
+  """What a checkpoint of `model` means beyond the config's names.
+
+  For a user's model the options do not say which network, optimizer and
+  loss made the checkpoint; this records them so a rerun with another
+  model or compile() is refused like a changed flag.
+  """
+  optimizer = getattr(model, "optimizer", None)
+  inner = getattr(optimizer, "inner_optimizer", optimizer)
+  settings = {}
+  if inner is not None:
+    for name, value in sorted(inner.get_config().items()):
+      if name != "name" and isinstance(value, (int, float, str, bool)):
+        settings[name] = value
+  return {"class": type(model).__name__,
+          "parameters": int(sum(int(math.prod(v.shape))
+                                for v in model.trainable_variables)),
+          "optimizer": type(inner).__name__, "optimizer_config": settings,
+          "loss": repr(getattr(model, "loss", None))[:200]}
+
+
+def check_fingerprint(config: RunConfig, fingerprint: dict) -> None:
+  """Like `check_resume_compatible`, for the model itself."""
+  path = os.path.join(config.train.model_dir, CONFIG_FILENAME)
+  try:
+    with open(path, encoding="utf-8") as stream:
+      saved = json.load(stream).get("model_fingerprint")
+  except FileNotFoundError:
+    return
+  except (OSError, ValueError, AttributeError) as error:
+    raise ConfigError(f"{path} is unreadable ({type(error).__name__}); pass"
+                      " --allow_config_change to resume anyway.") from None
+  if saved is None or saved == fingerprint:
+    return
+  changes = [f"{key} {saved.get(key)!r} -> {fingerprint.get(key)!r}"
+             for key in sorted(set(saved) | set(fingerprint))
+             if saved.get(key) != fingerprint.get(key)]
+  raise ConfigError(f"--model_dir={config.train.model_dir} holds a run of"
+                    f" another model ({'; '.join(changes)[:300]}); use a new"
+                    " --model_dir, or --allow_config_change to resume"
+                    " anyway.")
+
+
+def write_config(config: RunConfig, fingerprint: dict | None = None) -> str:
+  """Writes `model_dir/config.json` atomically; returns its path."""
+  path = os.path.join(config.train.model_dir, CONFIG_FILENAME)
+  staging = path + ".tmp"
+  record = json.loads(config.to_json())
+  if fingerprint is not None:
+    record["model_fingerprint"] = fingerprint
+  with open(staging, "w", encoding="utf-8") as stream:
+    stream.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
+  os.replace(staging, path)
+  return path

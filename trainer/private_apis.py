@@ -1,0 +1,70 @@
+"""The private TensorFlow and Keras APIs the harness uses, each wrapped once.
+
+Checked against TensorFlow 2.21.0 and Keras 3.15.1. Each has no public
+route; if a new version breaks one, this module is the only place to fix.
+"""
+
+import contextlib
+import itertools
+
+_key_bases = itertools.count(1)
+
+
+def fresh_collective_keys() -> None:
+  """Gives the next MirroredStrategy collective keys no earlier one used.
+
+  Every MirroredStrategy numbers its collective groups and instances from
+  the same base, so a second strategy in one process (a second `fit` in a
+  notebook, on another number of devices or another model) collides with
+  the first: "Shape mismatch in the collective instance 100", or "joining
+  a group with size 4, but that group has size 2". TensorFlow's own tests
+  offset the numbering through this class attribute.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  tf.distribute.MirroredStrategy._collective_key_base = (  # pylint: disable=protected-access
+      100_000 * next(_key_bases))
+
+
+def build_compiled_model(model, element_spec) -> None:
+  """Builds a compiled Keras model's layers, loss and metrics from specs.
+
+  Keras 3 builds compile()'s loss and metrics lazily, on the first batch of
+  its own `fit`. Run inside the harness's multi-step `tf.function` under a
+  MirroredStrategy, that first build fails ("You must feed a value for
+  placeholder tensor"), so they are built beforehand, in the strategy's
+  scope, from the shapes of one batch. Keras's `fit` does the same through
+  this private method; there is no public one.
+
+  Args:
+    model: A compiled `keras.Model`.
+    element_spec: The `tf.TensorSpec` structure of one per-replica batch,
+      `(x, y)` or `(x, y, sample_weight)`.
+  """
+  model._symbolic_build(data_batch=element_spec)  # pylint: disable=protected-access
+
+
+@contextlib.contextmanager
+def multi_worker_local_devices(devices: list[str]):
+  """Makes MultiWorkerMirroredStrategy mirror over `devices` on each worker.
+
+  TensorFlow's public API gives a multi-worker strategy one CPU device per
+  worker; mirroring over several logical CPUs (to test 2 workers x 2
+  replicas without GPUs) needs its private device hook.
+  """
+  from tensorflow.python.distribute import collective_all_reduce_strategy  # pylint: disable=g-direct-tensorflow-import
+
+  extended = collective_all_reduce_strategy.CollectiveAllReduceExtended
+  original = extended._initialize_local_devices  # pylint: disable=protected-access
+
+  def local_devices(self, cluster_resolver, worker_device):
+    del self, cluster_resolver
+    names = tuple(f"{worker_device}/device:CPU:{device.rsplit(':', 1)[1]}"
+                  for device in devices)
+    return names, "CPU"
+
+  extended._initialize_local_devices = local_devices  # pylint: disable=protected-access
+  try:
+    yield
+  finally:
+    extended._initialize_local_devices = original  # pylint: disable=protected-access
+
