@@ -63,9 +63,11 @@ def configure_logging() -> None:
   # TensorFlow's C++ INFO/WARNING lines drown the progress; keep errors.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   logging.set_verbosity(logging.INFO)
-  handler = logging.get_absl_handler()
-  if not any(isinstance(f, _HarnessInfoFilter) for f in handler.filters):
-    handler.addFilter(_HarnessInfoFilter())
+  # On absl's logger, not its handler: without absl's app.run (a notebook)
+  # records reach Python's root handler instead.
+  logger = logging.get_absl_logger()
+  if not any(isinstance(f, _HarnessInfoFilter) for f in logger.filters):
+    logger.addFilter(_HarnessInfoFilter())
 
 
 def plan(model_fn, train_data, *, eval_data=None, options: dict,

@@ -114,12 +114,11 @@ def load_sources(config: config_lib.RunConfig, train=None, eval_data=None):
   Raises:
     ConfigError: If the data cannot be loaded or does not fit together.
   """
-  import datasets  # pylint: disable=import-outside-toplevel
-  from datasets import catalogue  # pylint: disable=import-outside-toplevel
   from datasets.errors import DataError  # pylint: disable=import-outside-toplevel
   split = config.data.validation_split
   try:
     if train is None and config.train_data:
+      import datasets  # pylint: disable=import-outside-toplevel
       path_options = dict(label_column=config.label_column,
                           image_size=config.image_size)
       train = datasets.from_path(config.train_data, **path_options)
@@ -128,6 +127,7 @@ def load_sources(config: config_lib.RunConfig, train=None, eval_data=None):
     elif train is None and ":" in config.data.name:
       train, eval_data = _user_dataset(config.data.name)
     elif train is None:
+      from datasets import catalogue  # pylint: disable=import-outside-toplevel
       return catalogue.load(config.data)  # Applies the validation split.
     if not _is_source(train) or (eval_data is not None
                                  and not _is_source(eval_data)):
