@@ -1,12 +1,22 @@
 """`python -m launch.local`: N local workers as one multi-worker job.
 
-TensorFlow has no `torchrun`; this is its equivalent for one machine:
+TensorFlow has no `torchrun`; this is its equivalent for one machine. It
+runs either the harness with training flags, or a script of your own:
 
   python -m launch.local --workers=2 --cpu_devices=2 --model_dir=/tmp/run
+  python -m launch.local --workers=2 my_train.py --epochs=3 data.csv
 
-It picks free localhost ports, gives every worker its TF_CONFIG, starts
-`python -m launch` N times with the remaining (training) flags, prefixes each
-output line with the worker's name and keeps `model_dir/logs/worker-N.log`.
+The first positional argument that ends in `.py` (or names an existing
+file) is a script: `python my_train.py ARGS` runs on every worker, ARGS
+passed unchanged. Supervisor flags go before the script; without a script
+every other flag is a training flag of `python -m launch`
+(`python -m launch --helpfull`).
+
+It picks free localhost ports, gives every worker its TF_CONFIG (and its
+share of the GPUs and CPU threads), prefixes each output line with the
+worker's name and keeps `LOG_DIR/worker-N.log`. LOG_DIR is `--log_dir`,
+else `MODEL_DIR/logs` (`--model_dir`, which a script's arguments may hold
+too), else `./launch_logs` for a script.
 
 A worker that exits non-zero, is killed or makes no progress for
 `--hang_timeout` seconds fails the group: the others are stopped (SIGTERM,
@@ -17,11 +27,20 @@ group again, which resumes from the latest checkpoint. SIGINT/SIGTERM to the
 supervisor reach every worker as SIGTERM: they stop together at the next
 loop boundary, save, and exit 42 (then SIGKILL after `--signal_grace`).
 
+Progress is a heartbeat file per worker: `python -m launch` gets its path as
+`--heartbeat_file`, a script in the environment variable
+TFHARNESS_HEARTBEAT_FILE (`launch.fit` writes it). A script that writes
+none is never judged hung: a worker's hang clock starts at its first
+heartbeat.
+
 Exit codes: 0 done; 2 bad input (of the supervisor or of the workers);
 1 a worker failed (after any restarts); 42 stopped by SIGINT/SIGTERM after
 the workers saved a checkpoint; 128+N stopped by signal N without one.
+A script's exit status means the same: 2 is never restarted, and 42 from
+every worker after a forwarded signal makes the supervisor exit 42.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -29,8 +48,9 @@ from absl import flags
 
 from launch import config as config_lib
 from launch import devices
-from launch import flags as _  # noqa: F401  Defines the training flags.
+from launch import flags as flag_defs  # Also defines the training flags.
 from launch import supervisor
+from launch.api import HEARTBEAT_ENV
 from launch.errors import ConfigError, fail
 
 # The supervisor's own flags live apart from the training flags, which are
@@ -44,7 +64,9 @@ _MAX_RESTARTS = flags.DEFINE_integer(
     flag_values=_SUPERVISOR_FLAGS)
 _HANG_TIMEOUT = flags.DEFINE_float(
     "hang_timeout", 600.0, "A worker with no new step for this many seconds"
-    " counts as failed; 0 disables the check.", flag_values=_SUPERVISOR_FLAGS)
+    " counts as failed; 0 disables the check. A script's worker is judged"
+    f" only after its first heartbeat (to ${HEARTBEAT_ENV}).",
+    flag_values=_SUPERVISOR_FLAGS)
 _STOP_GRACE = flags.DEFINE_float(
     "stop_grace", 3.0, "Seconds between SIGTERM and SIGKILL when stopping"
     " workers after a failure.", flag_values=_SUPERVISOR_FLAGS)
@@ -63,19 +85,98 @@ _SIGNAL_GRACE = flags.DEFINE_float(
     "signal_grace", 60.0, "Seconds the workers get to save a checkpoint and"
     " exit after SIGINT/SIGTERM to the supervisor.",
     flag_values=_SUPERVISOR_FLAGS)
+_LOG_DIR = flags.DEFINE_string(
+    "log_dir", None, "Where worker-N.log and the heartbeat files go; default:"
+    " MODEL_DIR/logs, or ./launch_logs for a script without --model_dir.",
+    flag_values=_SUPERVISOR_FLAGS)
+
+_HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "--helpfull")
+_DEFAULT_SCRIPT_LOG_DIR = "launch_logs"
 
 
-def _parse(argv: list[str]) -> tuple[list[str], config_lib.RunConfig]:
-  """Splits supervisor flags from training flags and validates both."""
+@dataclasses.dataclass(frozen=True)
+class CommandLine:
+  """A launch.local command line, split.
+
+  Attributes:
+    supervisor_args: The arguments before the script (all of them in the
+      flag form): supervisor flags, and training flags in the flag form.
+    script: The user's script, or None for `python -m launch`.
+    script_args: The script's own arguments, unchanged.
+  """
+
+  supervisor_args: list[str]
+  script: str | None = None
+  script_args: list[str] = dataclasses.field(default_factory=list)
+
+
+def _takes_value(arg: str) -> bool:
+  """Whether `arg` is a known non-boolean `--name` whose value comes next."""
+  if not arg.startswith("-") or "=" in arg:
+    return False
+  name = arg.lstrip("-")
+  for flag_values in (_SUPERVISOR_FLAGS, flags.FLAGS):
+    if name in flag_values:
+      return not flag_values[name].boolean
+  return False
+
+
+def split_command_line(args: list[str]) -> CommandLine:
+  """Finds the script in `args` (the arguments after the program name).
+
+  The script is the first positional argument, not counting the values of
+  flags written `--name VALUE`, that ends in `.py` or names an existing
+  path; everything after it belongs to the script.
+  """
+  index = 0
+  while index < len(args):
+    arg = args[index]
+    if arg.startswith("-") and arg != "-":
+      index += 2 if _takes_value(arg) else 1
+      continue
+    if arg.endswith(".py") or os.path.exists(arg):
+      return CommandLine(args[:index], arg, args[index + 1:])
+    break
+  return CommandLine(list(args))
+
+
+def model_dir_in(args: list[str]) -> str | None:
+  """The value of `--model_dir=X` (or `--model_dir X`) in a script's args."""
+  for index, arg in enumerate(args):
+    if arg == "--":
+      break
+    if arg.startswith(("--model_dir=", "-model_dir=")):
+      return arg.split("=", 1)[1] or None
+    if arg in ("--model_dir", "-model_dir") and index + 1 < len(args):
+      return args[index + 1]
+  return None
+
+
+def _print_help() -> None:
+  print(__doc__)
+  print("Supervisor flags:")
+  print(_SUPERVISOR_FLAGS.get_help(include_special_flags=False))
+
+
+def _parse_supervisor_flags(program: str, args: list[str], *,
+                            known_only: bool) -> list[str]:
+  """Parses the supervisor flags in `args`; returns the other arguments."""
+  if any(arg in _HELP_FLAGS for arg in args):
+    _print_help()
+    sys.exit(0)
   try:
-    training_args = _SUPERVISOR_FLAGS(argv, known_only=True)[1:]
-    flags.FLAGS([argv[0], *training_args])
+    return _SUPERVISOR_FLAGS([program, *args], known_only=known_only)[1:]
+  except flags.UnrecognizedFlagError as error:
+    # Only in the script form: the flag form passes unknown flags on.
+    names = ", ".join(f"--{name}" for name in _SUPERVISOR_FLAGS)
+    fail(f"--{error.flagname} is not a supervisor flag ({names}); the"
+         " script's own arguments go after the script.")
   except flags.Error as error:
-    fail(f"{error}. See python -m launch --helpfull.")
-  positional = [arg for arg in training_args if not arg.startswith("-")]
-  if positional:
-    fail(f"unexpected arguments {' '.join(positional)!r}; all options are"
-          " --flags.")
+    fail(f"{error}. See python -m launch.local --help.")
+  return []  # Not reached: fail() exits.
+
+
+def _check_supervisor_flags() -> None:
   if _WORKERS.value < 1:
     fail(f"--workers={_WORKERS.value} must be positive.")
   for flag in (_MAX_RESTARTS, _HANG_TIMEOUT, _STOP_GRACE, _SIGNAL_GRACE):
@@ -83,13 +184,52 @@ def _parse(argv: list[str]) -> tuple[list[str], config_lib.RunConfig]:
       fail(f"--{flag.name}={flag.value} must be zero or more.")
   if os.environ.get("TF_CONFIG"):
     fail("TF_CONFIG is set, but launch.local writes each worker's own;"
-          " unset it.")
+         " unset it.")
+
+
+def _parse(argv: list[str]) -> tuple[list[str], config_lib.RunConfig]:
+  """Splits supervisor flags from training flags and validates both."""
+  training_args = _parse_supervisor_flags(argv[0], argv[1:], known_only=True)
   try:
-    config = config_lib.from_flags()
+    flags.FLAGS([argv[0], *training_args])
+  except flags.Error as error:
+    fail(f"{error}. See python -m launch --helpfull.")
+  positional = [arg for arg in training_args if not arg.startswith("-")]
+  if positional:
+    fail(f"unexpected arguments {' '.join(positional)!r}; all options are"
+         " --flags, and a script to run must end in .py or exist.")
+  _check_supervisor_flags()
+  values = flag_defs.values()
+  try:
+    config = config_lib.from_options(config_lib.resolve_options(
+        {name: values[name] for name in flag_defs.given()}))
     config_lib.validate(config)
   except ConfigError as error:
     fail(str(error))
   return training_args, config
+
+
+def _parse_script(program: str, command_line: CommandLine) -> str:
+  """Validates the script form's supervisor flags and script; the log dir."""
+  script = command_line.script
+  _parse_supervisor_flags(program, command_line.supervisor_args,
+                          known_only=False)
+  if not os.path.exists(script):
+    fail(f"script {script} does not exist.")
+  if not os.path.isfile(script):
+    fail(f"script {script} is not a file.")
+  _check_supervisor_flags()
+  model_dir = model_dir_in(command_line.script_args)
+  return _LOG_DIR.value or (os.path.join(model_dir, "logs") if model_dir
+                            else _DEFAULT_SCRIPT_LOG_DIR)
+
+
+def _make_log_dir(log_dir: str) -> None:
+  try:
+    os.makedirs(log_dir, exist_ok=True)
+  except OSError as error:
+    fail(f"the log directory {log_dir} cannot be created ({error.strerror});"
+         " choose another with --log_dir.")
 
 
 def _thread_env(num_workers: int) -> dict[str, str]:
@@ -123,15 +263,30 @@ def _worker_envs(num_workers: int) -> tuple[dict[str, str], ...]:
                for index in range(num_workers))
 
 
-def main(argv: list[str] | None = None) -> None:
-  training_args, config = _parse(list(argv or sys.argv))
-  group = supervisor.GroupConfig(
-      num_workers=_WORKERS.value, training_args=training_args,
-      log_dir=os.path.join(config.train.model_dir, "logs"),
+def group_config(argv: list[str]) -> supervisor.GroupConfig:
+  """The group a command line asks for; bad input exits 2 first."""
+  command_line = split_command_line(argv[1:])
+  if command_line.script is None:
+    training_args, config = _parse(argv)
+    log_dir = _LOG_DIR.value or os.path.join(config.train.model_dir, "logs")
+    program = dict(training_args=training_args)
+  else:
+    log_dir = _parse_script(argv[0], command_line)
+    program = dict(command=(sys.executable, command_line.script),
+                   training_args=command_line.script_args,
+                   heartbeat_env=HEARTBEAT_ENV)
+  worker_envs = _worker_envs(_WORKERS.value)
+  _make_log_dir(log_dir)
+  return supervisor.GroupConfig(
+      num_workers=_WORKERS.value, log_dir=log_dir,
       hang_timeout=_HANG_TIMEOUT.value, stop_grace=_STOP_GRACE.value,
       signal_grace=_SIGNAL_GRACE.value,
-      isolate_network=_ISOLATE_NETWORK.value,
-      worker_envs=_worker_envs(_WORKERS.value))
+      isolate_network=_ISOLATE_NETWORK.value, worker_envs=worker_envs,
+      **program)
+
+
+def main(argv: list[str] | None = None) -> None:
+  group = group_config(list(argv or sys.argv))
   sys.exit(supervisor.run_with_restarts(group,
                                         max_restarts=_MAX_RESTARTS.value))
 

@@ -25,7 +25,8 @@ class GroupConfig:
 
   Attributes:
     num_workers: Processes to start; worker 0 is the chief.
-    training_args: Flags passed to every `python -m launch`.
+    training_args: Arguments after the command: flags of `python -m
+      launch`, or a script's own arguments.
     log_dir: Where `worker-N.log` and heartbeat files go.
     hang_timeout: Seconds without a new step before a worker counts as
       failed (0: never).
@@ -38,6 +39,10 @@ class GroupConfig:
       loopback only (TensorFlow's servers listen on every interface).
     worker_envs: Variables added to each worker's environment, by index
       (its GPUs, its CPU threads); empty: none.
+    heartbeat_env: None: the command takes `--heartbeat_file=PATH` (as
+      `python -m launch` does). Else the environment variable that carries
+      PATH to a program that may write no heartbeat at all (a user's
+      script), so a worker's hang clock starts at its first heartbeat.
   """
 
   num_workers: int
@@ -49,6 +54,7 @@ class GroupConfig:
   command: tuple[str, ...] = (sys.executable, "-m", "launch")
   isolate_network: bool = True
   worker_envs: tuple[dict[str, str], ...] = ()
+  heartbeat_env: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,17 +114,22 @@ class _Worker:
                                        f"worker-{index}.heartbeat")
     self.tail = collections.deque(maxlen=_TAIL_LINES)
     self.last_progress = time.monotonic()
-    self._last_beat = None
+    # A beat left by an earlier attempt is not progress of this one.
+    self._last_beat = self._beat_time()
+    self.has_beaten = False
     env = dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED="1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if config.worker_envs:
       env.update(config.worker_envs[index])
+    args = [*config.command, *config.training_args]
+    if config.heartbeat_env:
+      env[config.heartbeat_env] = self.heartbeat_path
+    else:
+      args.append(f"--heartbeat_file={self.heartbeat_path}")
     self._log = open(self.log_path, "a", encoding="utf-8")
     self.address = json.loads(tf_config)["cluster"]["worker"][index]
     self.process = subprocess.Popen(
-        wrap([*config.command, *config.training_args,
-              f"--heartbeat_file={self.heartbeat_path}"]),
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        wrap(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, text=True, errors="replace")
     self._pump = threading.Thread(target=self._copy_output, daemon=True)
     self._pump.start()
@@ -131,13 +142,18 @@ class _Worker:
       self._log.flush()
       print(f"[{self.name}] {line}", flush=True)
 
+  def _beat_time(self) -> int | None:
+    try:
+      return os.stat(self.heartbeat_path).st_mtime_ns
+    except FileNotFoundError:
+      return None
+
   def made_progress(self) -> bool:
     """Whether the heartbeat file changed since the last look."""
-    try:
-      beat = os.stat(self.heartbeat_path).st_mtime_ns
-    except FileNotFoundError:
-      return False
-    changed, self._last_beat = beat != self._last_beat, beat
+    beat = self._beat_time()
+    changed = beat is not None and beat != self._last_beat
+    self._last_beat = beat
+    self.has_beaten = self.has_beaten or changed
     return changed
 
   def signal(self, signum: int) -> None:
@@ -177,7 +193,9 @@ class WorkerGroup:
         if worker.made_progress():
           worker.last_progress = now
         idle = now - worker.last_progress
-        if self._config.hang_timeout and idle > self._config.hang_timeout:
+        is_watched = worker.has_beaten or not self._config.heartbeat_env
+        if (self._config.hang_timeout and is_watched
+            and idle > self._config.hang_timeout):
           hung.append((idle, worker))
     if failed:
       # When a worker is killed its peers fail right after it with status 1

@@ -1,4 +1,4 @@
-"""The three training loops `launch.bench` compares, on identical data.
+"""The three training loops `benchmarks.throughput` compares, on identical data.
 
 Each setup builds the same network under the same strategy and exposes
 `first_step()`, `run()` (one compiled call of `steps_per_call` steps) and

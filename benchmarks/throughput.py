@@ -1,4 +1,7 @@
-"""`python -m launch.bench`: the harness against a hand-written loop and fit.
+"""The harness against a hand-written loop and Keras `fit`: examples/s.
+
+  python -m benchmarks.throughput              # MLP and CNN, 1 and 2 replicas
+  python -m benchmarks.throughput --models=mlp --replicas=2 --rounds=5
 
 Every measurement runs in a fresh process (one strategy per process, and
 peak RSS per variant), and the variants are interleaved round by round so
@@ -48,6 +51,9 @@ _NUM_REPLICAS = flags.DEFINE_integer("num_replicas", 1, "Internal.")
 
 VARIANTS = ("harness", "fused", "keras_fit")
 
+# `benchmarks` is not installed: measurement processes find it from here.
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def _steps(model: str) -> tuple[int, int]:
   """(steps per call, timed calls): CNN steps cost ~80x an MLP step."""
@@ -65,9 +71,9 @@ def _timed(function, calls: int) -> float:
 
 def _measure(variant: str, model_name: str, num_replicas: int) -> dict:
   """Runs one variant in this process; returns its numbers."""
-  from launch import bench_variants  # Imports TensorFlow.
+  from benchmarks import throughput_variants  # Imports TensorFlow.
   steps, calls = _steps(model_name)
-  setup = bench_variants.SETUPS[variant](
+  setup = throughput_variants.SETUPS[variant](
       model_name=model_name, num_replicas=num_replicas,
       global_batch_size=_GLOBAL_BATCH.value, steps_per_call=steps,
       jit_compile=_JIT.value, mixed_precision=_PRECISION.value)
@@ -91,14 +97,21 @@ def _spawn(variant: str, model: str, replicas: int) -> dict:
   env = dict(os.environ, BENCH_START=repr(time.time()))
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   output = subprocess.run(
-      [sys.executable, "-m", "launch.bench", f"--variant={variant}",
+      [sys.executable, "-m", "benchmarks.throughput", f"--variant={variant}",
        f"--model={model}", f"--num_replicas={replicas}",
        f"--global_batch_size={_GLOBAL_BATCH.value}",
        f"--loop_steps={_LOOP_STEPS.value}",
        f"--measured_loops={_MEASURED_LOOPS.value}",
        f"--jit_compile={_JIT.value}",
        f"--mixed_precision={_PRECISION.value}"],
-      env=env, capture_output=True, text=True, check=True, timeout=1800)
+      env=env, cwd=_REPO_ROOT, capture_output=True, text=True, check=False,
+      timeout=1800)
+  if output.returncode != 0:
+    tail = "\n".join(output.stderr.strip().splitlines()[-20:])
+    print(f"error: the {variant} measurement ({model} x{replicas}) exited"
+          f" with status {output.returncode}; its last lines:\n{tail}",
+          file=sys.stderr, flush=True)
+    sys.exit(1)
   return json.loads(output.stdout.strip().splitlines()[-1])
 
 
