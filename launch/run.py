@@ -250,8 +250,8 @@ def _say_if_complete(plan: plan_lib.Plan, start_step: int) -> None:
   if start_step >= steps:
     logging.warning(
         "%s is complete at step %d (train_steps=%d): this run only evaluates"
-        " its final checkpoint. Raise --train_steps above %d to train on, or"
-        " use a new --model_dir to start over.",
+        " its final checkpoint. Raise train_steps above %d to train on, or"
+        " use a new model_dir to start over.",
         plan.config.train.model_dir, start_step, steps, start_step)
 
 

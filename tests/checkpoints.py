@@ -25,3 +25,21 @@ def list_steps(checkpoint_dir) -> list[int]:
   """Steps of the checkpoint files present (none if the dir is missing)."""
   return [step for step, _ in checkpointing.list_checkpoints(
       str(checkpoint_dir))]
+
+
+def checkpoint_arrays(checkpoint_dir) -> dict:
+  """Every saved tensor of the latest checkpoint, by name (any model)."""
+  reader = tf.train.load_checkpoint(
+      tf.train.latest_checkpoint(str(checkpoint_dir)))
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()
+          if name.endswith("VARIABLE_VALUE")}
+
+
+def max_checkpoint_difference(first_dir, second_dir) -> float:
+  """Largest difference between two checkpoints of the same model."""
+  first, second = checkpoint_arrays(first_dir), checkpoint_arrays(second_dir)
+  assert first.keys() == second.keys() and first
+  return max(float(abs(first[name].astype("float64")
+                       - second[name].astype("float64")).max())
+             for name in first)

@@ -4,8 +4,7 @@ import dataclasses
 
 import keras
 
-from datasets import pipeline
-from datasets import sources
+from datasets import catalogue
 from tests.conftest import make_strategy
 from trainer import build
 from trainer import config as config_lib
@@ -21,31 +20,29 @@ class Trained:
 
 
 def train(num_replicas: int, *, steps: int, global_batch_size: int = 32,
-          source: sources.ArraySource | None = None, model_class=None,
+          source=None, model_class=None,
           eval_batch_size: int | None = None, eval_steps_per_call: int = 0,
           **train_config) -> Trained:
-  """Builds (seed 1) and trains a model; `steps=0` only builds it."""
-  source = source or sources.load_digits()
+  """Builds (seed 1) and trains a model; `steps=0` only builds it.
+
+  `source` is a (train, eval) pair of Sources; digits by default.
+  """
+  train_source, eval_source = source or catalogue.load_digits()
   strategy = make_strategy(num_replicas)
   keras.utils.set_random_seed(1)
   config = config_lib.TrainConfig(**train_config)
   model = build.build_model(
-      config, strategy, input_shape=source.input_shape,
-      num_classes=source.num_classes,
+      config, strategy, input_shape=train_source.input_shape,
+      num_classes=train_source.num_classes,
       **({"model_class": model_class} if model_class else {}))
   eval_batch_size = eval_batch_size or global_batch_size
+  eval_dataset_fn, eval_steps = eval_source.eval_dataset_fn(
+      global_batch_size=eval_batch_size)
   runner = runner_lib.Runner(
       strategy=strategy, model=model,
-      train_dataset_fn=pipeline.create_train_dataset_fn(
-          source.train_features, source.train_labels,
-          global_batch_size=global_batch_size, seed=0,
-          feature_scale=source.feature_scale),
-      eval_dataset_fn=pipeline.create_eval_dataset_fn(
-          source.eval_features, source.eval_labels,
-          global_batch_size=eval_batch_size,
-          feature_scale=source.feature_scale),
-      eval_steps=pipeline.eval_steps(source.num_eval_examples,
-                                     eval_batch_size),
+      train_dataset_fn=train_source.train_dataset_fn(
+          global_batch_size=global_batch_size, seed=0),
+      eval_dataset_fn=eval_dataset_fn, eval_steps=eval_steps,
       eval_steps_per_call=eval_steps_per_call)
   logs = runner.train(steps) if steps else {}
   return Trained([w.numpy() for w in model.network.weights], logs, model,
