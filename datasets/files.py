@@ -12,7 +12,7 @@ import zipfile
 
 import numpy as np
 
-from datasets.sources import DataError
+from datasets.errors import DataError
 
 FEATURE_SUFFIXES = (".npy", ".npz", ".csv")
 

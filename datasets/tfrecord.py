@@ -1,4 +1,4 @@
-"""Sharded TFRecord files for data that does not fit in memory.
+"""The `--dataset=tfrecord` directory format (`python -m launch.write_tfrecords`).
 
 Layout of a directory written by `write_dataset` (`python -m
 launch.write_tfrecords`):
@@ -9,20 +9,9 @@ launch.write_tfrecords`):
 
 `dataset.json` is written last, so a directory with it is complete.
 
-Reading (`create_train_dataset_fn`) follows tf.data's FILE auto-shard policy,
-done explicitly because `distribute_datasets_from_function` leaves sharding
-to the dataset function: input pipeline `p` of `P` reads files `p, p + P, ...`
-when there are at least `P` files, and every `P`-th record (the DATA policy)
-when there are fewer. Per pipeline: interleave -> parse (parallel) ->
-optional cache -> per-epoch shuffle -> batch -> prefetch. The shuffle is
-stateless: the file order, then blocks of `shuffle_buffer` consecutive
-records, are permuted by seeds of (seed, epoch, p); with `cache` the file
-order stays fixed. Batches span epochs. The stream is a pure function of (seed, P,
-p), so a restart at step `s` starts at epoch `s * L * B // n_p` (`L` local
-replicas, `B` per-replica batch, `n_p` examples of the pipeline) and skips
-only the rest of that epoch: exact resume. Unlike the in-memory pipeline,
-which examples form a step depends on the number of input pipelines (the
-sharding), so 1 and N workers see the same data in a different order.
+Reading: `load_sources(directory)` gives the train and eval splits as
+`datasets.tfrecord_stream.TFRecordSource`s (see there for sharding and
+exact resume), the schema and counts taken from `dataset.json`.
 """
 
 import dataclasses
@@ -31,14 +20,14 @@ import os
 
 import numpy as np
 
-from datasets.sources import DataError
+from datasets.errors import DataError
 
 METADATA = "dataset.json"
 SPLITS = ("train", "eval")
 
 
 @dataclasses.dataclass(frozen=True)
-class TFRecordSource:
+class TFRecordDirectory:
   """A TFRecord directory, described by its `dataset.json`."""
 
   name: str
@@ -79,7 +68,7 @@ def _shard_name(split: str, index: int, count: int) -> str:
 
 def write_dataset(directory: str, splits: dict, *, num_shards: dict,
                   num_classes: int | None = None,
-                  feature_scale: float = 1.0) -> TFRecordSource:
+                  feature_scale: float = 1.0) -> TFRecordDirectory:
   """Writes `{split: (features, labels)}` as sharded TFRecord files.
 
   Args:
@@ -98,7 +87,7 @@ def write_dataset(directory: str, splits: dict, *, num_shards: dict,
   import tensorflow as tf  # Writing needs TensorFlow; describing does not.
   if os.path.exists(os.path.join(directory, METADATA)):
     raise DataError(f"{directory} already holds a dataset; remove it or"
-                    " choose another --output_dir.")
+                    " choose another directory.")
   features, labels = splits["train"]
   shape, dtype = tuple(features.shape[1:]), features.dtype
   label_type = "float32" if np.issubdtype(labels.dtype, np.floating) else "int64"
@@ -146,20 +135,20 @@ def write_dataset(directory: str, splits: dict, *, num_shards: dict,
   return load(directory)
 
 
-def load(directory: str | None) -> TFRecordSource:
+def load(directory: str | None) -> TFRecordDirectory:
   """Describes the dataset in `directory` from its `dataset.json`.
 
   Raises:
     DataError: If the directory holds no complete dataset.
   """
   if not directory:
-    raise DataError("--dataset=tfrecord needs --data_dir, a directory written"
+    raise DataError("the tfrecord dataset needs data_dir, a directory written"
                     " by python -m launch.write_tfrecords.")
   path = os.path.join(directory, METADATA)
   try:
     with open(path, encoding="utf-8") as stream:
       meta = json.load(stream)
-    source = TFRecordSource(
+    source = TFRecordDirectory(
         name="tfrecord", directory=directory,
         input_shape=tuple(int(n) for n in meta["feature_shape"]),
         feature_dtype=str(np.dtype(meta["feature_dtype"])),
@@ -180,3 +169,64 @@ def load(directory: str | None) -> TFRecordSource:
       raise DataError(f"{directory}: the {split} files are missing"
                       f" ({', '.join(missing) or 'none listed'}).")
   return source
+
+
+def _parser(directory: TFRecordDirectory):
+  """parse(record) -> (float32 features, int32 or float32 label)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  is_float = directory.label_dtype == "float32"
+  spec = {"features": tf.io.FixedLenFeature([], tf.string),
+          "label": tf.io.FixedLenFeature(
+              [], tf.float32 if is_float else tf.int64)}
+
+  def parse(record):
+    example = tf.io.parse_single_example(record, spec)
+    features = tf.io.decode_raw(example["features"],
+                                tf.as_dtype(directory.feature_dtype))
+    features = tf.cast(tf.reshape(features, directory.input_shape),
+                       tf.float32)
+    if directory.feature_scale != 1.0:
+      features = features * directory.feature_scale
+    return features, tf.cast(example["label"],
+                             tf.float32 if is_float else tf.int32)
+
+  return parse
+
+
+def split_source(directory: TFRecordDirectory, split: str, *,
+                 preprocess=None, shuffle: bool = True, cache: bool = False,
+                 shuffle_buffer: int = 10_000):
+  """One split of a written directory as a streaming Source."""
+  from datasets import source as source_lib  # pylint: disable=import-outside-toplevel
+  from datasets import tfrecord_stream  # pylint: disable=import-outside-toplevel
+  count = directory.num_examples(split)
+  scale = directory.feature_scale
+  done = ("not rescaled" if scale == 1.0 else
+          f"scaled by {source_lib.format_scale(scale)}")
+  return tfrecord_stream.TFRecordSource(
+      name=f"tfrecord {split}", paths=directory.paths(split),
+      counts=[n for _, n in directory.files[split]],
+      parse=_parser(directory), input_shape=directory.input_shape,
+      num_classes=directory.num_classes,
+      description=(
+          f"{source_lib.format_count(count)} TFRecord examples of"
+          f" {source_lib.format_shape(directory.input_shape)}"
+          f" {directory.feature_dtype} features {done},"
+          f" {directory.num_classes} classes"),
+      feature_scale=scale, preprocess=preprocess, shuffle=shuffle,
+      cache=cache, shuffle_buffer=shuffle_buffer)
+
+
+def load_sources(directory: str | None, **options):
+  """(train, eval) Sources of a directory written by `write_dataset`.
+
+  Args:
+    directory: The directory holding `dataset.json`.
+    **options: `preprocess`, `shuffle`, `cache`, `shuffle_buffer` as in
+      `datasets.from_tfrecords`.
+
+  Raises:
+    DataError: If the directory holds no complete dataset.
+  """
+  described = load(directory)
+  return tuple(split_source(described, split, **options) for split in SPLITS)

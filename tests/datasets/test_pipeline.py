@@ -1,149 +1,176 @@
+"""The indexable stream: coverage, replica independence, resume, eval."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets import pipeline
+from datasets import DataError, from_arrays
+from tests.datasets.helpers import (assert_steps_equal, context,
+                                    eval_batches, global_steps)
 
 NUM_EXAMPLES = 100
 
 
-def id_arrays(num_examples=NUM_EXAMPLES):
-  """Features are the example ids themselves, so batches reveal the order."""
+def id_source(num_examples=NUM_EXAMPLES, **kwargs):
+  """Labels are the example ids, so batches reveal the order."""
   ids = np.arange(num_examples, dtype=np.int32)
-  return ids[:, None], ids
+  return from_arrays(ids[:, None].astype(np.float32), ids, **kwargs)
 
 
-def context(pipelines, pipeline_id, replicas):
-  return tf.distribute.InputContext(num_input_pipelines=pipelines,
-                                    input_pipeline_id=pipeline_id,
-                                    num_replicas_in_sync=replicas)
-
-
-def take_ids(dataset, count):
-  return [batch[1].numpy().tolist() for batch in dataset.take(count)]
-
-
-def global_steps(num_steps, *, pipelines, replicas, global_batch_size=20,
-                 seed=7, start_step=0, shuffle=True):
-  """Ids of each global step, concatenated over pipelines in replica order."""
-  features, labels = id_arrays()
-  dataset_fn = pipeline.create_train_dataset_fn(
-      features, labels, global_batch_size=global_batch_size, seed=seed,
-      start_step=start_step, shuffle=shuffle)
-  local = replicas // pipelines
-  per_pipeline = [take_ids(dataset_fn(context(pipelines, p, replicas)),
-                           num_steps * local) for p in range(pipelines)]
-  steps = []
-  for step in range(num_steps):
-    ids = []
-    for batches in per_pipeline:
-      for batch in batches[step * local:(step + 1) * local]:
-        ids += batch
-    steps.append(ids)
-  return steps
-
-
-def test_per_replica_batch_size():
-  assert pipeline.per_replica_batch_size(64, 4) == 16
-  with pytest.raises(ValueError, match=r"global batch size \(10\) must be a"
-                     r" positive multiple of the number of replicas \(4\)"):
-    pipeline.per_replica_batch_size(10, 4)
+def ids(steps):
+  return [labels.tolist() for _, labels in steps]
 
 
 def test_every_epoch_visits_every_example_once():
-  ids = np.concatenate(global_steps(10, pipelines=1, replicas=1))  # 2 epochs
-  for epoch in (ids[:NUM_EXAMPLES], ids[NUM_EXAMPLES:]):
+  order = np.concatenate(ids(global_steps(id_source(), 10,
+                                          global_batch_size=20)))
+  for epoch in (order[:NUM_EXAMPLES], order[NUM_EXAMPLES:]):
     assert sorted(epoch.tolist()) == list(range(NUM_EXAMPLES))
-  assert ids[:NUM_EXAMPLES].tolist() != list(range(NUM_EXAMPLES))
-  assert ids[:NUM_EXAMPLES].tolist() != ids[NUM_EXAMPLES:].tolist()
+  assert order[:NUM_EXAMPLES].tolist() != list(range(NUM_EXAMPLES))
+  assert order[:NUM_EXAMPLES].tolist() != order[NUM_EXAMPLES:].tolist()
 
 
-def test_batches_spanning_an_epoch_boundary_stay_exact():
-  # 30 does not divide 100: steps 3 and 6 straddle epoch boundaries.
-  ids = np.concatenate(global_steps(10, pipelines=1, replicas=1,
-                                    global_batch_size=30))
-  for epoch in range(3):
-    chunk = ids[epoch * NUM_EXAMPLES:(epoch + 1) * NUM_EXAMPLES]
-    assert sorted(chunk.tolist()) == list(range(NUM_EXAMPLES))
-
-
-@pytest.mark.parametrize("pipelines,replicas", [(1, 2), (1, 4), (2, 2),
-                                                (2, 4), (4, 4)])
+@pytest.mark.parametrize("pipelines,replicas", [(1, 2), (1, 4), (2, 4),
+                                                (4, 4)])
 def test_global_batches_do_not_depend_on_replicas_or_workers(pipelines,
                                                              replicas):
-  reference = global_steps(8, pipelines=1, replicas=1)
-  sharded = global_steps(8, pipelines=pipelines, replicas=replicas)
-  assert sharded == reference
-  for step in sharded:  # No example twice within a step: shards disjoint.
-    assert len(set(step)) == len(step)
+  source = id_source()
+  reference = global_steps(source, 6, global_batch_size=20)
+  assert_steps_equal(global_steps(source, 6, pipelines=pipelines,
+                                  replicas=replicas, global_batch_size=20),
+                     reference)
 
 
 def test_order_depends_only_on_seed():
-  assert (global_steps(5, pipelines=1, replicas=1, seed=3)
-          == global_steps(5, pipelines=1, replicas=1, seed=3))
-  assert (global_steps(5, pipelines=1, replicas=1, seed=3)
-          != global_steps(5, pipelines=1, replicas=1, seed=4))
+  source = id_source()
+  assert ids(global_steps(source, 4, seed=3)) == ids(global_steps(source, 4,
+                                                                  seed=3))
+  assert ids(global_steps(source, 4, seed=3)) != ids(global_steps(source, 4,
+                                                                  seed=4))
 
 
 def test_start_step_resumes_the_exact_stream():
-  full = global_steps(12, pipelines=2, replicas=4)
-  resumed = global_steps(5, pipelines=2, replicas=4, start_step=7)
-  assert resumed == full[7:]
+  source = id_source()
+  full = global_steps(source, 30, pipelines=2, replicas=4)
+  resumed = global_steps(source, 5, pipelines=2, replicas=4, start_step=25)
+  assert_steps_equal(resumed, full[25:])
 
 
 def test_unshuffled_reads_in_order():
-  ids = np.concatenate(global_steps(6, pipelines=1, replicas=2,
-                                    shuffle=False))
-  assert ids.tolist() == [i % NUM_EXAMPLES for i in range(120)]
+  order = np.concatenate(ids(global_steps(id_source(shuffle=False), 6,
+                                          replicas=2, pipelines=1,
+                                          global_batch_size=20)))
+  assert order.tolist() == [i % NUM_EXAMPLES for i in range(120)]
 
 
-def test_features_are_scaled_to_float32():
-  features = np.full((10, 2), 255, np.uint8)
-  dataset_fn = pipeline.create_train_dataset_fn(
-      features, np.zeros(10, np.int32), global_batch_size=4, seed=0,
-      feature_scale=1 / 255)
-  x, y = next(iter(dataset_fn(None)))
-  assert x.dtype == tf.float32 and x.shape == (4, 2)
-  np.testing.assert_allclose(x.numpy(), 1.0)
-  assert y.shape == (4,)
-
-
-def test_batch_larger_than_dataset_is_rejected():
-  features, labels = id_arrays(10)
-  dataset_fn = pipeline.create_train_dataset_fn(
-      features, labels, global_batch_size=16, seed=0)
-  with pytest.raises(ValueError, match="larger than the 10 training"):
-    dataset_fn(None)
+def test_batch_errors_are_data_errors():
+  source = id_source(10)
+  with pytest.raises(DataError, match="larger than the 10 training"):
+    source.train_dataset_fn(global_batch_size=16, seed=0)(None)
+  with pytest.raises(DataError, match=r"global batch size \(10\) must be a"
+                     r" positive multiple of the number of replicas \(4\)"):
+    source.train_dataset_fn(global_batch_size=10, seed=0)(context(1, 0, 4))
 
 
 @pytest.mark.parametrize("pipelines,replicas,batch", [(1, 1, 32), (1, 4, 32),
                                                       (2, 4, 24), (4, 4, 4)])
-def test_eval_covers_each_example_exactly_once(pipelines, replicas, batch):
-  features, labels = id_arrays(37)  # Prime: never divides.
-  dataset_fn = pipeline.create_eval_dataset_fn(features, labels,
-                                               global_batch_size=batch)
-  steps = pipeline.eval_steps(37, batch)
+def test_padded_eval_covers_each_example_exactly_once(pipelines, replicas,
+                                                      batch):
+  steps, per_pipeline = eval_batches(id_source(37), global_batch_size=batch,
+                                     pipelines=pipelines, replicas=replicas)
   counted = np.zeros(37)
-  for p in range(pipelines):
-    batches = list(dataset_fn(context(pipelines, p, replicas)))
+  for batches in per_pipeline:
     assert len(batches) == steps * replicas // pipelines
     for x, y, weight in batches:
       assert x.shape[0] == batch // replicas  # Static, full batches.
-      np.add.at(counted, y.numpy(), weight.numpy())
+      np.add.at(counted, y, weight)
   np.testing.assert_array_equal(counted, np.ones(37))
+
+
+@pytest.mark.parametrize("pipelines,replicas,batch", [(1, 1, 32), (1, 4, 32),
+                                                      (2, 4, 24), (4, 4, 8)])
+def test_unpadded_eval_spreads_each_example_once(pipelines, replicas, batch):
+  steps, per_pipeline = eval_batches(id_source(37), global_batch_size=batch,
+                                     pipelines=pipelines, replicas=replicas,
+                                     padded=False)
+  assert steps == -(-37 // batch)
+  seen, sizes = [], []
+  for batches in per_pipeline:
+    assert len(batches) == steps * replicas // pipelines
+    for batch_ in batches:
+      assert len(batch_) == 2  # (x, y): no weights.
+      sizes.append(len(batch_[1]))
+      seen += batch_[1].tolist()
+  assert sorted(seen) == list(range(37))
+  assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+
+
+def test_unpadded_eval_with_too_few_examples_is_refused():
+  dataset_fn, _ = id_source(3).eval_dataset_fn(
+      global_batch_size=4, num_input_pipelines=1, padded=False)
+  with pytest.raises(DataError, match="3 eval examples cannot give each of 4"):
+    dataset_fn(context(1, 0, 4))
 
 
 def test_mirrored_replicas_receive_consecutive_slices_of_the_global_batch():
   from tests.conftest import make_strategy
   strategy = make_strategy(4)
-  features, labels = id_arrays()
+  source = id_source()
   dataset = strategy.distribute_datasets_from_function(
-      pipeline.create_train_dataset_fn(features, labels, global_batch_size=20,
-                                       seed=7))
-  reference = global_steps(3, pipelines=1, replicas=1)
+      source.train_dataset_fn(global_batch_size=20, seed=7, start_step=0))
+  reference = ids(global_steps(source, 3, global_batch_size=20))
   iterator = iter(dataset)
   for step in range(3):
     _, labels_per_replica = next(iterator)
-    ids = [t.numpy().tolist()
+    got = [t.numpy().tolist()
            for t in strategy.experimental_local_results(labels_per_replica)]
-    assert sum(ids, []) == reference[step]
+    assert sum(got, []) == reference[step]
+
+
+def flip_with_seed(features, label, seed):
+  noise = tf.random.stateless_uniform([], seed=seed)
+  return features + noise, label
+
+
+def test_preprocess_seed_is_deterministic_differs_per_epoch_and_resumes():
+  source = id_source(8, preprocess=flip_with_seed, shuffle=False)
+  steps = global_steps(source, 4, global_batch_size=4)  # Two epochs.
+  again = global_steps(source, 4, global_batch_size=4)
+  assert_steps_equal(steps, again)
+  noise = [x[:, 0] - y for x, y in steps]
+  assert not np.allclose(np.concatenate(noise[:2]), np.concatenate(noise[2:]))
+  assert len(set(np.concatenate(noise).tolist())) == 16  # Unique per example.
+  assert_steps_equal(global_steps(source, 2, global_batch_size=4,
+                                  start_step=2), steps[2:])
+  assert_steps_equal(global_steps(source, 4, global_batch_size=4,
+                                  replicas=2, pipelines=2), steps)
+
+
+def test_eval_preprocess_gets_a_fixed_seed():
+  source = id_source(8, preprocess=flip_with_seed)
+  first = eval_batches(source, global_batch_size=4)[1]
+  second = eval_batches(source, global_batch_size=4)[1]
+  tf.nest.map_structure(np.testing.assert_array_equal, first, second)
+
+
+def test_two_argument_preprocess():
+  source = id_source(8, preprocess=lambda x, y: (x * 2, y))
+  (x, y), = global_steps(source, 1, global_batch_size=4)
+  np.testing.assert_array_equal(x[:, 0], 2 * y)
+  with pytest.raises(DataError, match="not 1 arguments"):
+    id_source(8, preprocess=lambda x: x)
+
+
+def test_mirrored_unpadded_eval_has_dynamic_batches():
+  from tests.conftest import make_strategy
+  strategy = make_strategy(2)
+  dataset_fn, steps = id_source(7).eval_dataset_fn(
+      global_batch_size=4, num_input_pipelines=1, padded=False)
+  iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+  seen = []
+  for _ in range(steps):
+    _, labels = next(iterator)
+    for part in strategy.experimental_local_results(labels):
+      assert len(part) in (1, 2)
+      seen += part.numpy().tolist()
+  assert sorted(seen) == list(range(7))
