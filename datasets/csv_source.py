@@ -13,6 +13,7 @@ from datasets.errors import DataError
 
 def expand_paths(path_or_glob: str, what: str) -> list[str]:
   """The sorted files of a path or glob pattern, or DataError if none."""
+  path_or_glob = os.fspath(path_or_glob)
   if glob.has_magic(path_or_glob):
     paths = sorted(p for p in glob.glob(path_or_glob) if os.path.isfile(p))
     if not paths:

@@ -128,6 +128,7 @@ def from_image_directory(path: str, *, image_size=DEFAULT_IMAGE_SIZE,
   Raises:
     DataError: If the directory, its subfolders or the options are unusable.
   """
+  path = os.fspath(path)
   if color_mode not in COLOR_MODES:
     raise DataError(f"color_mode={color_mode!r} must be one of"
                     f" {', '.join(COLOR_MODES)}.")

@@ -69,6 +69,7 @@ def from_path(path: str, *, label_column: str | None = None,
     DataError: If the path is of no known kind or its data is unusable.
   """
   from datasets import arrays, csv_source, images  # pylint: disable=import-outside-toplevel
+  path = os.fspath(path)
   lower = path.lower()
   has_glob = glob.has_magic(path)
   if lower.endswith(".csv"):

@@ -28,12 +28,16 @@ def list_steps(checkpoint_dir) -> list[int]:
 
 
 def checkpoint_arrays(checkpoint_dir) -> dict:
-  """Every saved tensor of the latest checkpoint, by name (any model)."""
+  """Every saved tensor of the latest checkpoint, by name (any model).
+
+  Leaves out `save_counter`: how many saves a directory saw, not state.
+  """
   reader = tf.train.load_checkpoint(
       tf.train.latest_checkpoint(str(checkpoint_dir)))
   return {name: reader.get_tensor(name)
           for name in reader.get_variable_to_shape_map()
-          if name.endswith("VARIABLE_VALUE")}
+          if name.endswith("VARIABLE_VALUE")
+          and not name.startswith("save_counter")}
 
 
 def max_checkpoint_difference(first_dir, second_dir) -> float:

@@ -18,13 +18,23 @@ CHECKPOINT_SUBDIR = "checkpoints"
 
 
 def build_checkpoint(model, step: tf.Variable) -> tf.train.Checkpoint:
-  """The one checkpoint layout: model (with its optimizer) and step.
+  """The one checkpoint layout: model (with its optimizer), step, RNG states.
 
   Variables are stored once, under their shortest path in the object graph
   (trainable weights appear under the optimizer); restore by building the
   same objects and calling this function, not by reading names.
+
+  Keras 3's random layers (Dropout, augmentation) draw from a
+  `SeedGenerator` whose state variable the model's object graph does not
+  reach; it is saved explicitly (in the model's variable order) so that a
+  resumed run draws the same masks as an uninterrupted one.
   """
-  return tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=step)
+  seed_states = [variable for variable in model.non_trainable_variables
+                 if variable.path.endswith("seed_generator_state")]
+  return tf.train.Checkpoint(
+      model=model, optimizer=model.optimizer, step=step,
+      seed_states={str(index): variable
+                   for index, variable in enumerate(seed_states)})
 
 
 class CheckpointError(RuntimeError):
