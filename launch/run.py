@@ -271,6 +271,10 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
     resume.write_config(config, fingerprint)
   start_step = checkpointer.restore_latest()
   _say_if_complete(plan, start_step)
+  for role, source in (("Training", plan.train_source),
+                       ("Eval", plan.eval_source)):
+    if source is not None and plan.cluster.is_chief:
+      logging.info("%s data: %s.", role, source.description.rstrip("."))
 
   # With an evaluator task in the cluster, it evaluates; training does not.
   has_sidecar = "evaluator" in plan.cluster.cluster
