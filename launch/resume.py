@@ -9,6 +9,7 @@ instead of silently restoring the old checkpoint under new settings.
 import json
 import math
 import os
+import re
 
 from launch.config import CONFIG_FILENAME, RunConfig
 from launch.errors import ConfigError
@@ -94,7 +95,9 @@ def model_fingerprint(model) -> dict:
           "parameters": int(sum(int(math.prod(v.shape))
                                 for v in model.trainable_variables)),
           "optimizer": type(inner).__name__, "optimizer_config": settings,
-          "loss": repr(getattr(model, "loss", None))[:200]}
+          # Without object addresses, which differ from process to process.
+          "loss": re.sub(r" at 0x[0-9a-f]+", "",
+                         repr(getattr(model, "loss", None)))[:200]}
 
 
 def check_fingerprint(config: RunConfig, fingerprint: dict) -> None:
