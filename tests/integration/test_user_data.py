@@ -201,3 +201,47 @@ def test_resume_is_exact_for_image_directories(tmp_path, digit_pngs):
 def test_resume_is_exact_for_tfrecords(tmp_path, halves_tfrecords):
   _resume_is_exact(tmp_path, _two_head_model,
                    lambda: (_tfrecords(halves_tfrecords, "train"),))
+
+
+USER_MODULE = '''
+import keras
+from sklearn.datasets import load_digits
+from datasets import from_arrays
+
+
+def model_fn():
+  model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                            keras.layers.Dense(32, activation="relu"),
+                            keras.layers.Dense(10, activation="softmax")])
+  model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+  return model
+
+
+def digits():
+  data = load_digits()
+  images = (data.images / 16.0)[..., None].astype("float32")
+  return (from_arrays(images[:1437], data.target[:1437]),
+          from_arrays(images[1437:], data.target[1437:]))
+'''
+
+
+def test_command_line_takes_a_model_fn_and_a_dataset_function(
+    tmp_path, monkeypatch):
+  (tmp_path / "user_code.py").write_text(USER_MODULE)
+  monkeypatch.syspath_prepend(str(tmp_path))
+  code, errors = launch_in_this_process([
+      "--model=user_code:model_fn", "--dataset=user_code:digits",
+      "--train_steps=300", "--global_batch_size=32", "--cpu_devices=2",
+      f"--model_dir={tmp_path / 'run'}", "--progress=none"])
+  assert (code, errors) == (0, [])
+  final = _final_eval(tmp_path / "run")
+  assert final["examples"] == 360 and final["accuracy"] > 0.85
+  code, errors = launch_in_this_process([
+      "--model=user_code:model_fn", "--dataset=user_code:digits",
+      "--optimizer=sgd", f"--model_dir={tmp_path / 'other'}"])
+  assert code == 2
+  assert errors == ["error: --optimizer does not apply to a compiled model:"
+                    " compile() chose its optimizer, loss and metrics (set it"
+                    " there, e.g. keras.optimizers.Adam(global_clipnorm=...)"
+                    " for clipping)."]
