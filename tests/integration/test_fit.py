@@ -209,3 +209,25 @@ def test_a_finished_run_says_so_and_refuses_new_settings(tmp_path, caplog):
     fit(None, train, model="mlp", learning_rate=0.01, **options)
   with pytest.raises(ConfigError, match="model='mlp' -> 'tests.integration"):
     fit(_idiom_model, train, **options)
+
+
+def test_keras_reduce_lr_lambda_and_terminate_on_nan(tmp_path):
+  train, test = _digits(one_hot=True)
+  epochs_seen = []
+  result = fit(_notes_model, train, eval_data=test, model_dir=str(tmp_path),
+               global_batch_size=64, epochs=4, cpu_devices=2, progress="none",
+               callbacks=[
+                   keras.callbacks.ReduceLROnPlateau(
+                       monitor="val_loss", mode="max", patience=0,
+                       factor=0.5),  # "max" on a loss: reduces every epoch.
+                   keras.callbacks.TerminateOnNaN(),
+                   keras.callbacks.LambdaCallback(
+                       on_epoch_end=lambda epoch, logs: epochs_seen.append(
+                           (epoch, round(logs["val_accuracy"], 6))))])
+  rates = sorted({row["learning_rate"] for row in result.history
+                  if row["split"] == "train"}, reverse=True)
+  assert rates[0] == pytest.approx(1e-3)
+  assert rates == pytest.approx([1e-3, 5e-4, 2.5e-4])  # After epochs 1, 2.
+  evals = [round(row["accuracy"], 6) for row in result.history
+           if row["split"] == "eval"]
+  assert epochs_seen == list(enumerate(evals))
