@@ -32,6 +32,7 @@ import tempfile
 from absl import flags
 
 from launch import devices
+from trainer import layout
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -166,7 +167,7 @@ def measure(config: Config, *, smoke: bool, visible: list[str],
                                   ",".join(visible[:config.devices]))
   _run(command(config, smoke=smoke, model_dir=model_dir, **sizes), env,
        os.path.join(run_dir, "output.log"))
-  return examples_per_sec(os.path.join(model_dir, "metrics.jsonl"))
+  return examples_per_sec(layout.ModelDir(model_dir).metrics_jsonl)
 
 
 def table(results: list[tuple[Config, float]], *, unit: str) -> str:

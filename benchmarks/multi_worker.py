@@ -27,6 +27,7 @@ import tempfile
 
 from absl import app
 from absl import flags
+from trainer import layout
 
 _WORKERS = flags.DEFINE_integer("workers", 2, "Workers (and logical CPUs).")
 _MODEL = flags.DEFINE_string("model", "mlp", "Built-in model.")
@@ -60,7 +61,7 @@ def _run(module_args: list[str], extra: list[str]) -> str:
 
 def _examples_per_sec(model_dir: str) -> float:
   rows = [json.loads(line) for line in
-          open(os.path.join(model_dir, "metrics.jsonl"), encoding="utf-8")]
+          open(layout.ModelDir(model_dir).metrics_jsonl, encoding="utf-8")]
   rates = [row["examples_per_sec"] for row in rows
            if row.get("split") == "train"][_WARMUP_LOOPS.value:]
   return statistics.median(rates)
@@ -103,7 +104,7 @@ def _profiled_run() -> dict:
   first = _STEPS.value // 2 + 1
   last = first + _PROFILE_STEPS.value - 1
   model_dir = _local_workers([f"--profile_steps={first},{last}"])
-  traces = glob.glob(os.path.join(model_dir, "summaries", "train", "plugins",
+  traces = glob.glob(os.path.join(layout.ModelDir(model_dir).split_summaries("train"), "plugins",
                                   "profile", "*", "*.xplane.pb"))
   profile = collective_profile(traces[0], _PROFILE_STEPS.value)
   step_ms = 1e3 * _BATCH.value / _examples_per_sec(model_dir)

@@ -18,7 +18,7 @@ from trainer.config import (LOSS_NAMES, LR_SCHEDULES, METRIC_NAMES,
                             MODEL_NAMES, OPTIMIZER_NAMES, PRECISION_POLICIES,
                             TrainConfig)
 
-CONFIG_FILENAME = "config.json"
+CONFIG_FILENAME = "config.json"  # model_dir/config.json (trainer.layout).
 MODES = ("train", "evaluate")
 
 

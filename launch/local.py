@@ -52,6 +52,7 @@ from launch import flags as flag_defs  # Also defines the training flags.
 from launch import supervisor
 from launch.api import HEARTBEAT_ENV
 from launch.errors import ConfigError, fail
+from trainer import layout
 
 # The supervisor's own flags live apart from the training flags, which are
 # validated here and then forwarded unchanged to every worker.
@@ -220,7 +221,7 @@ def _parse_script(program: str, command_line: CommandLine) -> str:
     fail(f"script {script} is not a file.")
   _check_supervisor_flags()
   model_dir = model_dir_in(command_line.script_args)
-  return _LOG_DIR.value or (os.path.join(model_dir, "logs") if model_dir
+  return _LOG_DIR.value or (layout.ModelDir(model_dir).logs if model_dir
                             else _DEFAULT_SCRIPT_LOG_DIR)
 
 
@@ -268,7 +269,7 @@ def group_config(argv: list[str]) -> supervisor.GroupConfig:
   command_line = split_command_line(argv[1:])
   if command_line.script is None:
     training_args, config = _parse(argv)
-    log_dir = _LOG_DIR.value or os.path.join(config.train.model_dir, "logs")
+    log_dir = _LOG_DIR.value or layout.ModelDir(config.train.model_dir).logs
     program = dict(training_args=training_args)
   else:
     log_dir = _parse_script(argv[0], command_line)
