@@ -52,3 +52,27 @@ def train(num_replicas: int, *, steps: int, global_batch_size: int = 32,
 def max_difference(first: list, second: list) -> float:
   assert len(first) == len(second) and first
   return max(float(abs(a - b).max()) for a, b in zip(first, second))
+
+
+def run_config(config, cluster=None, **plan_options) -> dict:
+  """Plans and runs a RunConfig in this process; final eval logs + "step"."""
+  from launch import cluster as cluster_lib
+  from launch import plan as plan_lib
+  from launch import run as run_lib
+  plan = plan_lib.plan_run(config, cluster or cluster_lib.ClusterInfo(),
+                           **plan_options)
+  result = run_lib.execute(plan)
+  return dict(result.logs, step=result.step)
+
+
+def config_from_flags(args: list[str]):
+  """The RunConfig `python -m launch ARGS` would build (flags restored)."""
+  from absl import flags
+  from absl.testing import flagsaver
+  from launch import config as config_lib
+  from launch import flags as flag_defs
+  with flagsaver.flagsaver():
+    flags.FLAGS(["launch", *args])
+    values = flag_defs.values()
+    given = {name: values[name] for name in flag_defs.given()}
+  return config_lib.from_options(config_lib.resolve_options(given))

@@ -3,10 +3,9 @@
 import pytest
 
 from datasets.config import DataConfig
-from launch import cluster as cluster_lib
 from launch import config as config_lib
-from launch import run as run_lib
 from tests import checkpoints
+from tests.training import run_config
 from trainer.config import TrainConfig
 
 STEPS = 100
@@ -23,6 +22,6 @@ def one_process_reference(tmp_path_factory):
       train=TrainConfig(model_dir=str(model_dir), train_steps=STEPS,
                         steps_per_loop=25, checkpoint_every=50, eval_every=50),
       cpu_devices=2)
-  run_lib.execute(run_lib.plan_run(config, cluster_lib.ClusterInfo()))
+  run_config(config)
   return checkpoints.restored_weights(model_dir / "checkpoints",
                                       expected_step=STEPS)

@@ -2,7 +2,7 @@
 
 On 1, 2 and 4 logical CPUs (one device, MirroredStrategy) the flags are
 parsed and run in this process by the code behind `python -m launch`
-(`launch.config.from_flags`, `launch.run.plan_run`/`execute`), which saves a
+(`launch.plan.plan_run`, `launch.run.execute`), which saves a
 process start per case; on 2 workers (MultiWorkerMirroredStrategy on
 localhost) they are real `python -m launch` processes. Thresholds are well
 above chance and below what 120 steps reached when measured (in comments).
@@ -10,15 +10,13 @@ above chance and below what 120 steps reached when measured (in comments).
 
 import math
 
-from absl import flags
-from absl.testing import flagsaver
 import pytest
 
 from launch import cluster as cluster_lib
-from launch import config as config_lib
-from launch import flags as _  # noqa: F401  Defines the flags.
+from launch import plan as plan_lib
 from launch import run as run_lib
 from tests.processes import run_workers
+from tests.training import config_from_flags
 
 # model: (flags, minimum eval accuracy after 120 steps; two_head: of digit).
 MODELS = {
@@ -50,13 +48,11 @@ def final_eval(output: str) -> dict[str, float]:
           (field.split() for field in fields)}
 
 
-def run_in_process(args: list[str]) -> tuple[run_lib.Plan, dict]:
+def run_in_process(args: list[str]) -> tuple[plan_lib.Plan, dict]:
   """Parses `python -m launch` flags here, plans and runs; restores flags."""
-  with flagsaver.flagsaver():
-    flags.FLAGS(["launch", *args])
-    config = config_lib.from_flags()
-  plan = run_lib.plan_run(config, cluster_lib.ClusterInfo())
-  return plan, run_lib.execute(plan)
+  plan = plan_lib.plan_run(config_from_flags(args), cluster_lib.ClusterInfo())
+  result = run_lib.execute(plan)
+  return plan, dict(result.logs, step=result.step)
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))

@@ -12,8 +12,9 @@ import tensorflow as tf
 from datasets.config import DataConfig
 from launch import cluster as cluster_lib
 from launch import config as config_lib
-from launch import run as run_lib
+from launch import plan as plan_lib
 from launch.errors import ConfigError
+from tests.training import run_config
 from trainer.config import TrainConfig
 
 
@@ -27,7 +28,7 @@ def make_config(model_dir, *, cpu_devices=2, **train) -> config_lib.RunConfig:
 
 
 def train(config):
-  return run_lib.execute(run_lib.plan_run(config, cluster_lib.ClusterInfo()))
+  return run_config(config)
 
 
 def read_scalars(logdir):
@@ -123,15 +124,15 @@ def test_metrics_jsonl_has_train_and_eval_lines(trained):
 def test_export_serves_the_trained_model_in_a_fresh_load(trained):
   model_dir, _ = trained
   import keras
-  from datasets import sources
-  source = sources.load_digits()
-  images = source.eval_features[:16].astype(np.float32) * source.feature_scale
+  from datasets import catalogue
+  features, labels = catalogue.digits_arrays()[2:]
+  images = features[:16].astype(np.float32) / 16
   served = tf.saved_model.load(str(model_dir / "export" / "saved_model"))
   logits = served.serve(tf.constant(images)).numpy()
   reloaded = keras.models.load_model(model_dir / "export" / "model.keras")
   np.testing.assert_allclose(reloaded.predict(images, verbose=0), logits,
                              atol=1e-5)
-  accuracy = np.mean(logits.argmax(-1) == source.eval_labels[:16])
+  accuracy = np.mean(logits.argmax(-1) == labels[:16])
   assert accuracy >= 0.8
 
 
@@ -151,7 +152,7 @@ def test_batch_not_divisible_by_replicas_fails_before_writing(tmp_path):
       data=DataConfig(global_batch_size=10),
       train=TrainConfig(model_dir=str(tmp_path / "run")), cpu_devices=4)
   with pytest.raises(ConfigError, match="does not divide over the 4"):
-    run_lib.plan_run(config, cluster_lib.ClusterInfo())
+    plan_lib.plan_run(config, cluster_lib.ClusterInfo())
   assert not (tmp_path / "run").exists()
 
 

@@ -5,7 +5,8 @@ import pytest
 from sklearn import metrics as sklearn_metrics
 import tensorflow as tf
 
-from datasets import sources
+from datasets import catalogue
+from datasets import from_arrays
 from tests import training
 
 TOLERANCE = 1e-5
@@ -113,11 +114,12 @@ def test_multiclass_evaluation_is_exact(replicas, eval_batch, per_call):
   steps = -(-360 // eval_batch)
   assert reported == ([(3, 8), (6, 8), (8, 8)] if per_call else
                       [(steps, steps)])
-  source = sources.load_digits()
-  images = source.eval_features.astype(np.float32) * source.feature_scale
+  evaluated = catalogue.load_digits()[1]
+  images = (evaluated.data.features.astype(np.float32)
+            * evaluated.feature_scale)
   logits = result.model.network.predict(images, verbose=0)
   probabilities = softmax(logits)
-  labels = source.eval_labels
+  labels = evaluated.data.labels
   assert logs["examples"] == 360
   expected = numpy_classification_metrics(labels, probabilities, 10)
   expected["accuracy"] = np.mean(logits.argmax(-1) == labels)
@@ -126,17 +128,19 @@ def test_multiclass_evaluation_is_exact(replicas, eval_batch, per_call):
 
 
 def test_binary_evaluation_is_exact():
-  source = sources.make_synthetic(num_examples=512, num_eval_examples=101,
-                                  shape=(6,), num_classes=2, seed=3)
+  source = catalogue.make_synthetic(num_examples=512, num_eval_examples=101,
+                                    shape=(6,), num_classes=2, seed=3)
+  evaluated = source[1]
   kwargs = dict(steps=30, source=source, loss="binary_crossentropy",
                 metrics=("accuracy", "precision", "recall", "auc"),
                 eval_batch_size=24)
   one, four = training.train(1, **kwargs), training.train(4, **kwargs)
   logs = four.runner.evaluate()
-  features = source.eval_features.astype(np.float32) * source.feature_scale
+  features = (evaluated.data.features.astype(np.float32)
+              * evaluated.feature_scale)
   probabilities = 1 / (1 + np.exp(-four.model.network.predict(features,
                                                                verbose=0)))
-  labels = source.eval_labels
+  labels = evaluated.data.labels
   expected = numpy_classification_metrics(labels, probabilities, 2)
   del expected["mse"]
   expected["accuracy"] = np.mean((probabilities[:, 0] > 0.5) == labels)
@@ -150,8 +154,8 @@ def test_regression_mse_is_exact():
   rng = np.random.default_rng(0)
   features = rng.normal(size=(300, 5)).astype(np.float32)
   targets = features @ np.arange(5, dtype=np.float32) / 5
-  source = sources.from_arrays(features[:250], targets[:250], features[250:],
-                               targets[250:])
+  source = (from_arrays(features[:250], targets[:250]),
+            from_arrays(features[250:], targets[250:]))
   result = training.train(4, steps=50, source=source, loss="mse",
                           metrics=("mse",), eval_batch_size=16)
   logs = result.runner.evaluate()

@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from datasets import sources
-from datasets import variants
-from launch import run as run_lib
+from datasets import catalogue
+from launch import plan as plan_lib
 from launch.errors import ConfigError
 from tests import training
 from trainer.config import TrainConfig
@@ -19,7 +18,7 @@ SETTINGS = dict(model="two_head", output_losses=LOSSES,
 
 @pytest.fixture(scope="module")
 def source():
-  return variants.digits_two_targets(sources.load_digits())
+  return catalogue.load_digits("digits_two_targets")  # (train, eval).
 
 
 def log_softmax(logits):
@@ -31,11 +30,13 @@ def test_weighted_loss_and_per_output_metrics_are_exact(source):
   trained = training.train(2, steps=30, source=source, eval_batch_size=48,
                            **SETTINGS)
   logs = trained.runner.evaluate()
-  features = source.eval_features.astype(np.float32) * source.feature_scale
+  evaluated = source[1]
+  features = (evaluated.data.features.astype(np.float32)
+              * evaluated.feature_scale)
   outputs = trained.model.network(features, training=False)
   digit_logits = outputs["digit"].numpy()
   large_logits = outputs["large"].numpy()[:, 0]
-  digit, large = source.eval_labels["digit"], source.eval_labels["large"]
+  digit, large = evaluated.data.labels["digit"], evaluated.data.labels["large"]
   digit_loss = -log_softmax(digit_logits)[np.arange(360), digit]
   # Keras's binary cross-entropy clips probabilities to [1e-7, 1 - 1e-7].
   p = np.clip(1 / (1 + np.exp(-large_logits)), 1e-7, 1 - 1e-7)
@@ -74,5 +75,5 @@ def test_one_and_two_replicas_and_accumulation_agree(source):
 def test_losses_must_match_the_labels(source, changes, message):
   config = TrainConfig(**{**SETTINGS, "loss_weights": (), **changes})
   with pytest.raises(ConfigError) as raised:
-    run_lib._check_outputs(config, source)  # pylint: disable=protected-access
+    plan_lib._check_outputs(config, source[0])  # pylint: disable=protected-access
   assert message in str(raised.value)
