@@ -66,7 +66,7 @@ def main(argv: list[str]) -> None:
   if scale is None:
     scale = 1 / 255 if arrays["x_train"].dtype.name == "uint8" else 1.0
   from datasets import tfrecord  # Imports TensorFlow: after the checks.
-  from datasets.sources import DataError
+  from datasets.errors import DataError
   created = not os.path.exists(_OUTPUT_DIR.value)
   try:
     source = tfrecord.write_dataset(

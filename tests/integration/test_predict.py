@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from datasets import files
-from datasets import sources
-from datasets import variants
+from datasets import catalogue
+from datasets import errors
 from tests import training
 from tests.processes import REPO_ROOT, harness_env
 from trainer import export
@@ -23,30 +23,35 @@ def run_predict(args):
 
 
 def trained_export(tmp_path, source, **train_config):
-  """Trains on 2 replicas, exports, returns (export dir, in-process outputs)."""
+  """Trains on 2 replicas, exports, returns (export dir, in-process outputs).
+
+  `source` is a (train, eval) pair; the outputs are of the eval features.
+  """
   trained = training.train(2, steps=40, source=source, **train_config)
+  source = source[1]
+  eval_features = source.data.features
   directory = str(tmp_path / "export")
   export.export_model(trained.model.network, directory, is_chief=True,
                       metadata={"feature_scale": source.feature_scale,
                                 "input_shape": source.input_shape,
                                 "from_logits": True})
   scaled = {name: (array.astype(np.float32) * np.float32(source.feature_scale))
-            for name, array in (source.eval_features.items()
-                                if isinstance(source.eval_features, dict)
-                                else [("x", source.eval_features)])}
-  inputs = scaled if isinstance(source.eval_features, dict) else scaled["x"]
+            for name, array in (eval_features.items()
+                                if isinstance(eval_features, dict)
+                                else [("x", eval_features)])}
+  inputs = scaled if isinstance(eval_features, dict) else scaled["x"]
   # As the trained model predicts: a compiled forward pass, batches of 256.
   forward = tf.function(lambda x: trained.model.network(x, training=False))
   outputs = [forward(tf.nest.map_structure(lambda a: a[i:i + 256], inputs))
-             for i in range(0, source.num_eval_examples, 256)]
+             for i in range(0, source.num_examples, 256)]
   return directory, tf.nest.map_structure(
       lambda *parts: np.concatenate([p.numpy() for p in parts]), *outputs)
 
 
 def test_fresh_process_predicts_exactly_what_the_trained_mlp_did(tmp_path):
-  digits = sources.load_digits()
+  digits = catalogue.load_digits()
   directory, expected = trained_export(tmp_path, digits)
-  features = digits.eval_features
+  features = digits[1].data.features
   np.save(tmp_path / "x.npy", features)
   np.savez(tmp_path / "x.npz", pixels=features)
   np.savetxt(tmp_path / "x.csv", features.reshape(len(features), -1),
@@ -73,10 +78,10 @@ def test_fresh_process_predicts_exactly_what_the_trained_mlp_did(tmp_path):
 
 
 def test_two_input_model_predicts_from_an_npz(tmp_path):
-  halves = variants.digits_halves(sources.load_digits())
+  halves = catalogue.load_digits("digits_halves")
   directory, expected = trained_export(
       tmp_path, halves, model="functional", loss="binary_crossentropy")
-  np.savez(tmp_path / "x.npz", **halves.eval_features)
+  np.savez(tmp_path / "x.npz", **halves[1].data.features)
   result = run_predict([f"--export_dir={directory}",
                         f"--input={tmp_path / 'x.npz'}",
                         f"--output={tmp_path / 'p.npy'}", "--classes"])
@@ -87,12 +92,12 @@ def test_two_input_model_predicts_from_an_npz(tmp_path):
 
 
 def test_two_output_model_writes_one_npz_key_per_output(tmp_path):
-  targets = variants.digits_two_targets(sources.load_digits())
+  targets = catalogue.load_digits("digits_two_targets")
   directory, expected = trained_export(
       tmp_path, targets, model="two_head", output_losses=(
           ("digit", "sparse_categorical_crossentropy"),
           ("large", "binary_crossentropy")))
-  np.save(tmp_path / "x.npy", targets.eval_features)
+  np.save(tmp_path / "x.npy", targets[1].data.features)
   result = run_predict([f"--export_dir={directory}",
                         f"--input={tmp_path / 'x.npy'}",
                         f"--output={tmp_path / 'p.npz'}"])
@@ -115,7 +120,7 @@ def test_two_output_model_writes_one_npz_key_per_output(tmp_path):
 def test_bad_prediction_input_is_one_sentence(tmp_path, make_input, message):
   make_input(tmp_path)
   path = next(p for p in tmp_path.iterdir() if p.name.startswith("x."))
-  with pytest.raises(sources.DataError, match=".*") as raised:
+  with pytest.raises(errors.DataError, match=".*") as raised:
     files.load_features(str(path), (8, 8, 1))
   assert message in str(raised.value)
 

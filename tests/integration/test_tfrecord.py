@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from datasets import sources
+from datasets import catalogue
 from tests.integration.test_fault_tolerance import (RESUME_FLAGS,
                                                     assert_bitwise_equal,
                                                     weights)
@@ -25,10 +25,9 @@ def write_tool(args):
 def digits_records(tmp_path_factory):
   """Digits as 3 training files (uneven over 2 workers) and 2 eval files."""
   directory = tmp_path_factory.mktemp("records")
-  digits = sources.load_digits()
-  np.savez(directory / "digits.npz", x_train=digits.train_features,
-           y_train=digits.train_labels, x_test=digits.eval_features,
-           y_test=digits.eval_labels)
+  x_train, y_train, x_test, y_test = catalogue.digits_arrays()
+  np.savez(directory / "digits.npz", x_train=x_train, y_train=y_train,
+           x_test=x_test, y_test=y_test)
   result = write_tool([f"--input={directory / 'digits.npz'}",
                        f"--output_dir={directory / 'tfrecord'}", "--shards=3",
                        "--eval_shards=2", "--feature_scale=0.0625"])
