@@ -12,8 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from datasets import pipeline
-from datasets import sources
+from datasets import catalogue
 from launch import strategy as strategy_lib
 from trainer import build
 from trainer import config as config_lib
@@ -37,7 +36,8 @@ def _strategy(num_replicas: int) -> tf.distribute.Strategy:
 
 
 def _data():
-  return sources.make_synthetic()  # 60,000 uint8 28x28x1 images, 10 classes.
+  # 60,000 uint8 28x28x1 images, 10 classes (scaled by 1/255).
+  return catalogue.make_synthetic()[0]
 
 
 def harness(*, model_name, num_replicas, global_batch_size, steps_per_call,
@@ -54,10 +54,8 @@ def harness(*, model_name, num_replicas, global_batch_size, steps_per_call,
                              train_dataset_fn=dataset_fn,
                              jit_compile=jit_compile)
 
-  runner = make_runner(pipeline.create_train_dataset_fn(
-      source.train_features, source.train_labels,
-      global_batch_size=global_batch_size, seed=0,
-      feature_scale=source.feature_scale))
+  runner = make_runner(source.train_dataset_fn(
+      global_batch_size=global_batch_size, seed=0))
   per_replica = global_batch_size // num_replicas
   batch = (tf.random.uniform((per_replica, *source.input_shape)),
            tf.zeros((per_replica,), tf.int32))
@@ -80,8 +78,8 @@ def _baseline(model_name, num_replicas, global_batch_size):
 
 
 def _plain_dataset(source, global_batch_size):
-  features = source.train_features.astype(np.float32) * source.feature_scale
-  return (tf.data.Dataset.from_tensor_slices((features, source.train_labels))
+  features = source.data.features.astype(np.float32) * source.feature_scale
+  return (tf.data.Dataset.from_tensor_slices((features, source.data.labels))
           .shuffle(10_000, seed=0).repeat().batch(global_batch_size,
                                                   drop_remainder=True)
           .prefetch(tf.data.AUTOTUNE))
