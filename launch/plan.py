@@ -51,6 +51,9 @@ class Plan:
 def _import(kind: str, name: str):
   """`package.module:function` of --model or --dataset."""
   module_name, _, function_name = name.partition(":")
+  if not module_name or not function_name:
+    raise ConfigError(f"unknown {kind} {name!r}; give a built-in name or"
+                      " package.module:function.")
   try:
     function = getattr(importlib.import_module(module_name), function_name)
   except ImportError as error:

@@ -82,6 +82,7 @@ def test_the_notes_compiled_model_trains_and_predicts(tmp_path):
   assert config["model_fingerprint"]["optimizer"] == "Adam"
 
 
+@pytest.mark.slow
 def test_keras_idiom_train_step_is_replica_equivalent(tmp_path):
   train, test = _digits()
   weights = {}
@@ -133,6 +134,7 @@ class _Recorder(keras.callbacks.Callback):
     self.events.append(("train_end",))
 
 
+@pytest.mark.slow
 def test_keras_callbacks_see_val_metrics_and_can_stop(tmp_path):
   train, test = _digits(one_hot=True)
   recorder = _Recorder(stop_at_epoch=1)
@@ -211,6 +213,7 @@ def test_a_finished_run_says_so_and_refuses_new_settings(tmp_path, caplog):
     fit(_idiom_model, train, **options)
 
 
+@pytest.mark.slow
 def test_keras_reduce_lr_lambda_and_terminate_on_nan(tmp_path):
   train, test = _digits(one_hot=True)
   epochs_seen = []

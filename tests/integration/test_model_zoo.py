@@ -66,7 +66,7 @@ def test_builtin_model_trains_on_logical_cpus(tmp_path, model, cpu_devices):
       ("one_device", 1) if cpu_devices == 1 else ("mirrored", cpu_devices))
   accuracy = logs.get("accuracy", logs.get("digit_accuracy"))
   assert math.isfinite(logs["loss"]) and accuracy >= minimum, logs
-  assert logs["examples"] == plan.source.num_eval_examples
+  assert logs["examples"] == plan.eval_source.num_examples
   assert (tmp_path / "export" / "saved_model").is_dir()
 
 

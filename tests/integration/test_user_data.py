@@ -139,6 +139,7 @@ def test_breast_cancer_csv_from_python(tmp_path, breast_cancer_csv):
   assert result.logs["accuracy"] >= 0.95
 
 
+@pytest.mark.slow
 def test_png_digits_train_the_built_in_cnn(tmp_path, digit_pngs):
   options = dict(image_size=(8, 8), color_mode="grayscale")
   train = from_image_directory(digit_pngs / "train", **options)
@@ -151,6 +152,7 @@ def test_png_digits_train_the_built_in_cnn(tmp_path, digit_pngs):
   assert result.logs["accuracy"] >= 0.95
 
 
+@pytest.mark.slow
 def test_tfrecords_with_two_inputs_and_two_outputs(tmp_path,
                                                   halves_tfrecords):
   result = fit(_two_head_model, _tfrecords(halves_tfrecords, "train"),
@@ -178,6 +180,7 @@ def _resume_is_exact(tmp_path, model_fn, make_sources, **options):
       tmp_path / "resumed" / "checkpoints") == 0.0
 
 
+@pytest.mark.slow
 def test_resume_is_exact_for_arrays(tmp_path):
   from sklearn.datasets import load_digits
   digits = load_digits()
@@ -186,18 +189,21 @@ def test_resume_is_exact_for_arrays(tmp_path):
                    model="mlp")
 
 
+@pytest.mark.slow
 def test_resume_is_exact_for_csv(tmp_path, breast_cancer_csv):
   _resume_is_exact(tmp_path, None, lambda: (from_csv(
       breast_cancer_csv / "train.csv", label_column="target"),), model="mlp",
                    loss="binary_crossentropy")
 
 
+@pytest.mark.slow
 def test_resume_is_exact_for_image_directories(tmp_path, digit_pngs):
   _resume_is_exact(tmp_path, None, lambda: (from_image_directory(
       digit_pngs / "train", image_size=(8, 8), color_mode="grayscale"),),
                    model="cnn")  # With dropout: its RNG state resumes too.
 
 
+@pytest.mark.slow
 def test_resume_is_exact_for_tfrecords(tmp_path, halves_tfrecords):
   _resume_is_exact(tmp_path, _two_head_model,
                    lambda: (_tfrecords(halves_tfrecords, "train"),))
