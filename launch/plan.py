@@ -8,6 +8,7 @@ import dataclasses
 import importlib
 import inspect
 import os
+import re
 
 from launch import cluster as cluster_lib
 from launch import config as config_lib
@@ -141,8 +142,19 @@ def load_sources(config: config_lib.RunConfig, train=None, eval_data=None):
         raise ConfigError("give eval data or --validation_split, not both.")
       train, eval_data = train.split(split)
   except DataError as error:
-    raise ConfigError(str(error)) from None
+    raise ConfigError(_as_flags(str(error))) from None
   return train, eval_data
+
+
+def _as_flags(message: str) -> str:
+  """datasets names its arguments (`data_dir`); options are `--data_dir`.
+
+  Only names with an underscore are taken for options: plain words such as
+  "seed" or "model" are prose in a datasets message.
+  """
+  from launch import options as options_lib  # pylint: disable=import-outside-toplevel
+  names = "|".join(name for name in options_lib.BY_NAME if "_" in name)
+  return re.sub(rf"(?<![-\w])({names})\b", r"--\1", message)
 
 
 def plan_run(config: config_lib.RunConfig,
