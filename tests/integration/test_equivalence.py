@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from tests import checkpoints
 from tests.processes import run_launch
@@ -18,6 +19,7 @@ def final_eval(model_dir):
   return [line for line in lines if line["split"] == "eval"][-1]
 
 
+@pytest.mark.slow  # Seven in-process runs, ~26 s.
 def test_replica_counts_agree_and_reruns_are_bitwise_equal(tmp_path):
   weights, evals = {}, {}
   for name, cpu_devices in (("1", 1), ("2", 2), ("4", 4), ("2-again", 2)):

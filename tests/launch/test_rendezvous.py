@@ -105,6 +105,7 @@ def test_strangers_are_not_counted():
   assert isinstance(outcomes[0], rendezvous.StartupTimeout), outcomes
 
 
+@pytest.mark.slow  # Waits out three silent greetings, ~12 s.
 def test_a_taken_port_of_the_first_worker_stops_the_others_too():
   infos = clusters(2)
   port = int(infos[0].cluster["worker"][0].rsplit(":", 1)[1])
