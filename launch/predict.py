@@ -59,7 +59,7 @@ def main(argv: list[str]) -> None:
   if not os.path.isdir(output_dir):
     fail(f"the directory of --output={_OUTPUT.value} does not exist.")
   from datasets import files
-  from datasets.sources import DataError
+  from datasets.errors import DataError
   from trainer import predict  # Imports TensorFlow: after the checks.
   try:
     metadata = predict.read_metadata(_EXPORT_DIR.value)

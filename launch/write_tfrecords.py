@@ -69,7 +69,7 @@ def main(argv: list[str]) -> None:
   from datasets.errors import DataError
   created = not os.path.exists(_OUTPUT_DIR.value)
   try:
-    source = tfrecord.write_dataset(
+    written = tfrecord.write_dataset(
         _OUTPUT_DIR.value,
         {"train": (arrays["x_train"], arrays["y_train"]),
          "eval": (arrays["x_test"], arrays["y_test"])},
@@ -79,9 +79,9 @@ def main(argv: list[str]) -> None:
     if created:
       shutil.rmtree(_OUTPUT_DIR.value, ignore_errors=True)
     fail(str(error))
-  print(f"Wrote {source.num_train_examples} training examples in"
-        f" {len(source.files['train'])} files and {source.num_eval_examples}"
-        f" eval examples in {len(source.files['eval'])} to"
+  print(f"Wrote {written.num_train_examples} training examples in"
+        f" {len(written.files['train'])} files and {written.num_eval_examples}"
+        f" eval examples in {len(written.files['eval'])} to"
         f" {_OUTPUT_DIR.value}.", flush=True)
 
 

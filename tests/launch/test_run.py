@@ -125,14 +125,15 @@ def test_export_serves_the_trained_model_in_a_fresh_load(trained):
   model_dir, _ = trained
   import keras
   from datasets import catalogue
-  features, labels = catalogue.digits_arrays()[2:]
-  images = features[:16].astype(np.float32) / 16
+  evaluated = catalogue.load_digits()[1]
+  images = (evaluated.data.features[:16].astype(np.float32)
+            * evaluated.feature_scale)
   served = tf.saved_model.load(str(model_dir / "export" / "saved_model"))
   logits = served.serve(tf.constant(images)).numpy()
   reloaded = keras.models.load_model(model_dir / "export" / "model.keras")
   np.testing.assert_allclose(reloaded.predict(images, verbose=0), logits,
                              atol=1e-5)
-  accuracy = np.mean(logits.argmax(-1) == labels[:16])
+  accuracy = np.mean(logits.argmax(-1) == evaluated.data.labels[:16])
   assert accuracy >= 0.8
 
 
