@@ -113,10 +113,13 @@ def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
   try:
     return run_lib.execute(the_plan, model_class=model_class,
                            callbacks=callbacks)
-  except ConfigError as error:  # Found while building the model.
-    if spelling == "python":
-      raise ConfigError(_as_keywords(str(error))) from None
-    raise
+  except ValueError as error:  # Found while building model or pipelines.
+    from datasets.errors import DataError  # pylint: disable=import-outside-toplevel
+    if not isinstance(error, (ConfigError, DataError)):
+      raise
+    message = plan_lib.as_flags(str(error))
+    raise ConfigError(_as_keywords(message) if spelling == "python"
+                      else message) from None
   except loop.StopRequested as stopped:
     raise Preempted(str(stopped), stopped.step) from None
   except (FloatingPointError, TimeoutError,

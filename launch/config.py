@@ -136,7 +136,10 @@ def _profile_steps(values) -> tuple[int, int] | None:
 def _coerce(option: options_lib.Option, value):
   """A flag value or a Python value as the option's type; None stays None."""
   if value is None:
-    return None
+    if options_lib.default(option) is None:
+      return None
+    raise ConfigError(f"--{option.name}=None is not allowed; leave it out"
+                      " for the default.")
   kind = option.kind
   try:
     if kind == "list":

@@ -80,6 +80,11 @@ def takes_no_arguments(function) -> bool:
 def resolve_model_fn(config: config_lib.RunConfig, model_fn):
   """A zero-argument model function, or None for `--model`'s builder."""
   if model_fn is not None:
+    if hasattr(model_fn, "layers") and hasattr(model_fn, "compile"):
+      raise ConfigError("model_fn is a model, not the function that builds"
+                        " it: pass build_model, not build_model(); its"
+                        " variables must be created inside it, in the"
+                        " strategy's scope.")
     if isinstance(model_fn, str):
       raise ConfigError("pass a built-in network as model=..., and a"
                         " function as model_fn.")
@@ -142,11 +147,11 @@ def load_sources(config: config_lib.RunConfig, train=None, eval_data=None):
         raise ConfigError("give eval data or --validation_split, not both.")
       train, eval_data = train.split(split)
   except DataError as error:
-    raise ConfigError(_as_flags(str(error))) from None
+    raise ConfigError(as_flags(str(error))) from None
   return train, eval_data
 
 
-def _as_flags(message: str) -> str:
+def as_flags(message: str) -> str:
   """datasets names its arguments (`data_dir`); options are `--data_dir`.
 
   Only names with an underscore are taken for options: plain words such as
@@ -154,7 +159,8 @@ def _as_flags(message: str) -> str:
   """
   from launch import options as options_lib  # pylint: disable=import-outside-toplevel
   names = "|".join(name for name in options_lib.BY_NAME if "_" in name)
-  return re.sub(rf"(?<![-\w])({names})\b", r"--\1", message)
+  return re.sub(rf"(?<![-\w/.\\])({names})(?![\w/.\\])", r"--\1",
+                message)
 
 
 def plan_run(config: config_lib.RunConfig,

@@ -5,7 +5,6 @@ done once at import, with the largest device count any test needs; tests
 build strategies over 1, 2 or 4 of them.
 """
 
-import itertools
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,7 +19,6 @@ tf.config.set_logical_device_configuration(
     _cpu, [tf.config.LogicalDeviceConfiguration()] * NUM_CPU_DEVICES)
 
 
-_collective_key_bases = itertools.count(1)
 
 
 def use_fresh_collective_keys() -> None:
@@ -31,8 +29,8 @@ def use_fresh_collective_keys() -> None:
   with size 4, but that group has size 2"). TensorFlow's own tests offset
   the numbering through this class attribute; a real run has one strategy.
   """
-  tf.distribute.MirroredStrategy._collective_key_base = (  # pylint: disable=protected-access
-      10_000 * next(_collective_key_bases))
+  from trainer import private_apis  # The harness's one counter.
+  private_apis.fresh_collective_keys()
 
 
 @pytest.fixture(autouse=True)

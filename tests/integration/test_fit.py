@@ -176,6 +176,7 @@ def test_two_fits_in_one_process_are_independent(tmp_path):
     (dict(cpu_devices=8), "cpu_devices=8 cannot take effect"),
     (dict(dropout=0.5), "dropout shapes the built-in networks only"),
     (dict(optimizer="sgd"), "optimizer does not apply to a compiled model"),
+    (dict(seed=None), "seed=None is not allowed"),
 ])
 def test_bad_input_is_one_sentence(tmp_path, kwargs, message):
   train, test = _digits()
@@ -194,6 +195,9 @@ def test_a_model_built_outside_model_fn_is_refused(tmp_path):
   with pytest.raises(ConfigError, match="created outside the distribution"):
     fit(lambda: prebuilt, train, model_dir=str(tmp_path / "m"),
         global_batch_size=32, train_steps=10, cpu_devices=2, progress="none")
+  with pytest.raises(ConfigError, match="model_fn is a model, not the"):
+    fit(prebuilt, train, model_dir=str(tmp_path / "m"),
+        global_batch_size=32, train_steps=10, progress="none")
   with pytest.raises(ConfigError, match="returned int, not a keras.Model"):
     fit(lambda: 3, train, model_dir=str(tmp_path / "m"),
         global_batch_size=32, train_steps=10, progress="none")

@@ -68,3 +68,10 @@ def test_fit_speaks_keywords():
 def test_groups_are_known():
   assert {option.group for option in options_lib.OPTIONS} == set(
       options_lib.GROUPS)
+
+
+def test_data_errors_name_flags_but_not_inside_paths():
+  from launch import plan
+  assert plan.as_flags(
+      "/data/train_data/x.csv is unreadable; needs data_dir") == (
+          "/data/train_data/x.csv is unreadable; needs --data_dir")
