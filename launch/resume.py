@@ -27,7 +27,10 @@ _RESULT_SETTINGS = (
     "train.loss_weights", "train.from_logits", "train.dropout",
     "train.sync_batchnorm", "train.mixed_precision", "train.clip_norm",
     "train.accumulate_steps", "train.lr_schedule", "train.warmup_steps",
-    "train.decay_steps", "train.decay_rate",
+    "train.decay_steps", "train.decay_rate", "data.data_dir", "data.cache",
+    "data.shuffle_buffer", "train.monitor", "train.monitor_mode",
+    "train.early_stopping_patience", "train.restore_best_weights",
+    "train.plateau_patience", "train.plateau_factor", "train.plateau_min_lr",
 )
 _MISSING = object()
 
