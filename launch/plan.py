@@ -5,7 +5,6 @@ Everything a user can get wrong is checked here and raised as one
 """
 
 import dataclasses
-import importlib
 import inspect
 import os
 import re
@@ -51,21 +50,11 @@ class Plan:
 
 def _import(kind: str, name: str):
   """`package.module:function` of --model or --dataset."""
-  module_name, _, function_name = name.partition(":")
-  if not module_name or not function_name:
-    raise ConfigError(f"unknown {kind} {name!r}; give a built-in name or"
-                      " package.module:function.")
+  from trainer import models  # pylint: disable=import-outside-toplevel
   try:
-    function = getattr(importlib.import_module(module_name), function_name)
-  except ImportError as error:
-    raise ConfigError(f"--{kind}={name}: cannot import {module_name}"
-                      f" ({error}).") from None
-  except AttributeError:
-    raise ConfigError(f"--{kind}={name}: {module_name} has no"
-                      f" {function_name}.") from None
-  if not callable(function):
-    raise ConfigError(f"--{kind}={name}: {function_name} is not callable.")
-  return function
+    return models.import_function(name, kind=kind)
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
 
 
 def takes_no_arguments(function) -> bool:

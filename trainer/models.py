@@ -227,21 +227,32 @@ def resolve_builder(name: str) -> Callable[..., keras.Model]:
   """
   if name in _BUILDERS:
     return _BUILDERS[name]
+  return import_function(name, kind="model",
+                         choices=f"one of {', '.join(MODEL_NAMES)} or")
+
+
+def import_function(name: str, *, kind: str, choices: str = "a built-in"
+                    " name or") -> Callable:
+  """The function `package.module:function` that `--kind=name` names.
+
+  Raises:
+    ValueError: One sentence if it cannot be imported or is not callable.
+  """
   module_name, _, function_name = name.partition(":")
   if not module_name or not function_name:
-    raise ValueError(f"unknown model {name!r}; choose one of"
-                     f" {', '.join(MODEL_NAMES)} or package.module:function.")
+    raise ValueError(f"unknown {kind} {name!r}; choose {choices}"
+                     " package.module:function.")
   try:
-    builder = getattr(importlib.import_module(module_name), function_name)
+    function = getattr(importlib.import_module(module_name), function_name)
   except ImportError as error:
-    raise ValueError(f"--model={name}: cannot import {module_name}"
+    raise ValueError(f"--{kind}={name}: cannot import {module_name}"
                      f" ({error}).") from None
   except AttributeError:
-    raise ValueError(f"--model={name}: {module_name} has no"
+    raise ValueError(f"--{kind}={name}: {module_name} has no"
                      f" {function_name}.") from None
-  if not callable(builder):
-    raise ValueError(f"--model={name}: {function_name} is not callable.")
-  return builder
+  if not callable(function):
+    raise ValueError(f"--{kind}={name}: {function_name} is not callable.")
+  return function
 
 
 def build_parts(name: str, input_shape, spec: NetworkSpec, *,
