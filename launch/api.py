@@ -20,14 +20,12 @@ laptop, on every GPU of a node, or as one worker of a cluster job.
 `python -m launch` is this same call with flags.
 """
 
-import logging as pylogging
 import os
 import re
 
-from absl import logging
-
 from launch import cluster as cluster_lib
 from launch import config as config_lib
+from launch import console
 from launch import options as options_lib
 from launch import plan as plan_lib
 from launch.errors import ConfigError, Preempted, RunFailed
@@ -42,34 +40,6 @@ def _as_keywords(message: str) -> str:
                 else m.group(0), message)
 
 
-class _HarnessInfoFilter(pylogging.Filter):
-  """Keeps warnings from everywhere but INFO lines only from the harness.
-
-  TensorFlow logs its own INFO lines (saver sharding, signature renames)
-  through absl too; they drown the one progress line per loop.
-  """
-
-  _PACKAGES = tuple(os.path.join(os.path.dirname(os.path.dirname(
-      os.path.abspath(__file__))), package) + os.sep
-                    for package in ("launch", "trainer", "datasets"))
-
-  def filter(self, record: pylogging.LogRecord) -> bool:
-    return (record.levelno >= pylogging.WARNING
-            or record.pathname.startswith(self._PACKAGES))
-
-
-def configure_logging() -> None:
-  """The harness's INFO lines on stderr, TensorFlow's INFO lines off."""
-  # TensorFlow's C++ INFO/WARNING lines drown the progress; keep errors.
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  logging.set_verbosity(logging.INFO)
-  # On absl's logger, not its handler: without absl's app.run (a notebook)
-  # records reach Python's root handler instead.
-  logger = logging.get_absl_logger()
-  if not any(isinstance(f, _HarnessInfoFilter) for f in logger.filters):
-    logger.addFilter(_HarnessInfoFilter())
-
-
 def plan(model_fn, train_data, *, eval_data=None, options: dict,
          spelling: str = "python") -> plan_lib.Plan:
   """Validates options, cluster, data and model; see `fit`."""
@@ -82,6 +52,8 @@ def plan(model_fn, train_data, *, eval_data=None, options: dict,
     if not values["heartbeat_file"] and os.environ.get(HEARTBEAT_ENV):
       values["heartbeat_file"] = os.environ[HEARTBEAT_ENV]
     config = config_lib.from_options(values)
+    console.configure_logging(config.verbose)
+    console.import_tensorflow(config.verbose)
     cluster = cluster_lib.from_environment(
         os.environ, slurm_port_base=config.slurm_port_base)
     return plan_lib.plan_run(config, cluster, train=train_data,
@@ -178,7 +150,7 @@ def fit(model_fn, train_data=None, *, eval_data=None, model_dir: str,
     Preempted: Stopped by SIGTERM/SIGUSR1 after saving; call again to
       resume.
   """
-  configure_logging()
+  console.configure_logging()
   options.update(model_dir=model_dir, global_batch_size=global_batch_size)
   if train_steps is not None:
     options["train_steps"] = train_steps

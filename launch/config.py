@@ -46,6 +46,7 @@ class RunConfig:
     allow_config_change: Resume even if model_dir's config.json disagrees
       on what the checkpoint means.
     progress: "auto", "bar", "log" or "none" (the chief's display).
+    verbose: Show TensorFlow's own start-up and INFO log lines too.
     slurm_port_base: Under srun, task i of a node listens on this + i.
     train_data: Path of the user's training data (replaces `data.name`).
     eval_data: Path of the user's eval data.
@@ -69,6 +70,7 @@ class RunConfig:
   eval_timeout: float = 3600.0
   allow_config_change: bool = False
   progress: str = "auto"
+  verbose: bool = False
   slurm_port_base: int = 8888
   train_data: str | None = None
   eval_data: str | None = None

@@ -10,6 +10,8 @@ import sys
 from absl import flags
 from absl import logging
 
+from launch import usage
+
 
 class ConfigError(ValueError):
   """Bad input (options, data, model, TF_CONFIG, environment): exit code 2.
@@ -67,11 +69,19 @@ def fail(message: str, exit_code: int = EXIT_BAD_INPUT, *,
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl's `flags_parser`: a bad flag or any positional argument exits 2."""
+  """absl's `flags_parser`: a bad flag or any positional argument exits 2.
+
+  `--help` (`-h`, `-?`, `--helpshort`) prints the program's own flags,
+  grouped, and `--helpfull` absl's too; both exit 0.
+  """
+  wanted = usage.help_requested(argv[1:])
+  if wanted:
+    usage.print_help(full=wanted == "full")
+    sys.exit(0)
   try:
     argv = flags.FLAGS(argv)
   except flags.Error as error:
-    fail(f"{error}. See --helpfull.")
+    fail(f"{error}. See --help.")
   if len(argv) > 1:
     fail(f"unexpected arguments {' '.join(argv[1:])!r}; all options are"
          " --flags.")

@@ -50,6 +50,7 @@ from launch import config as config_lib
 from launch import devices
 from launch import flags as flag_defs  # Also defines the training flags.
 from launch import supervisor
+from launch import usage
 from launch.api import HEARTBEAT_ENV
 from launch.errors import ConfigError, fail
 from trainer import layout
@@ -154,9 +155,10 @@ def model_dir_in(args: list[str]) -> str | None:
 
 
 def _print_help() -> None:
-  print(__doc__)
-  print("Supervisor flags:")
-  print(_SUPERVISOR_FLAGS.get_help(include_special_flags=False))
+  usage.print_help(_SUPERVISOR_FLAGS, doc=__doc__,
+                   program="python -m launch.local",
+                   ungrouped="supervisor flags",
+                   notes=["Training flags: python -m launch --help."])
 
 
 def _parse_supervisor_flags(program: str, args: list[str], *,

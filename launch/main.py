@@ -1,9 +1,8 @@
 """`python -m launch`: `launch.fit` with its options as flags.
 
-Exit codes: 0 done; 2 bad flags, TF_CONFIG, data or model (one sentence on
-stderr, nothing written); 1 the run failed (a non-finite loss, a dead peer
-worker, a collective timeout, unloadable checkpoints: one sentence too); 42
-stopped by SIGTERM/SIGUSR1 after saving a checkpoint (relaunch to resume).
+Its exit codes are part of `--help`: see the docstring of `launch/__main__.py`.
+A failed run (a non-finite loss, a dead peer worker, a collective timeout,
+unloadable checkpoints) exits 1 with one sentence too.
 """
 
 import functools
@@ -12,6 +11,7 @@ import os
 from absl import app
 from absl import logging
 
+from launch import console
 from launch import devices
 from launch import api as fit_lib
 from launch import flags as flag_defs
@@ -72,6 +72,6 @@ def run(model_class=None, hooks=()) -> None:
   `launch.main.run(model_class=MyModel)`; one that wants no command line
   calls `launch.fit`.
   """
-  fit_lib.configure_logging()
+  console.configure_logging()
   app.run(functools.partial(main, model_class=model_class, hooks=hooks),
           flags_parser=parse_flags)

@@ -222,6 +222,9 @@ OPTIONS: tuple[Option, ...] = (
     # Output.
     _O("progress", "str", "output", "auto, bar, log or none: the chief's"
        " progress display.", "run.progress"),
+    _O("verbose", "bool", "output", "Also show TensorFlow's own log lines"
+       " (its C++ start-up lines and Python INFO lines), which are hidden"
+       " otherwise; errors always show.", "run.verbose"),
     _O("profile_steps", "list", "output", "a,b: record a profiler trace of"
        " steps a..b for TensorBoard's Profile tab.", default=()),
 )

@@ -5,9 +5,13 @@
 
 Inputs are raw features as the dataset stores them (e.g. digits pixels
 0..16); they are scaled as in training unless `--noscale_inputs`. The output
-holds the network's outputs [N, units] (logits or probabilities, as
-trained), and with `--classes` a second file `NAME.classes.EXT` with the
-predicted class of each example. Exit codes: 0 done, 2 bad input.
+holds probabilities [N, units] when the export has them: the network's own
+(softmax/sigmoid output), or the softmax/sigmoid of its logits, as the
+SavedModel's `serving_default` returns them. `--noprobabilities` writes the
+network's outputs as they are (logits, as the `serve` endpoint), and a
+regression's outputs are written as they are either way. With `--classes` a
+second file `NAME.classes.EXT` holds the predicted class of each example.
+Exit codes: 0 done, 2 bad input.
 """
 
 import os
@@ -30,15 +34,41 @@ _SCALE_INPUTS = flags.DEFINE_boolean(
     "scale_inputs", True, "Scale raw features as the training pipeline did.")
 _CLASSES = flags.DEFINE_boolean(
     "classes", False, "Also write the predicted class of each example.")
+_PROBABILITIES = flags.DEFINE_boolean(
+    "probabilities", True, "Write probabilities when the network emits logits"
+    " of a cross-entropy loss (softmax or sigmoid, as the SavedModel's"
+    " serving_default); --noprobabilities writes the logits.")
 
 
-
-def _classes(outputs, metadata):
+def _classes(outputs, emits: str | None):
+  """The class of each example, from the network's outputs as they are."""
   import numpy as np
   if outputs.shape[-1] == 1:  # Binary: a logit or a probability.
-    threshold = 0.0 if metadata.get("from_logits", True) else 0.5
+    threshold = 0.0 if emits == "logits" else 0.5
     return (outputs[:, 0] > threshold).astype(np.int32)
   return outputs.argmax(axis=-1).astype(np.int32)
+
+
+def _entry(per_output, name):
+  """One output's entry: `per_output` is a dict or list, or one for all."""
+  if isinstance(per_output, dict):
+    return per_output.get(name)
+  if isinstance(per_output, list):
+    return per_output[name] if name < len(per_output) else None
+  return per_output
+
+
+def _what_was_written(emits, activations) -> str:
+  """E.g. "probabilities (softmax of the network's logits)"."""
+  if isinstance(emits, (dict, list)):
+    names = emits if isinstance(emits, dict) else range(len(emits))
+    return ", ".join(
+        f"{name}: {_what_was_written(emits[name], _entry(activations, name))}"
+        for name in names)
+  if emits == "logits" and activations and _PROBABILITIES.value:
+    return f"probabilities ({activations} of the network's logits)"
+  return emits if emits in ("logits", "probabilities") else (
+      "the network's outputs")
 
 
 def _parse(argv: list[str]) -> list[str]:
@@ -60,28 +90,53 @@ def main(argv: list[str]) -> None:
     fail(f"the directory of --output={_OUTPUT.value} does not exist.")
   from datasets import files
   from datasets.errors import DataError
-  from trainer import predict  # Imports TensorFlow: after the checks.
+  from trainer import export  # Imports TensorFlow: after the checks.
+  from trainer import predict
   try:
     metadata = predict.read_metadata(_EXPORT_DIR.value)
     features = files.load_features(_INPUT.value, metadata["input_shape"])
     outputs = predict.predict(_EXPORT_DIR.value, features,
                               batch_size=_BATCH_SIZE.value,
                               scale_inputs=_SCALE_INPUTS.value)
-    files.write_predictions(_OUTPUT.value, outputs)
+    emits, activations = _output_kinds(metadata)
+    written = (_to_probabilities(outputs, activations, export)
+               if _PROBABILITIES.value else outputs)
+    files.write_predictions(_OUTPUT.value, written)
     if _CLASSES.value:
       stem, suffix = os.path.splitext(_OUTPUT.value)
-      classes = (_classes(outputs, metadata) if not isinstance(outputs, dict)
-                 else {name: _classes(values, metadata)
+      classes = (_classes(outputs, emits) if not isinstance(outputs, dict)
+                 else {name: _classes(values, _entry(emits, name))
                        for name, values in outputs.items()})
       files.write_predictions(f"{stem}.classes{suffix}", classes)
   except (DataError, predict.ExportError) as error:
     fail(str(error))
-  shapes = ({name: values.shape[1:] for name, values in outputs.items()}
-            if isinstance(outputs, dict) else outputs.shape[1:])
-  count = len(next(iter(outputs.values())) if isinstance(outputs, dict)
-              else outputs)
-  print(f"Wrote {count} predictions of shape {shapes} to {_OUTPUT.value}.",
-        flush=True)
+  shapes = ({name: values.shape[1:] for name, values in written.items()}
+            if isinstance(written, dict) else written.shape[1:])
+  count = len(next(iter(written.values())) if isinstance(written, dict)
+              else written)
+  print(f"Wrote {count} predictions of shape {shapes} to {_OUTPUT.value}:"
+        f" {_what_was_written(emits, activations)}.", flush=True)
+
+
+def _output_kinds(metadata: dict):
+  """`(outputs, activation)` as the export wrote them in metadata.json.
+
+  An export written before those keys existed has no probabilities
+  endpoint (and its `loss` may not be the model's): its outputs are
+  written as they are, as then.
+  """
+  if "outputs" in metadata:
+    return metadata["outputs"], metadata.get("activation")
+  return ("logits" if metadata.get("from_logits", True) else "probabilities",
+          None)
+
+
+def _to_probabilities(outputs, activations, export):
+  """The probabilities the SavedModel's `serving_default` returns."""
+  import numpy as np
+  import tensorflow as tf
+  return tf.nest.map_structure(
+      np.asarray, export.to_probabilities(outputs, activations))
 
 
 def run() -> None:

@@ -5,7 +5,6 @@ This is the only module that sees datasets and trainer together.
 
 import dataclasses
 import os
-import sys
 import time
 
 from absl import logging
@@ -16,6 +15,7 @@ from launch import plan as plan_lib
 from launch import preemption
 from launch import resume
 from launch import rendezvous
+from launch import writers
 from launch import strategy as strategy_lib
 from launch.errors import ConfigError
 
@@ -43,45 +43,6 @@ class RunResult:
 def _model_dir(plan: plan_lib.Plan):
   from trainer import layout  # pylint: disable=import-outside-toplevel
   return layout.ModelDir(plan.config.train.model_dir)
-
-
-def _build_writer(plan: plan_lib.Plan, *, is_writer: bool, history):
-  """Heartbeat and history everywhere; files and progress on `is_writer`."""
-  from trainer import summaries
-  writers = [history]
-  if plan.config.heartbeat_file:
-    writers.append(summaries.HeartbeatWriter(plan.config.heartbeat_file))
-  if is_writer:
-    paths = _model_dir(plan)
-    writers += [
-        summaries.TensorBoardWriter(
-            paths.summaries,
-            hparams=_hparams(plan) if plan.config.mode == "train" else None),
-        summaries.JsonlWriter(paths.metrics_jsonl),
-        summaries.CsvWriter(paths.metrics_csv),
-    ]
-    progress = plan.config.progress
-    if progress == "auto":
-      progress = "bar" if sys.stderr.isatty() else "log"
-    if progress == "bar":
-      from trainer import progress as progress_lib
-      writers.append(progress_lib.ProgressBar(plan.config.train.train_steps))
-    elif progress == "log":
-      writers.append(summaries.ProgressLogger(plan.config.train.train_steps))
-  return summaries.MultiWriter(writers)
-
-
-def _hparams(plan: plan_lib.Plan) -> dict:
-  """The run's settings for TensorBoard's HParams tab."""
-  config, train = plan.config, plan.config.train
-  names = ("model", "optimizer", "learning_rate", "lr_schedule", "loss",
-           "l2", "dropout", "mixed_precision", "clip_norm",
-           "accumulate_steps", "train_steps", "steps_per_loop")
-  return {**{name: getattr(train, name) for name in names},
-          "dataset": plan.train_source.name,
-          "global_batch_size": config.data.global_batch_size,
-          "seed": config.seed, "strategy": plan.strategy_kind,
-          "replicas": plan.num_replicas}
 
 
 def _strategy(plan: plan_lib.Plan):
@@ -163,8 +124,6 @@ def _set_up(plan: plan_lib.Plan, model_class):
   tf.keras.utils.set_random_seed(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
-  # TensorFlow's Python INFO lines (saver sharding, signature renames) are noise.
-  tf.get_logger().setLevel("WARNING")
   model = _build_model(plan, strategy, model_class)
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
   checkpointer = checkpointing.Checkpointer(
@@ -271,10 +230,13 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
     resume.write_config(config, fingerprint)
   start_step = checkpointer.restore_latest()
   _say_if_complete(plan, start_step)
-  for role, source in (("Training", plan.train_source),
+  for role, source in (("Train", plan.train_source),
                        ("Eval", plan.eval_source)):
     if source is not None and plan.cluster.is_chief:
       logging.info("%s data: %s.", role, source.description.rstrip("."))
+  if plan.cluster.is_chief:
+    from trainer import model_summary
+    model_summary.log(user_models.network_of(model))
 
   # With an evaluator task in the cluster, it evaluates; training does not.
   has_sidecar = "evaluator" in plan.cluster.cluster
@@ -290,8 +252,9 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
       jit_compile=train_config.jit_compile, guard=guard,
       input_options=_input_options(plan))
   history = summaries.HistoryWriter()
-  writer = _build_writer(plan, is_writer=plan.cluster.is_chief,
-                         history=history)
+  writer = writers.build_writer(plan, is_writer=plan.cluster.is_chief,
+                         history=history, start_step=start_step,
+                         model=model)
   agree = (train_runner.agree if plan.strategy_kind == "multi_worker"
            else bool)
   controller = loop.Controller(
@@ -313,7 +276,7 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
     network = user_models.network_of(model)
     export.export_model(network, paths.export,
                         is_chief=plan.cluster.is_chief,
-                        metadata=dict(_export_metadata(plan),
+                        metadata=dict(_export_metadata(plan, model),
                                       step=controller.last_step))
   finally:
     writer.close()
@@ -329,13 +292,22 @@ def _input_options(plan: plan_lib.Plan):
   return gpu_usage.build_input_options(placement)
 
 
-def _export_metadata(plan: plan_lib.Plan) -> dict:
-  """What `python -m launch.predict` needs to feed raw features."""
+def _export_metadata(plan: plan_lib.Plan, model) -> dict:
+  """What `python -m launch.predict` needs besides the network.
+
+  How to feed raw features, and the loss that says what the network emits
+  (logits or probabilities): the model's own when it has one (compile()'s,
+  or a builder's `keras.losses.Loss`), else the options' `loss` and
+  `from_logits`, which built the built-in and uncompiled networks.
+  """
+  from trainer import export
   source, train = plan.train_source, plan.config.train
   return {"dataset": source.name,
           "feature_scale": getattr(source, "feature_scale", 1.0),
           "input_shape": source.input_shape, "num_classes": source.num_classes,
-          "loss": train.loss, "from_logits": train.from_logits}
+          **export.model_loss_metadata(
+              model, loss=dict(train.output_losses) or train.loss,
+              from_logits=train.from_logits)}
 
 
 def _evaluate(plan: plan_lib.Plan, model_class) -> RunResult:
@@ -352,7 +324,7 @@ def _evaluate(plan: plan_lib.Plan, model_class) -> RunResult:
       input_options=_input_options(plan))
   os.makedirs(config.train.model_dir, exist_ok=True)
   history = summaries.HistoryWriter()
-  writer = _build_writer(plan, is_writer=True, history=history)
+  writer = writers.build_writer(plan, is_writer=True, history=history)
   try:
     if config.watch:
       step, logs = evaluator.watch_checkpoints(

@@ -22,7 +22,7 @@ def evaluate_latest(*, checkpointer: checkpointing.Checkpointer,
                             " to evaluate.")
   step = checkpointer.restore(path)
   logs = runner.evaluate()
-  writer.write("eval", step, logs)
+  writer.write("evaluate", step, logs)
   return step, logs
 
 
@@ -36,7 +36,7 @@ def watch_checkpoints(*, checkpointer: checkpointing.Checkpointer,
   Args:
     checkpointer: Restores into the evaluated model.
     runner: Evaluates the eval split.
-    writer: Receives one "eval" record per checkpoint.
+    writer: Receives one "evaluate" record per checkpoint.
     final_step: The training run's last step; its checkpoint ends the watch.
     timeout: Seconds to wait for a new checkpoint before giving up.
     poll_seconds: How often to look for one.
@@ -58,7 +58,7 @@ def watch_checkpoints(*, checkpointer: checkpointing.Checkpointer,
       logging.warning("Skipped %s: %s", path, type(error).__name__)
       continue
     logs = runner.evaluate()
-    writer.write("eval", step, logs)
+    writer.write("evaluate", step, logs)
     if step >= final_step:
       return step, logs
   raise TimeoutError(f"no new checkpoint in {checkpointer.directory} for"

@@ -4,10 +4,13 @@
     config.json           the run's settings (resume-compatibility check)
     checkpoints/          ckpt-N.* and the `checkpoint` state file
     best_checkpoint/      with keep_best_checkpoint
-    summaries/train/      TensorBoard scalars of the train loops
-    summaries/eval/       TensorBoard scalars of the evaluations
+    summaries/            TensorBoard's HParams session (trainer.tensorboard)
+    summaries/train/      TensorBoard scalars of the train loops, model, graph
+    summaries/eval/       TensorBoard scalars of the in-training evaluations
+    summaries/evaluate/   those of `--mode=evaluate` (checkpoints evaluated)
     metrics.jsonl         one JSON row per train loop and evaluation
-    metrics.csv           the same rows as CSV
+    metrics.csv           one row per evaluation: train means + val_ metrics
+    evaluate.csv          one row per checkpoint `--mode=evaluate` evaluated
     export/               SavedModel (serve) + model.keras
     logs/worker-N.log     launch.local's per-worker logs
 
@@ -54,6 +57,10 @@ class ModelDir:
   @property
   def metrics_csv(self) -> str:
     return self._path("metrics.csv")
+
+  @property
+  def evaluate_csv(self) -> str:
+    return self._path("evaluate.csv")
 
   @property
   def export(self) -> str:

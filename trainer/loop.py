@@ -122,10 +122,25 @@ class Controller:
       self._profiling = False
       logging.info("Wrote a profiler trace to %s.", self._config.profile_dir)
 
+  def _marks_steps(self, step: int) -> bool:
+    """Whether the loop from `step` runs step by step for the profiler.
+
+    Decided by the schedule alone, so every worker runs the same function
+    (the chief alone writes the trace). Each step is then one `train` step
+    marker, which the Profile tab's Overview and step-time views need.
+    """
+    if not self._config.profile_steps:
+      return False
+    first, last = self._config.profile_steps
+    return first - 1 <= step < last
+
   def _train_loop(self, step: int) -> tuple[int, dict]:
     num_steps = self._loop_size(step)
     start = self._clock()
-    logs = self._runner.train(num_steps)
+    if self._marks_steps(step):
+      logs = self._runner.train(num_steps, marked_from=step)
+    else:
+      logs = self._runner.train(num_steps)
     seconds = max(self._clock() - start, 1e-9)
     step += num_steps
     if not math.isfinite(logs["loss"]):

@@ -43,6 +43,17 @@ def build_compiled_model(model, element_spec) -> None:
   model._symbolic_build(data_batch=element_spec)  # pylint: disable=protected-access
 
 
+def export_input_signature(network):
+  """The input specs `network.export()` would use for a SavedModel.
+
+  Keras 3's `Model.export` calls this private helper; it alone handles
+  Sequential, functional and subclassed models alike, and there is no
+  public route to it.
+  """
+  from keras.src.export import export_utils  # pylint: disable=import-outside-toplevel
+  return export_utils.get_input_signature(network)
+
+
 @contextlib.contextmanager
 def multi_worker_local_devices(devices: list[str]):
   """Makes MultiWorkerMirroredStrategy mirror over `devices` on each worker.

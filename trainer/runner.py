@@ -54,6 +54,8 @@ class Runner:
     self._eval_steps_per_call = eval_steps_per_call or eval_steps
     self._train_loop = step_fns.create_train_loop_fn(
         strategy, model, jit_compile=jit_compile)
+    self._train_one = None  # One step per call, built when profiling.
+    self._jit_compile = jit_compile
     self._eval_loop = step_fns.create_eval_loop_fn(strategy, model)
     self._read_metrics = step_fns.create_read_metrics_fn(model)
     self._any_replica = step_fns.create_any_replica_fn(strategy)
@@ -65,16 +67,36 @@ class Runner:
   def _reset_metrics(self):
     self._model.reset_metrics()
 
-  def train(self, num_steps: int) -> dict[str, float]:
-    """Runs `num_steps` steps; returns metrics over them and the LR."""
+  def train(self, num_steps: int, *,
+            marked_from: int | None = None) -> dict[str, float]:
+    """Runs `num_steps` steps; returns metrics over them and the LR.
+
+    Args:
+      num_steps: Steps to run, in one compiled call.
+      marked_from: Instead, one call per step, each marked as step
+        `marked_from + i + 1` for the profiler. Every worker must choose
+        the same way (the two functions hold different collectives).
+    """
     self._reset_metrics()
     with self._guard("a training loop"):
-      self._train_loop(self._train_iterator,
-                       tf.constant(num_steps, dtype=tf.int32))
+      if marked_from is None:
+        self._train_loop(self._train_iterator,
+                         tf.constant(num_steps, dtype=tf.int32))
+      else:
+        self._train_marked(num_steps, marked_from)
     logs = self._metric_results()
     logs["learning_rate"] = float(
         tf.convert_to_tensor(self._model.optimizer.learning_rate))
     return logs
+
+  def _train_marked(self, num_steps: int, first: int) -> None:
+    if self._train_one is None:
+      self._train_one = step_fns.create_train_step_fn(
+          self._strategy, self._model, jit_compile=self._jit_compile)
+    for index in range(num_steps):
+      with tf.profiler.experimental.Trace("train", step_num=first + index + 1,
+                                          _r=1):
+        self._train_one(self._train_iterator)
 
   def agree(self, local_flag: bool) -> bool:
     """True on every worker if `local_flag` is True on any (a collective)."""

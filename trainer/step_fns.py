@@ -34,6 +34,25 @@ def create_train_loop_fn(
   return train_loop
 
 
+def create_train_step_fn(
+    strategy: tf.distribute.Strategy, model: model_lib.Model, *,
+    jit_compile: bool = False) -> Callable[[Iterator], None]:
+  """Returns `train_one(iterator)`: one step, no loop (for the profiler).
+
+  The profiler's step view needs one marked call per step: inside a
+  `tf.while_loop` it counts the iterations, which carry no marker.
+  """
+  train_step = model.train_step
+  if jit_compile:
+    train_step = tf.function(train_step, jit_compile=True)
+
+  @tf.function
+  def train_one(iterator):
+    strategy.run(train_step, args=(next(iterator),))
+
+  return train_one
+
+
 def create_eval_loop_fn(
     strategy: tf.distribute.Strategy,
     model: model_lib.Model) -> Callable[[Iterator, tf.Tensor], tf.Tensor]:

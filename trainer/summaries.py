@@ -1,7 +1,8 @@
-"""Metric writers: TensorBoard and metrics.jsonl for the chief, progress logs.
+"""Metric writers: metrics.jsonl and CSV for the chief, progress logs.
 
 Every writer takes `(split, step, scalars)`; the loop does not know where the
-numbers go. Non-chief workers get a `NullWriter`.
+numbers go. Non-chief workers get a `NullWriter`. TensorBoard's writer is
+`trainer.tensorboard.TensorBoardWriter`.
 """
 
 import abc
@@ -13,7 +14,6 @@ import os
 import time
 
 from absl import logging
-import tensorflow as tf
 
 Scalars = Mapping[str, float]
 
@@ -57,44 +57,6 @@ class MultiWriter(MetricWriter):
       writer.progress(split, done, total)
 
 
-class TensorBoardWriter(MetricWriter):
-  """One event-file directory per split under `logdir` (e.g. train/, eval/)."""
-
-  def __init__(self, logdir: str, hparams: Mapping[str, object] | None = None):
-    """Initializes the writer.
-
-    Args:
-      logdir: The run's summary directory.
-      hparams: Written once for TensorBoard's HParams tab (values bool, int,
-        float or str; others as their str).
-    """
-    self._logdir = logdir
-    self._writers: dict[str, tf.summary.SummaryWriter] = {}
-    if hparams:
-      from tensorboard.plugins.hparams import api as hparams_api
-      values = {name: value if isinstance(value, (bool, int, float, str))
-                else str(value) for name, value in hparams.items()}
-      with self._writer("train").as_default(step=0):
-        hparams_api.hparams(values)
-      self._writers["train"].flush()
-
-  def _writer(self, split: str) -> tf.summary.SummaryWriter:
-    if split not in self._writers:
-      self._writers[split] = tf.summary.create_file_writer(
-          os.path.join(self._logdir, split))
-    return self._writers[split]
-
-  def write(self, split, step, scalars):
-    with self._writer(split).as_default(step=step):
-      for name, value in scalars.items():
-        tf.summary.scalar(name, value)
-    self._writers[split].flush()
-
-  def close(self):
-    for writer in self._writers.values():
-      writer.close()
-
-
 class JsonlWriter(MetricWriter):
   """Appends one JSON object per write: {"split", "step", "time", scalars}."""
 
@@ -120,28 +82,64 @@ class HistoryWriter(MetricWriter):
 
 
 class CsvWriter(MetricWriter):
-  """`metrics.csv`: the rows of metrics.jsonl as a table (Keras CSVLogger).
+  """One row per evaluation, as Keras's CSVLogger writes one per epoch.
 
-  Train and eval rows have different columns, so the header is the union
-  seen so far and the (small) file is rewritten atomically on each write;
-  the rows of an earlier, resumed run are kept.
+  Columns: epoch (the row's number from 0), step, time, the train means of
+  the loops since the previous row (Keras's epoch logs), the learning rate,
+  then the evaluation's metrics with `eval_prefix` (`val_loss`, ...). Loops
+  after the last evaluation (or a run without eval data) make a last row of
+  train columns only. A resumed run keeps the earlier rows up to the step it
+  resumed from; the (small) file is rewritten atomically on each row.
   """
 
-  _FIRST = ("split", "step", "time")
+  _FIRST = ("epoch", "step", "time")
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, *, start_step: int | None = 0,
+               eval_prefix: str = "val_"):
+    """Initializes the writer.
+
+    Args:
+      path: The CSV file.
+      start_step: The step the run starts at: earlier rows after it are
+        dropped (they are trained again). None keeps every earlier row.
+      eval_prefix: Prepended to the evaluation's metric names.
+    """
     self._path = path
+    self._prefix = eval_prefix
+    self._means = EpochMeans(start_step or 0)
     self._rows = []
     if os.path.exists(path):
       with open(path, newline="", encoding="utf-8") as stream:
-        self._rows = list(csv.DictReader(stream))
+        rows = list(csv.DictReader(stream))
+      # Rows of the long format of earlier versions (split, step, ...)
+      # are not kept; metrics.jsonl holds them.
+      self._rows = [row for row in rows if "split" not in row and (
+          start_step is None or int(row["step"]) <= start_step)]
 
   def write(self, split, step, scalars):
-    row = {"split": split, "step": step, "time": round(time.time(), 3)}
-    row.update({name: _json_number(value) for name, value in scalars.items()})
+    if split == "train":
+      self._means.add(step, scalars)
+      return
+    self._add_row(step, {
+        **self._means.take(),
+        **{self._prefix + name: value for name, value in scalars.items()
+           if name != "examples"}})
+
+  def close(self):
+    if self._means.pending:
+      self._add_row(self._means.step, self._means.take())
+
+  def _add_row(self, step: int, values: Scalars) -> None:
+    row = {"epoch": len(self._rows), "step": step,
+           "time": round(time.time(), 3)}
+    row.update({name: _json_number(value) for name, value in values.items()})
     self._rows.append(row)
-    names = sorted({name for row in self._rows for name in row}
-                   - set(self._FIRST))
+    names = []
+    for row in self._rows:  # Train columns first, as they first appeared.
+      names += [name for name in row
+                if name not in names and name not in self._FIRST]
+    names.sort(key=lambda name: bool(self._prefix)
+               and name.startswith(self._prefix))
     staging = self._path + ".tmp"
     with open(staging, "w", newline="", encoding="utf-8") as stream:
       writer = csv.DictWriter(stream, fieldnames=[*self._FIRST, *names])
@@ -172,24 +170,92 @@ class HeartbeatWriter(MetricWriter):
 
 
 class ProgressLogger(MetricWriter):
-  """Logs one line per train loop (with ETA) and per evaluation."""
+  """Logs one line per train loop (with ETA) and one per evaluation."""
 
-  def __init__(self, total_steps: int):
+  def __init__(self, total_steps: int, *, start_step: int = 0):
     self._total_steps = total_steps
+    self._means = EpochMeans(start_step)
 
   def write(self, split, step, scalars):
-    shown = " ".join(f"{name} {value:.4f}" for name, value in scalars.items()
-                     if name not in RATE_KEYS and name != "examples")
     if split == "train":
+      self._means.add(step, scalars)
       rate = scalars.get("steps_per_sec", 0.0)
       eta = (self._total_steps - step) / rate if rate else math.inf
-      logging.info("step %d/%d %s | %s examples/s | ETA %s", step,
-                   self._total_steps, shown,
+      logging.info("step %d/%d %s | %s ex/s | ETA %s", step,
+                   self._total_steps, format_metrics(scalars),
                    f"{scalars.get('examples_per_sec', 0.0):,.0f}",
                    format_seconds(eta))
     else:
-      logging.info("%s at step %d: %s | %d examples", split, step, shown,
-                   scalars.get("examples", 0))
+      logging.info("%s", epoch_line(step, self._total_steps,
+                                    self._means.take(), scalars, split=split))
+
+
+class EpochMeans:
+  """Step-weighted means of the train loops since the last `take`.
+
+  What Keras reports at the end of an epoch: each metric's mean over the
+  epoch's steps (a loop's values are its means over its steps), and the
+  latest learning rate.
+  """
+
+  def __init__(self, start_step: int = 0):
+    self.step = start_step  # The step of the latest loop.
+    self._sums: dict[str, float] = {}
+    self._latest: dict[str, float] = {}
+    self._steps = 0
+
+  @property
+  def pending(self) -> bool:
+    """Whether loops were added since the last `take`."""
+    return self._steps > 0
+
+  def add(self, step: int, scalars: Scalars) -> None:
+    steps, self.step = max(step - self.step, 0), step
+    self._steps += steps
+    for name, value in scalars.items():
+      if name == "learning_rate":
+        self._latest[name] = value
+      elif name not in RATE_KEYS:
+        self._sums[name] = self._sums.get(name, 0.0) + float(value) * steps
+
+  def take(self) -> dict[str, float]:
+    """The means, and starts a new epoch."""
+    means = {name: total / self._steps for name, total in self._sums.items()
+             } if self._steps else {}
+    means.update(self._latest)
+    self._sums, self._latest, self._steps = {}, {}, 0
+    return means
+
+
+def format_value(value: float) -> str:
+  value = float(value)
+  return f"{value:.3e}" if value and abs(value) < 1e-3 else f"{value:.4f}"
+
+
+def format_metrics(scalars: Scalars, sep: str = " ") -> str:
+  """`loss 0.1234 accuracy 0.9876`: the metrics, without rates or counts."""
+  return sep.join(f"{name} {format_value(value)}"
+                  for name, value in scalars.items()
+                  if name not in RATE_KEYS and name != "examples")
+
+
+def epoch_line(step: int, total_steps: int, train: Scalars,
+               evaluation: Scalars, *, split: str = "eval") -> str:
+  """The line left per evaluation: train means and `val_` metrics.
+
+  `step 250/1000 - loss 0.1588 - accuracy 0.9609 - val_loss 0.1309 - ...`;
+  an evaluation of a saved checkpoint (`split` "evaluate") reads
+  `checkpoint of step 250: loss 0.1309 - accuracy 0.9722 (360 examples)`.
+  """
+  if split != "eval":
+    return (f"checkpoint of step {step}: "
+            f"{format_metrics(evaluation, sep=' - ')}"
+            f" ({evaluation.get('examples', 0)} examples)")
+  parts = [f"step {step}/{total_steps}", format_metrics(train, sep=" - ")]
+  parts.append(format_metrics({f"val_{name}": value
+                               for name, value in evaluation.items()
+                               if name != "examples"}, sep=" - "))
+  return " - ".join(part for part in parts if part)
 
 
 RATE_KEYS = ("steps_per_sec", "examples_per_sec", "learning_rate")

@@ -165,47 +165,6 @@ def test_model_dir_that_is_a_file_exits_2(tmp_path):
   assert blocker.read_text() == "keep me"
 
 
-def run_in_terminal(args: list[str], timeout: float = 180) -> tuple[int, str]:
-  """Runs `python -m launch ARGS` with stdout and stderr on a pseudo-TTY."""
-  import os
-  import pty
-  import subprocess
-  import sys
-  import time
-  from tests.processes import REPO_ROOT, harness_env
-  controller, terminal = pty.openpty()
-  process = subprocess.Popen([sys.executable, "-m", "launch", *args],
-                             env=harness_env(), cwd=REPO_ROOT,
-                             stdin=subprocess.DEVNULL, stdout=terminal,
-                             stderr=terminal)
-  os.close(terminal)
-  chunks, deadline = [], time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    try:
-      chunk = os.read(controller, 65536)
-    except OSError:  # EIO: every writer closed the terminal.
-      break
-    if not chunk:
-      break
-    chunks.append(chunk)
-  os.close(controller)
-  return process.wait(timeout=30), b"".join(chunks).decode(errors="replace")
-
-
-def test_terminal_gets_a_progress_bar_and_profile_steps_a_trace(tmp_path):
-  returncode, output = run_in_terminal([
-      "--train_steps=200", "--steps_per_loop=50", "--eval_every=100",
-      "--profile_steps=60,80", f"--model_dir={tmp_path}"])
-  assert returncode == 0, output[-3000:]
-  assert "\rstep 200/200 [========================] 100%" in output
-  assert "\reval 6/6 [" in output and "ETA" in output
-  assert "summaries.py" not in output  # No per-loop log lines on a TTY.
-  traces = list((tmp_path / "summaries" / "train" / "plugins" / "profile")
-                .glob("*/*.xplane.pb"))
-  assert len(traces) == 1 and traces[0].stat().st_size > 0
-  assert "Profiling steps 60 to 80." in output
-
-
 @pytest.mark.parametrize("value", ["5", "0,3", "9,2", "a,b", "50,5000"])
 def test_bad_profile_steps_exit_2(tmp_path, value):
   result = run_launch([f"--profile_steps={value}", "--train_steps=100",

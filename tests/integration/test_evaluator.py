@@ -47,7 +47,7 @@ def test_sidecar_evaluator_follows_checkpoints_to_the_final_step(tmp_path):
   assert "OneDeviceStrategy" in evaluator_output
   assert "Final eval at step 1500" in evaluator_output
   eval_steps = [r["step"] for r in read_jsonl(model_dir / "metrics.jsonl")
-                if r["split"] == "eval"]
+                if r["split"] == "evaluate"]
   # Only the evaluator evaluates; it ends on the final checkpoint.
   assert eval_steps and eval_steps[-1] == 1500
   assert eval_steps == sorted(set(eval_steps))
@@ -63,6 +63,15 @@ def test_evaluate_mode_scores_the_latest_checkpoint(tmp_path):
   assert evaluated.returncode == 0, evaluated.stderr[-2000:]
   assert (evaluated.stdout.strip().splitlines()[-1].split(":")[1]
           == trained.stdout.strip().splitlines()[-1].split(":")[1])
+  # Told apart from the in-training validation in every file.
+  assert [r["split"] for r in read_jsonl(model_dir / "metrics.jsonl")
+          if r["split"] != "train"] == ["eval", "evaluate"]
+  assert (model_dir / "summaries" / "evaluate").is_dir()
+  with open(model_dir / "evaluate.csv", encoding="utf-8") as stream:
+    header, row = [line.split(",") for line in stream.read().splitlines()]
+  assert header[:4] == ["epoch", "step", "time", "loss"]
+  assert row[1] == "200" and "val_loss" not in header
+  assert "checkpoint of step 200: loss" in evaluated.stderr
   missing = run_launch(["--mode=evaluate", f"--model_dir={tmp_path / 'none'}"])
   assert missing.returncode == 2
   assert "found no checkpoint" in missing.stderr

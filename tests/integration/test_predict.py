@@ -11,6 +11,7 @@ from datasets import files
 from datasets import catalogue
 from datasets import errors
 from tests import training
+from tests.activations import sigmoid, softmax
 from tests.processes import REPO_ROOT, harness_env
 from trainer import export
 from trainer import predict
@@ -25,16 +26,20 @@ def run_predict(args):
 def trained_export(tmp_path, source, **train_config):
   """Trains on 2 replicas, exports, returns (export dir, in-process outputs).
 
-  `source` is a (train, eval) pair; the outputs are of the eval features.
+  `source` is a (train, eval) pair; the outputs (logits) are of the eval
+  features. The metadata is what `launch.run` writes for the options.
   """
   trained = training.train(2, steps=40, source=source, **train_config)
   source = source[1]
   eval_features = source.data.features
   directory = str(tmp_path / "export")
+  losses = export.loss_metadata(
+      dict(train_config.get("output_losses", ()))
+      or train_config.get("loss", "sparse_categorical_crossentropy"),
+      from_logits=True)
   export.export_model(trained.model.network, directory, is_chief=True,
                       metadata={"feature_scale": source.feature_scale,
-                                "input_shape": source.input_shape,
-                                "from_logits": True})
+                                "input_shape": source.input_shape, **losses})
   scaled = {name: (array.astype(np.float32) * np.float32(source.feature_scale))
             for name, array in (eval_features.items()
                                 if isinstance(eval_features, dict)
@@ -60,21 +65,32 @@ def test_fresh_process_predicts_exactly_what_the_trained_mlp_did(tmp_path):
                         f"--input={tmp_path / 'x.npy'}",
                         f"--output={tmp_path / 'p.npy'}", "--classes"])
   assert result.returncode == 0, result.stderr[-2000:]
-  assert "Wrote 360 predictions of shape (10,)" in result.stdout
-  # The other formats through the same functions, in this process (the
-  # export is still loaded from disk, not taken from the trained model).
-  for name, output in (("x.npz", "p.npz"), ("x.csv", "p.csv")):
+  assert ("Wrote 360 predictions of shape (10,) to"
+          in result.stdout), result.stdout
+  assert ": probabilities (softmax of the network's logits)." in result.stdout
+  # The CLI writes probabilities: those of the SavedModel's serving_default.
+  probabilities = np.load(tmp_path / "p.npy")
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+  np.testing.assert_allclose(probabilities, softmax(expected), atol=1e-5)
+  loaded = tf.saved_model.load(f"{directory}/saved_model")
+  served = loaded.serving_default(tf.constant(
+      features.astype(np.float32) * np.float32(digits[1].feature_scale)))
+  np.testing.assert_allclose(probabilities, served["probabilities"],
+                             atol=1e-6)
+  np.testing.assert_array_equal(np.load(tmp_path / "p.classes.npy"),
+                                expected.argmax(axis=1))
+  # The logits (the `serve` endpoint) of every input format, in this
+  # process (the export is still loaded from disk, not the trained model).
+  for name, output in (("x.npy", "l.npy"), ("x.npz", "l.npz"),
+                       ("x.csv", "l.csv")):
     inputs = files.load_features(str(tmp_path / name), (8, 8, 1))
     files.write_predictions(str(tmp_path / output),
                             predict.predict(directory, inputs))
-  predictions = [np.load(tmp_path / "p.npy"),
-                 np.load(tmp_path / "p.npz")["predictions"],
-                 np.loadtxt(tmp_path / "p.csv", delimiter=",",
-                            dtype=np.float32)]
-  for predicted in predictions:
+  logits = [np.load(tmp_path / "l.npy"),
+            np.load(tmp_path / "l.npz")["predictions"],
+            np.loadtxt(tmp_path / "l.csv", delimiter=",", dtype=np.float32)]
+  for predicted in logits:
     np.testing.assert_array_equal(predicted, expected)
-  np.testing.assert_array_equal(np.load(tmp_path / "p.classes.npy"),
-                                expected.argmax(axis=1))
 
 
 def test_two_input_model_predicts_from_an_npz(tmp_path):
@@ -86,7 +102,10 @@ def test_two_input_model_predicts_from_an_npz(tmp_path):
                         f"--input={tmp_path / 'x.npz'}",
                         f"--output={tmp_path / 'p.npy'}", "--classes"])
   assert result.returncode == 0, result.stderr[-2000:]
-  np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), expected)
+  assert ": probabilities (sigmoid of the network's logits)." in result.stdout
+  probabilities = np.load(tmp_path / "p.npy")
+  assert probabilities.shape == (360, 1)
+  np.testing.assert_allclose(probabilities, sigmoid(expected), atol=1e-6)
   np.testing.assert_array_equal(np.load(tmp_path / "p.classes.npy"),
                                 (expected[:, 0] > 0).astype(np.int32))
 
@@ -100,12 +119,24 @@ def test_two_output_model_writes_one_npz_key_per_output(tmp_path):
   np.save(tmp_path / "x.npy", targets[1].data.features)
   result = run_predict([f"--export_dir={directory}",
                         f"--input={tmp_path / 'x.npy'}",
-                        f"--output={tmp_path / 'p.npz'}"])
+                        f"--output={tmp_path / 'p.npz'}",
+                        "--noprobabilities"])
   assert result.returncode == 0, result.stderr[-2000:]
+  assert ": digit: logits, large: logits." in result.stdout, result.stdout
   with np.load(tmp_path / "p.npz") as predicted:
     assert sorted(predicted.files) == ["digit", "large"]
     for name in ("digit", "large"):
       np.testing.assert_array_equal(predicted[name], expected[name])
+  # Per output, in this process: what the CLI writes without the flag.
+  metadata = predict.read_metadata(directory)
+  assert metadata["activation"] == {"digit": "softmax", "large": "sigmoid"}
+  probabilities = export.to_probabilities(
+      predict.predict(directory, targets[1].data.features),
+      metadata["activation"])
+  np.testing.assert_allclose(probabilities["digit"],
+                             softmax(expected["digit"]), atol=1e-6)
+  np.testing.assert_allclose(probabilities["large"],
+                             sigmoid(expected["large"]), atol=1e-6)
 
 
 @pytest.mark.parametrize("make_input,message", [

@@ -44,16 +44,17 @@ def read_scalars(logdir):
 
 
 def read_hparams(logdir):
-  """The run's hparams as TensorBoard's HParams plugin decodes them."""
+  """(trial id, hparams) of the session in `logdir` (model_dir/summaries)."""
   from tensorboard.plugins.hparams import plugin_data_pb2
   accumulator = event_accumulator.EventAccumulator(logdir)
   accumulator.Reload()
   content = accumulator.PluginTagToContent("hparams")
   data = plugin_data_pb2.HParamsPluginData.FromString(
       content["_hparams_/session_start_info"])
-  return {name: value.WhichOneof("kind") and getattr(
-      value, value.WhichOneof("kind"))
-          for name, value in data.session_start_info.hparams.items()}
+  return data.session_start_info.group_name, {
+      name: value.WhichOneof("kind") and getattr(value,
+                                                 value.WhichOneof("kind"))
+      for name, value in data.session_start_info.hparams.items()}
 
 
 def read_jsonl(path):
@@ -89,23 +90,29 @@ def test_model_dir_layout(trained):
 
 def test_hparams_are_readable_by_tensorboard(trained):
   model_dir, _ = trained
-  hparams = read_hparams(str(model_dir / "summaries" / "train"))
+  # The session is a run above train/ and eval/ (tests/trainer/
+  # test_tensorboard.py reads it through the HParams plugin's backend).
+  trial_id, hparams = read_hparams(str(model_dir / "summaries"))
+  assert trial_id == str(model_dir)
   assert hparams["model"] == "mlp" and hparams["dataset"] == "digits"
   assert hparams["global_batch_size"] == 64 and hparams["replicas"] == 2
   assert hparams["learning_rate"] == pytest.approx(3e-3)
   assert hparams["strategy"] == "mirrored"
+  assert hparams["loss_function"] == "sparse_categorical_crossentropy"
+  assert "loss" not in hparams  # The loss metric's name in the same table.
 
 
 def test_event_files_hold_every_scalar(trained):
   model_dir, _ = trained
   train_scalars = read_scalars(str(model_dir / "summaries" / "train"))
-  assert set(train_scalars) == {"loss", "accuracy", "learning_rate",
-                                "steps_per_sec", "examples_per_sec"}
+  assert set(train_scalars) == {"loss", "accuracy", "schedule/learning_rate",
+                                "speed/steps_per_sec",
+                                "speed/examples_per_sec"}
   assert [step for step, _ in train_scalars["loss"]] == [50, 100, 150, 200,
                                                          250, 300]
   eval_scalars = read_scalars(str(model_dir / "summaries" / "eval"))
   assert [step for step, _ in eval_scalars["accuracy"]] == [100, 200, 300]
-  assert eval_scalars["examples"][-1] == (300, 360.0)
+  assert set(eval_scalars) == {"loss", "accuracy"}  # examples: jsonl only.
   assert eval_scalars["accuracy"][-1][1] >= 0.95
 
 
@@ -198,14 +205,23 @@ def test_schedules_and_csv_follow_the_run(tmp_path):
   assert rates[50] == pytest.approx(0.1)
   assert rates[100] == pytest.approx(0.05)
   assert rates[200] == pytest.approx(0.025)
+  # metrics.csv: one row per evaluation, as Keras's CSVLogger per epoch.
   import csv
   with open(model_dir / "metrics.csv", newline="", encoding="utf-8") as stream:
-    rows = list(csv.DictReader(stream))
-  assert [(row["split"], int(row["step"])) for row in rows][-2:] == [
-      ("train", 200), ("eval", 200)]
-  assert rows[-1]["examples"] == "360" and rows[-1]["learning_rate"] == ""
-  assert float(rows[-1]["accuracy"]) == pytest.approx(
-      read_jsonl(model_dir / "metrics.jsonl")[-1]["accuracy"])
+    reader = csv.DictReader(stream)
+    rows = list(reader)
+  assert reader.fieldnames[:3] == ["epoch", "step", "time"]
+  assert reader.fieldnames[-2:] == ["val_loss", "val_accuracy"]
+  assert "examples" not in reader.fieldnames
+  assert [(int(row["epoch"]), int(row["step"])) for row in rows] == [
+      (0, 100), (1, 200)]
+  jsonl = read_jsonl(model_dir / "metrics.jsonl")
+  loops = [r for r in jsonl if r["split"] == "train" and r["step"] > 100]
+  assert float(rows[-1]["loss"]) == pytest.approx(
+      sum(r["loss"] for r in loops) / len(loops))  # Equal 50-step loops.
+  assert float(rows[-1]["learning_rate"]) == pytest.approx(0.025)
+  assert float(rows[-1]["val_accuracy"]) == pytest.approx(
+      jsonl[-1]["accuracy"])
 
 
 def test_early_stopping_ends_a_stuck_run_with_checkpoint_and_export(tmp_path):
