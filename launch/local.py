@@ -10,7 +10,7 @@ The first positional argument that ends in `.py` (or names an existing
 file) is a script: `python my_train.py ARGS` runs on every worker, ARGS
 passed unchanged. Supervisor flags go before the script; without a script
 every other flag is a training flag of `python -m launch`
-(`python -m launch --helpfull`).
+(`python -m launch --help`).
 
 It picks free localhost ports, gives every worker its TF_CONFIG (and its
 share of the GPUs and CPU threads), prefixes each output line with the
@@ -196,7 +196,7 @@ def _parse(argv: list[str]) -> tuple[list[str], config_lib.RunConfig]:
   try:
     flags.FLAGS([argv[0], *training_args])
   except flags.Error as error:
-    fail(f"{error}. See python -m launch --helpfull.")
+    fail(f"{error}. See python -m launch --help.")
   positional = [arg for arg in training_args if not arg.startswith("-")]
   if positional:
     fail(f"unexpected arguments {' '.join(positional)!r}; all options are"
