@@ -53,7 +53,6 @@ def plan(model_fn, train_data, *, eval_data=None, options: dict,
       values["heartbeat_file"] = os.environ[HEARTBEAT_ENV]
     config = config_lib.from_options(values)
     console.configure_logging(config.verbose)
-    console.import_tensorflow(config.verbose)
     cluster = cluster_lib.from_environment(
         os.environ, slurm_port_base=config.slurm_port_base)
     return plan_lib.plan_run(config, cluster, train=train_data,

@@ -5,15 +5,16 @@
   elsewhere (log files, `launch.local`, Slurm) each line starts with the
   date and time. They go through `trainer.progress.TERMINAL`, so a line
   never lands on the progress bar.
-- TensorFlow's Python INFO lines are dropped; its warnings and errors stay
-  (in its own format: they are TensorFlow's, not the run's).
+- TensorFlow's Python INFO lines are dropped; its warnings and errors stay.
+  In a harness command (`owns_stderr`) they and Python's `warnings` are
+  written like the run's own lines; under `fit` they keep their handlers.
 - TensorFlow's C++ start-up lines (a notice about absl's log, oneDNN, "could
   not find cuda drivers", and on a machine without an NVIDIA driver an
   error-level "failed call to cuInit") go straight to file descriptor 2
   before TF_CPP_MIN_LOG_LEVEL applies. `import_tensorflow` filters that
-  descriptor while TensorFlow loads and finds its devices: INFO and WARNING
-  lines are dropped, errors are kept (the cuInit one too when this machine
-  has an NVIDIA device, where it is a real error).
+  descriptor while TensorFlow loads and finds its devices
+  (`launch/stderr_filter.py` says which lines go): errors are kept, and the
+  cuInit one too on a machine with an NVIDIA device, where it is real.
 
 `verbose=True` (`--verbose`) shows everything.
 """
@@ -22,12 +23,13 @@ import contextlib
 import glob
 import logging as pylogging
 import os
-import re
+import subprocess
 import sys
-import threading
 import time
 
 from absl import logging
+
+from launch import stderr_filter
 
 _PACKAGES = tuple(
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -45,6 +47,9 @@ class _Filter(pylogging.Filter):
   def filter(self, record: pylogging.LogRecord) -> bool:
     return (self.verbose or record.levelno >= pylogging.WARNING
             or record.pathname.startswith(_PACKAGES))
+
+
+_SHARED_FILTER = _Filter()
 
 
 class _Formatter(pylogging.Formatter):
@@ -85,11 +90,20 @@ def _is_terminal(stream) -> bool:
 _SET_LEVEL = None  # The TF_CPP_MIN_LOG_LEVEL this module set, if any.
 
 
-def configure_logging(verbose: bool = False) -> None:
+def configure_logging(verbose: bool = False, *,
+                      owns_stderr: bool = False) -> None:
   """The harness's lines on stderr in one voice; TF's INFO lines off.
 
-  Idempotent. absl's logger stops passing records on to the root logger
-  (absl's own handler there would print them a second time).
+  Idempotent.
+
+  Args:
+    verbose: Also TensorFlow's INFO lines (and its C++ start-up lines).
+    owns_stderr: The process is a harness command (`python -m launch`):
+      absl's records stop at this handler (absl's own handler on the root
+      logger would print them a second time), and TensorFlow's Python
+      warnings and Python's `warnings` are written the same way, above the
+      progress bar. A library caller's (`fit`) root handlers keep getting
+      every record.
   """
   # Read by TensorFlow's C++ logging when it loads (if not loaded yet).
   global _SET_LEVEL
@@ -100,19 +114,29 @@ def configure_logging(verbose: bool = False) -> None:
     del os.environ["TF_CPP_MIN_LOG_LEVEL"]
     _SET_LEVEL = None
   logging.set_verbosity(logging.INFO)
-  logger = logging.get_absl_logger()
-  handler = next((h for h in logger.handlers if isinstance(h, _Handler)),
-                 None)
-  if handler is None:
-    handler = _Handler()
-    handler.setFormatter(_Formatter())
-    handler.addFilter(_Filter())
-    logger.addHandler(handler)
-    logger.propagate = False
+  handler = _handler_of(logging.get_absl_logger())
   for item in handler.filters:
     if isinstance(item, _Filter):
       item.verbose = verbose
+  if owns_stderr:
+    pylogging.captureWarnings(True)
+    for name in ("absl", "tensorflow", "py.warnings"):
+      logger = pylogging.getLogger(name)
+      _handler_of(logger)
+      logger.propagate = False
   _quiet_tensorflow_logger(verbose)
+
+
+def _handler_of(logger: pylogging.Logger) -> "_Handler":
+  """The logger's `_Handler`, added if it has none."""
+  for handler in logger.handlers:
+    if isinstance(handler, _Handler):
+      return handler
+  handler = _Handler()
+  handler.setFormatter(_Formatter())
+  handler.addFilter(_SHARED_FILTER)
+  logger.addHandler(handler)
+  return handler
 
 
 def _quiet_tensorflow_logger(verbose: bool) -> None:
@@ -122,62 +146,42 @@ def _quiet_tensorflow_logger(verbose: bool) -> None:
       pylogging.INFO if verbose else pylogging.WARNING)
 
 
-# A C++ log line: severity, date (0000 before absl's log is set up), time,
-# thread, file:line].
-_NATIVE_LINE = re.compile(rb"^([IWEF])\d{4} [\d:. ]+\s\d+ ([\w./-]+):\d+\] ")
-_PREINIT_NOTICE = b"WARNING: All log messages before absl::InitializeLog()"
-_CONTINUATION = b"To enable the following instructions"
-
-
 def _has_nvidia_device() -> bool:
   return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists(
       "/dev/nvidiactl")
 
 
-def _keep(line: bytes, previous_dropped: bool, has_gpu: bool) -> bool:
-  """Whether a start-up line of fd 2 is worth a person's attention."""
-  if line.startswith(_PREINIT_NOTICE):
-    return False
-  if previous_dropped and line.startswith(_CONTINUATION):
-    return False
-  match = _NATIVE_LINE.match(line)
-  if not match:
-    return True  # Not a C++ log line: Python's own output.
-  if match.group(1) in b"IW":
-    return False
-  return has_gpu or b"cuInit" not in line
+def _filtering_wanted() -> bool:
+  # TensorFlow's verbose logging can write more than a pipe holds while
+  # the filtered call holds the GIL; such a user wants every line anyway.
+  return not (os.environ.get("TF_CPP_MAX_VLOG_LEVEL")
+              or os.environ.get("TF_CPP_VMODULE"))
 
 
 @contextlib.contextmanager
 def quiet_native_startup():
-  """Filters file descriptor 2 (see the module docstring) in this block."""
+  """Filters file descriptor 2 in this block (see the module docstring).
+
+  fd 2 goes to a child process (`launch/stderr_filter.py`) that writes the
+  kept lines to the real stderr; the block's end restores fd 2 and waits
+  for the child to write what it read.
+  """
   try:
     sys.stderr.flush()
     saved = os.dup(2)
   except (AttributeError, OSError, ValueError):
     yield  # No usable fd 2 (an embedded interpreter): nothing to filter.
     return
-  reader, writer = os.pipe()
-  os.dup2(writer, 2)
-  os.close(writer)
-  has_gpu = _has_nvidia_device()
-
-  def pump():
-    pending, dropped = b"", False
-    with os.fdopen(reader, "rb", buffering=0) as source:
-      while chunk := source.read(65536):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-          keep = _keep(line, dropped, has_gpu)
-          dropped = not keep
-          if keep:
-            os.write(saved, line + b"\n")
-      if pending:
-        os.write(saved, pending)
-
-  thread = threading.Thread(target=pump, name="native-stderr", daemon=True)
-  thread.start()
+  try:
+    child = subprocess.Popen(
+        [sys.executable, "-S", "-I", stderr_filter.__file__,
+         "gpu" if _has_nvidia_device() else "none"],
+        stdin=subprocess.PIPE, stdout=saved, stderr=saved, close_fds=True)
+  except OSError:
+    os.close(saved)
+    yield
+    return
+  os.dup2(child.stdin.fileno(), 2)
   try:
     yield
   finally:
@@ -185,9 +189,13 @@ def quiet_native_startup():
       sys.stderr.flush()
     except (AttributeError, OSError, ValueError):
       pass
-    os.dup2(saved, 2)  # Closes the pipe's last writer: the pump ends.
-    thread.join(timeout=5)
+    os.dup2(saved, 2)
     os.close(saved)
+    child.stdin.close()  # With fd 2 restored, the child sees the end.
+    try:
+      child.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+      pass  # fd 2 was inherited by a process still running; let it be.
 
 
 def import_tensorflow(verbose: bool = False):
@@ -196,7 +204,7 @@ def import_tensorflow(verbose: bool = False):
   A process that imported TensorFlow already (a notebook, a user's
   script) has printed its start-up lines; nothing changes then.
   """
-  if "tensorflow" in sys.modules or verbose:
+  if "tensorflow" in sys.modules or verbose or not _filtering_wanted():
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     _quiet_tensorflow_logger(verbose)
     return tf

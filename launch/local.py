@@ -92,7 +92,6 @@ _LOG_DIR = flags.DEFINE_string(
     " MODEL_DIR/logs, or ./launch_logs for a script without --model_dir.",
     flag_values=_SUPERVISOR_FLAGS)
 
-_HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "--helpfull")
 _DEFAULT_SCRIPT_LOG_DIR = "launch_logs"
 
 
@@ -164,7 +163,7 @@ def _print_help() -> None:
 def _parse_supervisor_flags(program: str, args: list[str], *,
                             known_only: bool) -> list[str]:
   """Parses the supervisor flags in `args`; returns the other arguments."""
-  if any(arg in _HELP_FLAGS for arg in args):
+  if usage.help_requested(args):
     _print_help()
     sys.exit(0)
   try:

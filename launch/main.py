@@ -72,6 +72,6 @@ def run(model_class=None, hooks=()) -> None:
   `launch.main.run(model_class=MyModel)`; one that wants no command line
   calls `launch.fit`.
   """
-  console.configure_logging()
+  console.configure_logging(owns_stderr=True)
   app.run(functools.partial(main, model_class=model_class, hooks=hooks),
           flags_parser=parse_flags)

@@ -11,6 +11,7 @@ import re
 
 from launch import cluster as cluster_lib
 from launch import config as config_lib
+from launch import console
 from launch import gpu_usage
 from launch import resume
 from launch import strategy as strategy_lib
@@ -188,6 +189,9 @@ def plan_run(config: config_lib.RunConfig,
   elif config.mode == "evaluate" and cluster.is_multi_worker:
     raise ConfigError("--mode=evaluate runs in one process; unset TF_CONFIG"
                       " or give it an evaluator task.")
+  # Validated: now load TensorFlow (seconds), before a user's model module
+  # or data may, so that its start-up lines are filtered.
+  console.import_tensorflow(config.verbose)
   model_fn = resolve_model_fn(config, model_fn)
   _check_model_options(model_fn, given)
   train, eval_data = load_sources(config, train, eval_data)

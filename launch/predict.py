@@ -19,6 +19,7 @@ import os
 from absl import app
 from absl import flags
 
+from launch import console
 from launch.errors import fail, parse_flags
 
 _EXPORT_DIR = flags.DEFINE_string(
@@ -71,13 +72,6 @@ def _what_was_written(emits, activations) -> str:
       "the network's outputs")
 
 
-def _parse(argv: list[str]) -> list[str]:
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as error:
-    fail(f"{error}. See --helpfull.")
-
-
 def main(argv: list[str]) -> None:
   del argv  # The program name only: parse_flags refuses the rest.
   for flag in (_EXPORT_DIR, _INPUT, _OUTPUT):
@@ -88,6 +82,7 @@ def main(argv: list[str]) -> None:
   output_dir = os.path.dirname(os.path.abspath(_OUTPUT.value))
   if not os.path.isdir(output_dir):
     fail(f"the directory of --output={_OUTPUT.value} does not exist.")
+  console.import_tensorflow()  # Quietly, after the checks.
   from datasets import files
   from datasets.errors import DataError
   from trainer import export  # Imports TensorFlow: after the checks.
@@ -140,7 +135,7 @@ def _to_probabilities(outputs, activations, export):
 
 
 def run() -> None:
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  console.configure_logging(owns_stderr=True)
   app.run(main, flags_parser=parse_flags)
 
 

@@ -118,7 +118,8 @@ class _Worker:
     self._last_beat = self._beat_time()
     self.has_beaten = False
     env = dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED="1")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "--verbose" not in config.training_args:  # It shows TF's C++ lines.
+      env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if config.worker_envs:
       env.update(config.worker_envs[index])
     args = [*config.command, *config.training_args]

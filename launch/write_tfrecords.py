@@ -17,6 +17,7 @@ import zipfile
 from absl import app
 from absl import flags
 
+from launch import console
 from launch.errors import fail, parse_flags
 
 _INPUT = flags.DEFINE_string(
@@ -33,13 +34,6 @@ _FEATURE_SCALE = flags.DEFINE_float(
 
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
 
-
-
-def _parse(argv: list[str]) -> list[str]:
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as error:
-    fail(f"{error}. See --helpfull.")
 
 
 def _load(path: str) -> dict:
@@ -65,6 +59,7 @@ def main(argv: list[str]) -> None:
   scale = _FEATURE_SCALE.value
   if scale is None:
     scale = 1 / 255 if arrays["x_train"].dtype.name == "uint8" else 1.0
+  console.import_tensorflow()  # Quietly, after the checks.
   from datasets import tfrecord  # Imports TensorFlow: after the checks.
   from datasets.errors import DataError
   created = not os.path.exists(_OUTPUT_DIR.value)
@@ -86,7 +81,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  console.configure_logging(owns_stderr=True)
   app.run(main, flags_parser=parse_flags)
 
 

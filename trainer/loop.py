@@ -110,6 +110,7 @@ class Controller:
       return  # No trace here (a non-chief worker), but the same loops.
     first, last = self._config.profile_steps
     if not self._profiling and first - 1 <= step < last:
+      self._runner.prepare_marked_steps()  # Tracing is not a step's time.
       tf.profiler.experimental.start(self._config.profile_dir)
       self._profiling = True
       logging.info("Profiling steps %d to %d.", step + 1, last)

@@ -88,8 +88,10 @@ class CsvWriter(MetricWriter):
   the loops since the previous row (Keras's epoch logs), the learning rate,
   then the evaluation's metrics with `eval_prefix` (`val_loss`, ...). Loops
   after the last evaluation (or a run without eval data) make a last row of
-  train columns only. A resumed run keeps the earlier rows up to the step it
-  resumed from; the (small) file is rewritten atomically on each row.
+  train columns only (so does a run stopped by a signal, at its stop step).
+  A resumed run keeps the earlier rows up to the step it resumed from; an
+  evaluation at a row's step (a rerun of a complete run) updates that row.
+  The (small) file is rewritten atomically on each row.
   """
 
   _FIRST = ("epoch", "step", "time")
@@ -130,6 +132,10 @@ class CsvWriter(MetricWriter):
       self._add_row(self._means.step, self._means.take())
 
   def _add_row(self, step: int, values: Scalars) -> None:
+    if self._rows and int(self._rows[-1]["step"]) == step:
+      # Evaluated again at the same step (a rerun of a complete run).
+      values = {**{name: value for name, value in self._rows.pop().items()
+                   if name not in self._FIRST and value != ""}, **values}
     row = {"epoch": len(self._rows), "step": step,
            "time": round(time.time(), 3)}
     row.update({name: _json_number(value) for name, value in values.items()})

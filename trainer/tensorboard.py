@@ -235,17 +235,13 @@ def compiled_model_hparams(model: keras.Model) -> dict:
 
 
 def _loss_name(loss) -> str:
-  """A loss given to compile() as a name, or "" if it has none."""
-  if isinstance(loss, str):
-    return loss
-  if isinstance(loss, Mapping):
-    names = {key: _loss_name(value) for key, value in loss.items()}
-    return ",".join(f"{key}:{name}" for key, name in names.items()) if all(
-        names.values()) else ""
-  if isinstance(loss, (list, tuple)):
-    names = [_loss_name(value) for value in loss]
-    return ",".join(names) if all(names) else ""
-  if isinstance(loss, keras.losses.Loss):
-    return loss.name
-  name = getattr(loss, "__name__", "")
-  return "" if name == "<lambda>" else name
+  """compile()'s loss as named in export metadata.json, or "" if none."""
+  from trainer import export  # pylint: disable=import-outside-toplevel
+  if loss is None:
+    return ""
+  name = export.loss_metadata(loss)["loss"]
+  if isinstance(name, dict):
+    return ",".join(f"{key}:{value}" for key, value in name.items())
+  if isinstance(name, list):
+    return ",".join(str(value) for value in name)
+  return "" if name in (None, "<lambda>") else str(name)

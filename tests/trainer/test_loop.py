@@ -110,3 +110,28 @@ def test_non_finite_loss_stops_before_any_checkpoint(bad):
   with pytest.raises(loop.NonFiniteLossError, match="up to 20"):
     controller.run(0)
   assert checkpointer.saved == []
+
+
+class MarkingRunner(FakeRunner):
+  """Records which loops ran step by step for the profiler."""
+
+  def __init__(self):
+    super().__init__()
+    self.marked = []
+
+  def train(self, num_steps, marked_from=None):
+    if marked_from is not None:
+      self.marked.append((marked_from, num_steps))
+    return super().train(num_steps)
+
+
+def test_profiled_steps_run_one_by_one_on_every_worker():
+  # No profile_dir: a worker that writes no trace. It must still run the
+  # same function as the chief, or their collectives would not match.
+  runner = MarkingRunner()
+  controller, _, _ = make_controller(
+      runner, train_steps=100, steps_per_loop=20, eval_every=50,
+      profile_steps=(21, 60))
+  controller.run(0)
+  assert runner.marked == [(20, 20), (40, 10), (50, 10)]
+  assert sum(runner.train_calls) == 100

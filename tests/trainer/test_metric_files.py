@@ -84,3 +84,16 @@ def test_the_log_leaves_one_keras_line_per_evaluation():
   assert lines[1] == ("step 50/100 - loss 0.5000 - accuracy 0.7500 -"
                       " val_loss 0.2500 - val_accuracy 0.8750")
   assert lines[2] == "checkpoint of step 50: loss 0.2500 (360 examples)"
+
+
+def test_evaluating_a_complete_run_again_updates_its_last_row(tmp_path):
+  path = tmp_path / "metrics.csv"
+  writer = summaries.CsvWriter(str(path))
+  loop(writer, 20, 0.5, 0.5)
+  writer.write("eval", 20, {"loss": 0.5, "accuracy": 0.5})
+  writer = summaries.CsvWriter(str(path), start_step=20)  # Complete.
+  writer.write("eval", 20, {"loss": 0.5, "accuracy": 0.5})
+  writer.close()
+  _, rows = read_csv(path)
+  assert [(row["epoch"], row["step"], row["loss"], row["val_loss"])
+          for row in rows] == [("0", "20", "0.5", "0.5")]

@@ -52,6 +52,9 @@ def test_bar_fits_the_terminal_width(columns):
     drawn = stream.getvalue().split("\r")[-1].replace("\x1b[K", "")
     assert drawn.startswith("step 5000/10000")
     assert len(drawn) <= width - 1, drawn
+    if width >= 60:  # Fitted, not cut: the metrics give way to the bar.
+      assert drawn.endswith("ETA 8:20") and " 50% loss 0.1235" in drawn
+      assert "[" in drawn and "ex/s" not in drawn
 
 
 def test_a_log_line_goes_above_the_bar_which_is_redrawn(columns):
