@@ -1,12 +1,17 @@
-"""`python -m launch`: `launch.fit` with its options as flags.
+"""`python -m launch`: train a Keras model with tf.distribute, resumably.
 
-Its exit codes are part of `--help`: see the docstring of `launch/__main__.py`.
-A failed run (a non-finite loss, a dead peer worker, a collective timeout,
-unloadable checkpoints) exits 1 with one sentence too.
+Runs on this machine's GPUs or CPUs, or as one worker of a multi-worker job
+(TF_CONFIG, Slurm, or `python -m launch.local`); the same as calling
+`launch.fit` with these options. A rerun with the same --model_dir resumes.
+
+Exit codes: 0 done; 2 bad input (flags, TF_CONFIG, data, model: one `error:`
+line, nothing written); 1 the run failed; 42 stopped by SIGTERM/SIGUSR1
+after saving a checkpoint: relaunch to resume.
 """
 
 import functools
 import os
+import sys
 
 from absl import app
 from absl import logging
@@ -73,5 +78,10 @@ def run(model_class=None, hooks=()) -> None:
   calls `launch.fit`.
   """
   console.configure_logging(owns_stderr=True)
+  program = sys.modules.get("__main__")
+  if program is not None and not program.__doc__:
+    # The `tfharness` script's __main__ is pip's wrapper: `--help` shows
+    # this module's docstring (its prose) instead.
+    program.__doc__ = __doc__
   app.run(functools.partial(main, model_class=model_class, hooks=hooks),
           flags_parser=parse_flags)

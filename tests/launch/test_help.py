@@ -132,3 +132,17 @@ def test_renderer_groups_by_first_appearance_and_wraps():
   assert "  --fast=true" in lines and "  --name (no default)" in lines
   assert max(len(line) for line in lines) <= 40
   assert text.endswith("\n\nExit codes: 0 done.\n\nA note.\n")
+
+
+def test_the_installed_tfharness_script_has_the_same_help():
+  import os  # pylint: disable=import-outside-toplevel
+  script = os.path.join(os.path.dirname(sys.executable), "tfharness")
+  if not os.path.exists(script):
+    pytest.skip("the tfharness script is installed by `pip install -e .`")
+  result = subprocess.run([script, "--help"], capture_output=True, text=True,
+                          env=harness_env(COLUMNS="80"), timeout=60,
+                          check=False)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.startswith("usage: tfharness")
+  assert "Exit codes: 0 done" in result.stdout
+  assert "Train a Keras model with tf.distribute" in result.stdout
