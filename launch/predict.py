@@ -59,6 +59,12 @@ def _entry(per_output, name):
   return per_output
 
 
+def _by_key(per_output, keys):
+  """A list of per-output entries as a dict of `keys`; others unchanged."""
+  return (dict(zip(keys, per_output)) if isinstance(per_output, list)
+          else per_output)
+
+
 def _what_was_written(emits, activations) -> str:
   """E.g. "probabilities (softmax of the network's logits)"."""
   if isinstance(emits, (dict, list)):
@@ -94,6 +100,10 @@ def main(argv: list[str]) -> None:
                               batch_size=_BATCH_SIZE.value,
                               scale_inputs=_SCALE_INPUTS.value)
     emits, activations = _output_kinds(metadata)
+    if isinstance(outputs, (list, tuple)):  # Keras's names for a list.
+      keys = [f"output_{index}" for index in range(len(outputs))]
+      outputs = dict(zip(keys, outputs))
+      emits, activations = (_by_key(emits, keys), _by_key(activations, keys))
     written = (_to_probabilities(outputs, activations, export)
                if _PROBABILITIES.value else outputs)
     files.write_predictions(_OUTPUT.value, written)

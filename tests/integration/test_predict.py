@@ -139,6 +139,35 @@ def test_two_output_model_writes_one_npz_key_per_output(tmp_path):
                              sigmoid(expected["large"]), atol=1e-6)
 
 
+def test_list_output_model_writes_one_npz_key_per_output(tmp_path):
+  import keras  # pylint: disable=import-outside-toplevel
+  inputs = keras.Input((4,))
+  network = keras.Model(inputs, [keras.layers.Dense(3)(inputs),
+                                 keras.layers.Dense(1)(inputs)])
+  directory = str(tmp_path / "export")
+  export.export_model(network, directory, is_chief=True, metadata={
+      "feature_scale": 1.0, "input_shape": [4],
+      **export.loss_metadata(
+          [keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+           keras.losses.BinaryCrossentropy(from_logits=True)])})
+  features = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+  np.save(tmp_path / "x.npy", features)
+  result = run_predict([f"--export_dir={directory}",
+                        f"--input={tmp_path / 'x.npy'}",
+                        f"--output={tmp_path / 'p.npz'}", "--classes"])
+  assert result.returncode == 0, result.stderr[-2000:]
+  logits = [output.numpy() for output in network(features)]
+  with np.load(tmp_path / "p.npz") as predicted:
+    assert sorted(predicted.files) == ["output_0", "output_1"]
+    np.testing.assert_allclose(predicted["output_0"], softmax(logits[0]),
+                               atol=1e-6)
+    np.testing.assert_allclose(predicted["output_1"], sigmoid(logits[1]),
+                               atol=1e-6)
+  with np.load(tmp_path / "p.classes.npz") as classes:
+    np.testing.assert_array_equal(classes["output_0"],
+                                  logits[0].argmax(axis=1))
+
+
 @pytest.mark.parametrize("make_input,message", [
     (lambda d: np.save(d / "x.npy", np.zeros((3, 7))),
      "has examples of shape (7,); the model takes (8, 8, 1)"),
