@@ -8,6 +8,7 @@
 - TensorFlow's Python INFO lines are dropped; its warnings and errors stay.
   In a harness command (`owns_stderr`) they and Python's `warnings` are
   written like the run's own lines; under `fit` they keep their handlers.
+  The harness's lines reach only this module's handler on absl's logger.
 - TensorFlow's C++ start-up lines (a notice about absl's log, oneDNN, "could
   not find cuda drivers", and on a machine without an NVIDIA driver an
   error-level "failed call to cuInit") go straight to file descriptor 2
@@ -99,11 +100,14 @@ def configure_logging(verbose: bool = False, *,
   Args:
     verbose: Also TensorFlow's INFO lines (and its C++ start-up lines).
     owns_stderr: The process is a harness command (`python -m launch`):
-      absl's records stop at this handler (absl's own handler on the root
-      logger would print them a second time), and TensorFlow's Python
-      warnings and Python's `warnings` are written the same way, above the
-      progress bar. A library caller's (`fit`) root handlers keep getting
-      every record.
+      TensorFlow's Python warnings and Python's `warnings` are written the
+      same way, above the progress bar. Under `fit` they keep their own
+      handlers.
+
+  absl's records (the harness's lines) stop at this handler: a handler on
+  the root logger (absl's own under `app.run`, or one a library's import
+  set up) would print each line a second time. Add a handler to the
+  "absl" logger to receive them too.
   """
   # Read by TensorFlow's C++ logging when it loads (if not loaded yet).
   global _SET_LEVEL
@@ -114,13 +118,15 @@ def configure_logging(verbose: bool = False, *,
     del os.environ["TF_CPP_MIN_LOG_LEVEL"]
     _SET_LEVEL = None
   logging.set_verbosity(logging.INFO)
-  handler = _handler_of(logging.get_absl_logger())
+  absl_logger = logging.get_absl_logger()
+  handler = _handler_of(absl_logger)
+  absl_logger.propagate = False
   for item in handler.filters:
     if isinstance(item, _Filter):
       item.verbose = verbose
   if owns_stderr:
     pylogging.captureWarnings(True)
-    for name in ("absl", "tensorflow", "py.warnings"):
+    for name in ("tensorflow", "py.warnings"):
       logger = pylogging.getLogger(name)
       _handler_of(logger)
       logger.propagate = False

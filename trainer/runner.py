@@ -5,6 +5,7 @@ the runner owns the iterators and the compiled loops.
 """
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 
 from trainer import model as model_lib
@@ -110,8 +111,7 @@ class Runner:
 
   def _metric_results(self) -> dict[str, float]:
     with self._guard("a metric read"):
-      return {name: float(value)
-              for name, value in self._read_metrics().items()}
+      return _scalars(self._read_metrics())
 
   def evaluate(self, progress=None) -> dict[str, float]:
     """Evaluates the whole eval split once; adds the example count.
@@ -136,3 +136,17 @@ class Runner:
     logs["examples"] = int(examples)
     logging.debug("Evaluated %d examples.", logs["examples"])
     return logs
+
+
+def _scalars(values: dict) -> dict[str, float]:
+  """Metric results as scalars; a vector result (e.g. `F1Score()` per class)
+  becomes one scalar per entry, `name/0`, `name/1`, ..."""
+  scalars = {}
+  for name, value in values.items():
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+      scalars[name] = float(array)
+    else:
+      scalars.update({f"{name}/{index}": float(entry)
+                      for index, entry in enumerate(array.reshape(-1))})
+  return scalars

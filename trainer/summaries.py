@@ -88,9 +88,10 @@ class CsvWriter(MetricWriter):
   the loops since the previous row (Keras's epoch logs), the learning rate,
   then the evaluation's metrics with `eval_prefix` (`val_loss`, ...). Loops
   after the last evaluation (or a run without eval data) make a last row of
-  train columns only (so does a run stopped by a signal, at its stop step).
-  A resumed run keeps the earlier rows up to the step it resumed from; an
-  evaluation at a row's step (a rerun of a complete run) updates that row.
+  train columns only (so does a run stopped by a signal, at its stop step;
+  resumed, it continues that row's epoch). A resumed run keeps the earlier
+  rows up to the step it resumed from; an evaluation at a row's step (a
+  rerun of a complete run) updates that row.
   The (small) file is rewritten atomically on each row.
   """
 
@@ -117,6 +118,24 @@ class CsvWriter(MetricWriter):
       # are not kept; metrics.jsonl holds them.
       self._rows = [row for row in rows if "split" not in row and (
           start_step is None or int(row["step"]) <= start_step)]
+      if start_step is not None:
+        self._reopen_last_row(start_step)
+
+  def _reopen_last_row(self, start_step: int) -> None:
+    """A stopped run's last row (train columns, no evaluation) is continued.
+
+    Its loops' means go back into the epoch, so the resumed run's next row
+    covers the whole epoch, as if the run had not stopped.
+    """
+    if not self._rows or int(self._rows[-1]["step"]) != start_step or any(
+        value for name, value in self._rows[-1].items()
+        if name.startswith(self._prefix) and name not in self._FIRST):
+      return
+    row = self._rows.pop()
+    before = int(self._rows[-1]["step"]) if self._rows else 0
+    self._means.restore(
+        {name: float(value) for name, value in row.items()
+         if name not in self._FIRST and value != ""}, start_step - before)
 
   def write(self, split, step, scalars):
     if split == "train":
@@ -223,6 +242,15 @@ class EpochMeans:
         self._latest[name] = value
       elif name not in RATE_KEYS:
         self._sums[name] = self._sums.get(name, 0.0) + float(value) * steps
+
+  def restore(self, means: Scalars, steps: int) -> None:
+    """Adds `steps` steps whose means were `means` (a reopened epoch)."""
+    for name, value in means.items():
+      if name == "learning_rate":
+        self._latest[name] = value
+      elif name not in RATE_KEYS:
+        self._sums[name] = self._sums.get(name, 0.0) + value * steps
+    self._steps += steps
 
   def take(self) -> dict[str, float]:
     """The means, and starts a new epoch."""

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import keras
 import numpy as np
@@ -203,14 +204,16 @@ def test_a_model_built_outside_model_fn_is_refused(tmp_path):
         global_batch_size=32, train_steps=10, progress="none")
 
 
-def test_a_finished_run_says_so_and_refuses_new_settings(tmp_path, caplog):
+def test_a_finished_run_says_so_and_refuses_new_settings(tmp_path, capsys):
   train, test = _digits()
   options = dict(eval_data=test, model_dir=str(tmp_path),
                  global_batch_size=32, train_steps=20, progress="none")
   fit(None, train, model="mlp", **options)
   again = fit(None, train, model="mlp", **options)
   assert again.step == 20
-  assert "is complete at step 20" in caplog.text
+  # On stderr, as a person sees it: one line, not absl's format.
+  assert re.search(r"^(\S+ \S+ )?warning: .* is complete at step 20",
+                   capsys.readouterr().err, re.MULTILINE)
   with pytest.raises(ConfigError, match="learning_rate=0.003 -> 0.01"):
     fit(None, train, model="mlp", learning_rate=0.01, **options)
   with pytest.raises(ConfigError, match="model='mlp' -> 'tests.integration"):
@@ -238,3 +241,25 @@ def test_keras_reduce_lr_lambda_and_terminate_on_nan(tmp_path):
   evals = [round(row["accuracy"], 6) for row in result.history
            if row["split"] == "eval"]
   assert epochs_seen == list(enumerate(evals))
+
+
+def test_a_per_class_metric_becomes_one_scalar_per_class(tmp_path):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(128, 4)).astype("float32")
+  y = keras.utils.to_categorical((x[:, 0] > 0).astype("int64"), 2)
+
+  def model_fn():
+    model = keras.Sequential([keras.Input((4,)),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy",
+                  metrics=[keras.metrics.F1Score(average=None)])
+    return model
+
+  result = fit(model_fn, from_arrays(x, y), eval_data=from_arrays(x, y),
+               model_dir=str(tmp_path), global_batch_size=32, epochs=2,
+               progress="none")
+  assert set(result.logs) == {"loss", "f1_score/0", "f1_score/1",
+                              "examples"}
+  with open(tmp_path / "metrics.csv", newline="", encoding="utf-8") as stream:
+    header = next(csv.reader(stream))
+  assert "val_f1_score/1" in header

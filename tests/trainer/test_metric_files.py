@@ -97,3 +97,22 @@ def test_evaluating_a_complete_run_again_updates_its_last_row(tmp_path):
   _, rows = read_csv(path)
   assert [(row["epoch"], row["step"], row["loss"], row["val_loss"])
           for row in rows] == [("0", "20", "0.5", "0.5")]
+
+
+def test_a_run_stopped_mid_epoch_continues_that_epochs_row(tmp_path):
+  path = tmp_path / "metrics.csv"
+  writer = summaries.CsvWriter(str(path))
+  loop(writer, 10, 1.0, 0.5)
+  writer.write("eval", 10, {"loss": 0.5, "accuracy": 0.5})
+  loop(writer, 20, 0.6, 0.6)
+  writer.close()  # Stopped by a signal at step 20, saved there.
+  writer = summaries.CsvWriter(str(path), start_step=20)
+  loop(writer, 40, 0.3, 0.9)  # 20 steps after the resume.
+  writer.write("eval", 40, {"loss": 0.25, "accuracy": 0.75})
+  writer.close()
+  _, rows = read_csv(path)
+  assert [(row["epoch"], row["step"]) for row in rows] == [("0", "10"),
+                                                           ("1", "40")]
+  # Steps 11-20 (0.6) and 21-40 (0.3), weighted: one epoch, as unstopped.
+  assert float(rows[1]["loss"]) == pytest.approx((0.6 * 10 + 0.3 * 20) / 30)
+  assert float(rows[1]["val_loss"]) == 0.25
