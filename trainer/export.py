@@ -142,13 +142,33 @@ def model_loss_metadata(model: keras.Model, *, loss,
   # and needs none of the model-building code.
   from trainer import user_models
   if user_models.is_compiled(model):
-    return loss_metadata(model.loss)
+    return loss_metadata(_in_output_order(model, model.loss))
   loss_fn = getattr(model, "loss_fn", None)
   owner = getattr(loss_fn, "__self__", None)  # A bound `Loss.call`.
   for candidate in (loss_fn, owner):
     if isinstance(candidate, keras.losses.Loss):
       return loss_metadata(candidate)
   return loss_metadata(loss, from_logits=from_logits)
+
+
+def _in_output_order(model: keras.Model, loss):
+  """compile()'s dict of losses as a list when the outputs are a list.
+
+  `compile(loss={"digit": ..., "large": ...})` names a functional model's
+  list outputs by their layers (`model.output_names`); the export sees
+  the list, so the losses follow its order.
+  """
+  if not isinstance(loss, dict):
+    return loss
+  try:
+    structure = model.output  # A list, or a dict for dict outputs.
+  except (AttributeError, ValueError):  # Subclassed: no symbolic outputs.
+    return loss
+  names = list(getattr(model, "output_names", None) or [])
+  if (isinstance(structure, (list, tuple)) and len(structure) > 1
+      and sorted(names) == sorted(loss)):
+    return [loss[name] for name in names]
+  return loss
 
 
 def output_kinds(metadata: dict):

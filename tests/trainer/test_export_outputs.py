@@ -258,3 +258,26 @@ def test_output_kinds_from_the_loss():
   assert export.output_kinds({"loss": "categorical_crossentropy",
                               "from_logits": False}) == ("probabilities",
                                                          None)
+
+
+def test_a_dict_of_losses_follows_list_outputs_in_their_order():
+  inputs = keras.Input((4,))
+  large = keras.layers.Dense(1, name="large")(inputs)
+  digit = keras.layers.Dense(3, name="digit")(inputs)
+  losses = {"digit": keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True),
+            "large": keras.losses.BinaryCrossentropy(from_logits=True)}
+  as_list = keras.Model(inputs, [large, digit])
+  as_list.compile(optimizer="adam", loss=losses)
+  metadata = export.model_loss_metadata(as_list, loss="unused",
+                                        from_logits=False)
+  assert metadata["loss"] == ["binary_crossentropy",
+                              "sparse_categorical_crossentropy"]
+  assert export.output_kinds(metadata) == (["logits", "logits"],
+                                           ["sigmoid", "softmax"])
+  as_dict = keras.Model(inputs, {"large": large, "digit": digit})
+  as_dict.compile(optimizer="adam", loss=losses)
+  assert export.model_loss_metadata(as_dict, loss="unused",
+                                    from_logits=False)["loss"] == {
+      "digit": "sparse_categorical_crossentropy",
+      "large": "binary_crossentropy"}
