@@ -7,7 +7,8 @@ onto its boundaries:
 * `on_epoch_begin(epoch)` / `on_epoch_end(epoch, logs)`: an "epoch" is the
   stretch between two evaluations (`eval_every` steps; with `epochs`, one
   pass over the data). `logs` holds the train metrics averaged over the
-  loops of the epoch (weighted by steps) and the eval metrics prefixed
+  loops of the epoch (weighted by steps; `summaries.EpochMeans`, as in
+  metrics.csv), the latest learning rate, and the eval metrics prefixed
   `val_`, as in `keras.Model.fit`; without eval data, the train metrics.
 * `on_train_batch_begin/end(step, logs)`: at the start/end of every loop of
   `steps_per_loop` steps, with that loop's metrics.
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 import keras
 
 from trainer import actions
+from trainer import summaries
 
 _FILE_WRITERS = (keras.callbacks.CSVLogger, keras.callbacks.ModelCheckpoint,
                  keras.callbacks.TensorBoard, keras.callbacks.BackupAndRestore)
@@ -54,10 +56,8 @@ class KerasCallbacks(actions.Action):
         epochs=-(-train_steps // self._steps_per_epoch),
         steps=self._steps_per_epoch, verbose=0)
     self._agree = agree
-    self._epoch_logs: dict[str, float] = {}
-    self._epoch_steps = 0
+    self._means = summaries.EpochMeans()
     self._epoch = None
-    self._last_step = 0
 
   def _epoch_of(self, step: int) -> int:
     return step // self._steps_per_epoch
@@ -65,14 +65,14 @@ class KerasCallbacks(actions.Action):
   def _begin_epoch_if_needed(self, step: int) -> None:
     if self._epoch is None:
       self._epoch = self._epoch_of(step)
-      self._epoch_logs, self._epoch_steps = {}, 0
+      self._means.take()  # Nothing before the epoch counts in it.
       self._list.on_epoch_begin(self._epoch)
 
   def _stop(self) -> bool:
     return self._agree(bool(getattr(self._model, "stop_training", False)))
 
   def on_train_begin(self, step: int) -> None:
-    self._last_step = step
+    self._means = summaries.EpochMeans(step)
     self._model.stop_training = False
     self._list.on_train_begin()
     self._begin_epoch_if_needed(step)
@@ -82,23 +82,14 @@ class KerasCallbacks(actions.Action):
     self._list.on_train_batch_begin(step)
 
   def on_train_loop_end(self, step: int, logs: dict):
-    num_steps, self._last_step = step - self._last_step, step
     self._list.on_train_batch_end(step - 1, dict(logs))
-    for name, value in logs.items():
-      self._epoch_logs[name] = (self._epoch_logs.get(name, 0.0)
-                                + value * num_steps)
-    self._epoch_steps += num_steps
+    self._means.add(step, logs)
     return self._stop()
-
-  def _train_means(self) -> dict[str, float]:
-    steps = max(1, self._epoch_steps)
-    return {name: total / steps for name, total in self._epoch_logs.items()
-            if name not in ("steps_per_sec", "examples_per_sec")}
 
   def on_eval_end(self, step: int, logs: dict):
     if self._epoch is None:  # An evaluation without training (a rerun).
       return False
-    epoch_logs = self._train_means()
+    epoch_logs = self._means.take()
     epoch_logs.update({f"val_{name}": value for name, value in logs.items()
                        if name != "examples"})
     self._list.on_epoch_end(self._epoch, epoch_logs)
