@@ -71,6 +71,7 @@ class TFRecordSource(source_lib.Source):
 
   def __init__(self, *, name: str, paths: list[str], counts: list[int],
                parse, input_shape=None, num_classes=None,
+               infer_input_shape: bool = False,
                description: str = "", feature_scale: float = 1.0,
                preprocess=None, shuffle: bool = True, cache: bool = False,
                shuffle_buffer: int = 10_000):
@@ -80,6 +81,7 @@ class TFRecordSource(source_lib.Source):
     self.parse = parse
     self.num_examples = sum(counts)
     self.input_shape, self.num_classes = input_shape, num_classes
+    self._infer_input_shape = infer_input_shape
     self.description = description
     self.feature_scale = feature_scale
     self.preprocess = preprocess
@@ -87,6 +89,27 @@ class TFRecordSource(source_lib.Source):
                        and source_lib.preprocess_takes_seed(preprocess))
     self.shuffle, self.cache = shuffle, cache
     self.shuffle_buffer = shuffle_buffer
+
+  @property
+  def input_shape(self):
+    """The features' shape; a user's `parse_fn` is traced on first use.
+
+    Not while the run is planned: tracing a function starts TensorFlow's
+    runtime, which must wait for the strategy and the device settings.
+    """
+    if self._infer_input_shape:
+      spec = tf.data.TFRecordDataset(self.paths[:1]).map(
+          self.parse).element_spec[0]
+      self._input_shape = tf.nest.map_structure(
+          lambda s: tuple(s.shape) if s.shape.is_fully_defined() else None,
+          spec)
+      self._infer_input_shape = False
+    return self._input_shape
+
+  @input_shape.setter
+  def input_shape(self, value) -> None:
+    self._input_shape = value
+    self._infer_input_shape = False
 
   def records(self, pipeline_id: int, num_pipelines: int,
               file_seed=None) -> tf.data.Dataset:

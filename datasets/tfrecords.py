@@ -16,7 +16,10 @@ resume (1 and N workers see the same data in a different order).
 import json
 import os
 
+import numpy as np
+
 from datasets import source as source_lib
+from datasets import tfrecord_files
 from datasets.csv_source import expand_paths
 from datasets.errors import DataError
 
@@ -33,20 +36,6 @@ def _paths(file_pattern) -> list[str]:
                       " not exist.")
     return paths
   return expand_paths(str(file_pattern), "TFRecord")
-
-
-def count_records(paths: list[str]) -> list[int]:
-  """Records per file, by reading each file once."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  counts = []
-  for path in paths:
-    try:
-      counts.append(int(tf.data.TFRecordDataset(path).reduce(
-          tf.constant(0, tf.int64), lambda count, _: count + 1)))
-    except tf.errors.OpError as error:
-      raise DataError(f"{path} is not a readable TFRecord file"
-                      f" ({type(error).__name__}).") from None
-  return counts
 
 
 def _label_specs(features: dict, label):
@@ -96,6 +85,34 @@ def _schema_parser(inputs: dict, labels: dict, single_label: bool,
   return parse
 
 
+def _largest_label(paths: list[str], name: str, spec) -> int:
+  """The largest value of the int64 feature `name` in any record.
+
+  Read in plain Python (`datasets.tfrecord_files`): this runs while the run
+  is planned, before TensorFlow's runtime may start.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from google.protobuf.message import DecodeError  # pylint: disable=import-outside-toplevel
+  default = (None if spec.default_value is None
+             else [int(v) for v in np.ravel(spec.default_value)])
+  largest = -1
+  for path in paths:
+    for index, data in enumerate(tfrecord_files.read_records(path)):
+      try:
+        feature = tf.train.Example.FromString(data).features.feature
+      except DecodeError:
+        raise DataError(f"record {index} of {path} is not a"
+                        " tf.train.Example.") from None
+      values = (feature[name].int64_list.value if name in feature
+                else default)
+      if not values:
+        raise DataError(f"record {index} of {path} has no int64 feature"
+                        f" {name!r} (the label); fix the schema's label or"
+                        " its dtype.")
+      largest = max(largest, max(values))
+  return largest
+
+
 def _num_classes(paths, labels: dict, single: bool):
   """Classes per label: max + 1 of integer labels, last dim of floats."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -104,11 +121,7 @@ def _num_classes(paths, labels: dict, single: bool):
     if spec.dtype != tf.int64:
       result[name] = int(spec.shape[-1]) if len(spec.shape) else 1
       continue
-    largest = tf.data.TFRecordDataset(paths).batch(1024).map(
-        lambda records, name=name, spec=spec: tf.reduce_max(
-            tf.io.parse_example(records, {name: spec})[name])).reduce(
-                tf.constant(-1, tf.int64), tf.maximum)
-    result[name] = int(largest) + 1
+    result[name] = _largest_label(paths, name, spec) + 1
   return next(iter(result.values())) if single else result
 
 
@@ -133,7 +146,9 @@ def from_tfrecords(file_pattern, *, features: dict | None = None, label=None,
       `features` takes its spec from there (and is not an input); others
       are scalar int64 class indices.
     parse_fn: Instead of the schema: `parse_fn(serialized) -> (x, y)`.
-    input_shape: Overrides the shape inferred from the specs.
+    input_shape: Overrides the shape inferred from the specs (or, with
+      `parse_fn`, from tracing it on first use: not while the run is
+      planned, since tracing starts TensorFlow's runtime).
     num_classes: Default: max + 1 of integer labels (read from the files;
       schema only), the last dimension of float labels; None for
       `parse_fn`.
@@ -144,7 +159,8 @@ def from_tfrecords(file_pattern, *, features: dict | None = None, label=None,
     shuffle: Shuffle files and records each epoch.
     cache: Keep parsed records in memory after the first pass.
     shuffle_buffer: Records shuffled together (one block).
-    counts: Records per file if known (else counted by reading).
+    counts: Records per file if known (else counted from the files'
+      record headers, without TensorFlow's runtime).
 
   Returns:
     A `TFRecordSource` (not indexable: no `split`).
@@ -152,14 +168,13 @@ def from_tfrecords(file_pattern, *, features: dict | None = None, label=None,
   Raises:
     DataError: If the files or the schema are unusable.
   """
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from datasets import tfrecord_stream  # pylint: disable=import-outside-toplevel
   paths = _paths(file_pattern)
   if (parse_fn is None) == (features is None):
     raise DataError("give from_tfrecords either features and label, or"
                     " parse_fn.")
   scale = 1.0 if scale is None else float(scale)
-  counts = counts or count_records(paths)
+  counts = counts or tfrecord_files.count_records(paths)
   if parse_fn is None:
     if not isinstance(features, dict) or not features:
       raise DataError("features must be a dict name -> tf.io.FixedLenFeature.")
@@ -173,11 +188,6 @@ def from_tfrecords(file_pattern, *, features: dict | None = None, label=None,
       input_shape = next(iter(shapes.values())) if len(shapes) == 1 else shapes
     if num_classes is None:
       num_classes = _num_classes(paths, labels, single)
-  elif input_shape is None:
-    spec = tf.data.TFRecordDataset(paths[:1]).map(parse_fn).element_spec[0]
-    input_shape = tf.nest.map_structure(
-        lambda s: tuple(s.shape) if s.shape.is_fully_defined() else None,
-        spec)
   name = name or os.path.basename(paths[0])
   files = f"{len(paths)} file{'s' if len(paths) > 1 else ''}"
   done = ("via parse_fn" if features is None else "not rescaled"
@@ -187,6 +197,7 @@ def from_tfrecords(file_pattern, *, features: dict | None = None, label=None,
   return tfrecord_stream.TFRecordSource(
       name=name, paths=paths, counts=counts, parse=parse_fn,
       input_shape=input_shape, num_classes=num_classes,
+      infer_input_shape=input_shape is None and features is None,
       description=description, feature_scale=scale, preprocess=preprocess,
       shuffle=shuffle, cache=cache, shuffle_buffer=shuffle_buffer)
 
