@@ -27,6 +27,7 @@ from launch import cluster as cluster_lib
 from launch import config as config_lib
 from launch import console
 from launch import options as options_lib
+from launch import placement
 from launch import plan as plan_lib
 from launch.errors import ConfigError, Preempted, RunFailed
 
@@ -53,6 +54,7 @@ def plan(model_fn, train_data, *, eval_data=None, options: dict,
       values["heartbeat_file"] = os.environ[HEARTBEAT_ENV]
     config = config_lib.from_options(values)
     console.configure_logging(config.verbose)
+    placement.place_this_process()  # Before TensorFlow lists the GPUs.
     cluster = cluster_lib.from_environment(
         os.environ, slurm_port_base=config.slurm_port_base)
     return plan_lib.plan_run(config, cluster, train=train_data,

@@ -225,26 +225,77 @@ def choose_input_placement(*, num_gpus: int) -> InputPlacement:
       f" {DEVICE_PREFETCH_BATCHES}), so the copy overlaps compute.")
 
 
+def memory_in_effect(*, growth: bool, limit_mb: int | None) -> MemoryPolicy:
+  """The policy a GPU's settings amount to (its growth flag, its limit)."""
+  if limit_mb is not None:
+    return MemoryPolicy("limit", int(limit_mb))
+  return MemoryPolicy("growth" if growth else "all")
+
+
+def _spelled(policy: MemoryPolicy) -> str:
+  return str(policy.limit_mb) if policy.mode == "limit" else policy.mode
+
+
+def needs_memory_change(policy: MemoryPolicy, *, in_effect: MemoryPolicy,
+                        is_started: bool) -> bool:
+  """Whether `policy` must still be applied to GPUs set to `in_effect`.
+
+  TensorFlow fixes a process's GPU memory settings when its runtime starts
+  (the first op, or the first strategy): a second `fit` in a notebook, or a
+  run after the user's own TensorFlow code, can only keep them.
+
+  Raises:
+    ConfigError: If the runtime started with other settings.
+  """
+  if (policy.mode, policy.limit_mb) == (in_effect.mode, in_effect.limit_mb):
+    return False
+  if is_started:
+    raise ConfigError(
+        f"--gpu_memory={_spelled(policy)} cannot take effect: TensorFlow"
+        f" already set up this process's GPUs with {_spelled(in_effect)}"
+        " (once per process, at its first op or strategy); pass"
+        f" --gpu_memory={_spelled(in_effect)}, or run this before any other"
+        " TensorFlow code in a new process (restart the notebook's kernel).")
+  return True
+
+
 def apply_memory_policy(policy: MemoryPolicy) -> int:
   """Configures every visible GPU as `policy` says and logs it.
 
-  Must run before TensorFlow initialises the GPUs (before any op, like
-  `strategy.configure_cpu_devices`). A no-op without GPUs.
+  Must run before TensorFlow's runtime starts (like
+  `strategy.configure_cpu_devices`); afterwards only the settings in
+  effect can be kept. A no-op without GPUs.
 
   Returns:
     The number of GPUs configured.
+
+  Raises:
+    ConfigError: If the runtime already started with other settings.
   """
   import tensorflow as tf  # Only once the flags are validated.
+  from trainer import private_apis  # pylint: disable=import-outside-toplevel
   gpus = tf.config.list_physical_devices("GPU")
+  if not gpus:
+    return 0
+  logical = tf.config.get_logical_device_configuration(gpus[0]) or []
+  limits = [c.memory_limit for c in logical if c.memory_limit is not None]
+  in_effect = memory_in_effect(
+      growth=bool(tf.config.experimental.get_memory_growth(gpus[0])),
+      limit_mb=limits[0] if limits else None)
+  is_started = private_apis.runtime_started()
+  if not needs_memory_change(policy, in_effect=in_effect,
+                             is_started=is_started):
+    if not is_started:  # This process's first, and only, choice.
+      logging.info("%s", policy.description)
+    return len(gpus)
   for gpu in gpus:
-    if policy.mode == "growth":
-      tf.config.experimental.set_memory_growth(gpu, True)
-    elif policy.mode == "limit":
+    if policy.mode == "limit":
       tf.config.set_logical_device_configuration(
           gpu, [tf.config.LogicalDeviceConfiguration(
               memory_limit=policy.limit_mb)])
-  if gpus:
-    logging.info("%s", policy.description)
+    else:  # "all" switches growth off again (TensorFlow's default).
+      tf.config.experimental.set_memory_growth(gpu, policy.mode == "growth")
+  logging.info("%s", policy.description)
   return len(gpus)
 
 

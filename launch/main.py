@@ -10,34 +10,16 @@ after saving a checkpoint: relaunch to resume.
 """
 
 import functools
-import os
 import sys
 
 from absl import app
-from absl import logging
 
 from launch import console
-from launch import devices
 from launch import api as fit_lib
 from launch import flags as flag_defs
 from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
                            ConfigError, Preempted, RunFailed, fail,
                            parse_flags)
-
-
-def _bind_slurm_gpus() -> None:
-  """An srun task whose GPUs Slurm did not bind takes its share by local id.
-
-  Before TensorFlow starts: CUDA reads CUDA_VISIBLE_DEVICES only once.
-  """
-  if "SLURM_PROCID" not in os.environ:
-    return
-  placement = devices.slurm_task_gpus(
-      os.environ, num_node_gpus=devices.node_gpus_if_unlisted(os.environ))
-  if placement:
-    os.environ.update(placement.env)
-    if placement.description:
-      logging.info("%s", placement.description)
 
 
 def main(argv: list[str], model_class=None, hooks=()) -> None:
@@ -52,7 +34,6 @@ def main(argv: list[str], model_class=None, hooks=()) -> None:
   values = flag_defs.values()
   options = {name: values[name] for name in flag_defs.given()}
   try:
-    _bind_slurm_gpus()
     plan = fit_lib.plan(None, None, options=options, spelling="flags")
     result = fit_lib.run(plan, callbacks=hooks, model_class=model_class,
                          spelling="flags")

@@ -7,10 +7,12 @@ and MultiWorkerMirroredStrategy both refuse to be set up afterwards.
 """
 
 import contextlib
+import os
 
 from absl import logging
 
 from launch import cluster as cluster_lib
+from launch import devices
 from launch import gpu_usage
 from launch.errors import ConfigError
 
@@ -151,11 +153,20 @@ def get_strategy(kind: str, *, cluster: cluster_lib.ClusterInfo,
   key = (kind, repr(sorted(cluster.cluster.items())), cluster.task_type,
          cluster.task_index, cpu_devices, jit_compile)
   if key in _BUILT:
+    if gpu_memory is not None:  # Keeps the settings in effect, or says so.
+      gpu_usage.apply_memory_policy(gpu_memory)
     return _BUILT[key]
   if kind == "multi_worker" and any(k[0] == "multi_worker" for k in _BUILT):
     raise ConfigError("this process already joined a multi-worker cluster"
                       " with other settings; a process joins one cluster,"
                       " start a new process for another.")
+  from trainer import private_apis  # pylint: disable=import-outside-toplevel
+  if kind == "multi_worker" and private_apis.runtime_started():
+    raise ConfigError(
+        "this process cannot join a multi-worker cluster: TensorFlow's"
+        " runtime already started here (a TensorFlow op ran before fit),"
+        " and its collectives are set up once, at start-up; call fit before"
+        " any other TensorFlow op, in a new process.")
   seconds = meet()
   with (deadline(seconds) if deadline else contextlib.nullcontext()):
     strategy = build_strategy(kind, cluster=cluster, cpu_devices=cpu_devices,
@@ -213,4 +224,19 @@ def build_strategy(kind: str, *, cluster: cluster_lib.ClusterInfo,
                STRATEGY_NAMES[kind], strategy.num_replicas_in_sync,
                cluster.describe(), "chief" if cluster.is_chief else "not chief")
   logging.info("%s", collectives.description)
+  _log_gpus_seen(num_gpus)
   return strategy
+
+
+def _log_gpus_seen(num_gpus: int) -> None:
+  """Logs the GPUs TensorFlow sees against those given; warns if they differ."""
+  environ = os.environ
+  seen = devices.compare_gpus_seen(
+      devices.parse_visible_devices(
+          environ.get(devices.VISIBLE_DEVICES),
+          num_node_gpus=devices.node_gpus_if_unlisted(environ)),
+      num_seen=num_gpus, is_listed=devices.VISIBLE_DEVICES in environ)
+  if seen.description:
+    logging.info("%s", seen.description)
+  if seen.warning:
+    logging.warning("%s", seen.warning)

@@ -79,3 +79,36 @@ def multi_worker_local_devices(devices: list[str]):
   finally:
     extended._initialize_local_devices = original  # pylint: disable=protected-access
 
+
+
+def runtime_started() -> bool:
+  """Whether TensorFlow's runtime (its eager context) started in this process.
+
+  It starts at the first op or traced function; from then on collective ops
+  (MultiWorkerMirroredStrategy), logical devices and GPU memory settings
+  can no longer be configured. TensorFlow has no public query for this;
+  `tf.config` calls that would answer it start the runtime themselves.
+  Checked against TensorFlow 2.21.0.
+  """
+  import sys  # pylint: disable=import-outside-toplevel
+  if "tensorflow" not in sys.modules:
+    return False
+  from tensorflow.python.eager import context  # pylint: disable=g-direct-tensorflow-import,import-outside-toplevel
+  current = context.context_safe()
+  return current is not None and bool(current._initialized)  # pylint: disable=protected-access
+
+
+def gpus_listed() -> bool:
+  """Whether TensorFlow already enumerated the physical devices (and CUDA).
+
+  After that, CUDA has read CUDA_VISIBLE_DEVICES and a change to it no
+  longer applies in this process. Private for the same reason as
+  `runtime_started`; checked against TensorFlow 2.21.0.
+  """
+  import sys  # pylint: disable=import-outside-toplevel
+  if "tensorflow" not in sys.modules:
+    return False
+  from tensorflow.python.eager import context  # pylint: disable=g-direct-tensorflow-import,import-outside-toplevel
+  current = context.context_safe()
+  return current is not None and (
+      current._physical_devices is not None or runtime_started())  # pylint: disable=protected-access

@@ -1,0 +1,106 @@
+"""The one GPU placement decision of a training process, for every entry.
+
+`python -m launch` and `launch.fit` (directly, or in a script started by
+`launch.local`, srun, Ray or a Kubernetes job) all call `place_this_process`
+from `launch.api.plan`, before TensorFlow lists the GPUs:
+
+| started by | TF_CONFIG | the process uses |
+| --- | --- | --- |
+| `launch.local` | its own, from the supervisor | the CUDA_VISIBLE_DEVICES the supervisor gave it (`devices.place_local_workers`) |
+| Kubernetes (TFJob, Vertex AI) | set | the pod's GPUs (the device plugin's CUDA_VISIBLE_DEVICES) |
+| Ray Train | set (TensorflowConfig) | the GPUs Ray gave the worker (its CUDA_VISIBLE_DEVICES) |
+| srun, no TF_CONFIG | built from SLURM_* | `devices.slurm_task_gpus`: its share by SLURM_LOCALID when Slurm did not bind GPUs to tasks |
+| nothing (alone) | unset | every visible GPU |
+
+`decide` is pure (an environment in, a `ProcessPlacement` out), so every
+row is tested on simulated nodes; `place_this_process` applies it to this
+process once.
+"""
+
+from collections.abc import Mapping
+import dataclasses
+import os
+
+from absl import logging
+
+from launch import devices
+from launch.errors import ConfigError
+
+@dataclasses.dataclass(frozen=True)
+class ProcessPlacement:
+  """The GPUs one process trains on.
+
+  Attributes:
+    entry: How the process was started: "tf_config" (launch.local,
+      Kubernetes, Ray, any TF_CONFIG), "slurm" (an srun task) or "alone".
+    gpus: The GPU ids it uses, as CUDA_VISIBLE_DEVICES names them.
+    env: Variables to set before TensorFlow lists the GPUs ({}: none).
+    description: One sentence for the log; "" when there is nothing to say.
+  """
+
+  entry: str
+  gpus: tuple[str, ...]
+  env: Mapping[str, str]
+  description: str = ""
+
+
+def decide(environ: Mapping[str, str], *,
+           num_node_gpus: int) -> ProcessPlacement:
+  """The GPUs of the process whose environment is `environ`.
+
+  Args:
+    environ: The process's environment.
+    num_node_gpus: `devices.count_node_gpus()`; used only when
+      CUDA_VISIBLE_DEVICES is unset.
+
+  Raises:
+    ConfigError: As `devices.parse_visible_devices` and
+      `devices.slurm_task_gpus`.
+  """
+  visible = tuple(devices.parse_visible_devices(
+      environ.get(devices.VISIBLE_DEVICES), num_node_gpus=num_node_gpus))
+  if environ.get("TF_CONFIG", "").strip():
+    # The launcher (launch.local, a device plugin, Ray) chose per process.
+    return ProcessPlacement("tf_config", visible, {})
+  task = devices.slurm_task_gpus(environ, num_node_gpus=num_node_gpus)
+  if task is not None:
+    return ProcessPlacement("slurm", task.gpus, dict(task.env),
+                            task.description)
+  return ProcessPlacement("alone", visible, {})
+
+
+_placed: list[ProcessPlacement] = []
+
+
+def place_this_process() -> ProcessPlacement:
+  """Decides this process's GPUs once, sets CUDA_VISIBLE_DEVICES, logs it.
+
+  CUDA reads CUDA_VISIBLE_DEVICES once, when TensorFlow first lists the
+  devices; so the first decision holds for the process (a notebook's later
+  `fit` calls get the same).
+
+  Raises:
+    ConfigError: If the decision fails, or needs another
+      CUDA_VISIBLE_DEVICES after TensorFlow already listed the GPUs (the
+      user's own TensorFlow call before `fit`).
+  """
+  if _placed:
+    return _placed[0]
+  placement = decide(os.environ,
+                     num_node_gpus=devices.node_gpus_if_unlisted(os.environ))
+  changed = {name: value for name, value in placement.env.items()
+             if os.environ.get(name) != value}
+  if changed:
+    from trainer import private_apis  # pylint: disable=import-outside-toplevel
+    if private_apis.gpus_listed():
+      raise ConfigError(
+          f"this Slurm task must use GPUs {','.join(placement.gpus)} only,"
+          " but TensorFlow already listed the GPUs in this process (a"
+          " TensorFlow call before fit), after which CUDA_VISIBLE_DEVICES"
+          " no longer applies; call fit before any other TensorFlow call,"
+          " or bind GPUs to tasks (srun --gpus-per-task).")
+    os.environ.update(changed)
+  if placement.description:
+    logging.info("%s", placement.description)
+  _placed.append(placement)
+  return placement
