@@ -94,7 +94,8 @@ def node_gpus_if_unlisted(environ: Mapping[str, str]) -> int:
   return 0 if VISIBLE_DEVICES in environ else count_node_gpus()
 
 
-def _ids(devices: Sequence[str]) -> str:
+def ids(devices: Sequence[str]) -> str:
+  """E.g. "0,1"; "none" for no GPU."""
   return ",".join(devices) or "none"
 
 
@@ -135,7 +136,7 @@ def local_worker_gpus(visible: Sequence[str], num_workers: int,
              " or --gpus_per_worker=0 to run the workers on CPUs")
       raise ConfigError(
           f"--workers={num_workers} cannot split the"
-          f" {plural(count, 'visible GPU')} ({_ids(visible)}) evenly; use"
+          f" {plural(count, 'visible GPU')} ({ids(visible)}) evenly; use"
           f" --workers={_largest_divisor(count, num_workers)}{fix}.")
     gpus_per_worker = count // num_workers
   elif gpus_per_worker * num_workers > count:
@@ -146,7 +147,7 @@ def local_worker_gpus(visible: Sequence[str], num_workers: int,
         f"--gpus_per_worker={gpus_per_worker} for --workers={num_workers}"
         f" needs {gpus_per_worker * num_workers} GPUs but"
         f" {plural(count, 'GPU')} {'is' if count == 1 else 'are'} visible"
-        f" ({_ids(visible)}); use {fix}.")
+        f" ({ids(visible)}); use {fix}.")
   return [list(visible[index * gpus_per_worker:(index + 1) * gpus_per_worker])
           for index in range(num_workers)]
 
@@ -181,12 +182,12 @@ class LocalPlacement:
     """One sentence for the supervisor's log; "" without GPUs."""
     if not self.visible:
       return ""
-    source = (f"{VISIBLE_DEVICES}={_ids(self.visible)}" if self.is_user_set
+    source = (f"{VISIBLE_DEVICES}={ids(self.visible)}" if self.is_user_set
               else f"all {plural(len(self.visible), 'GPU')} of the node")
     if not any(self.workers):
       return (f"GPUs: --gpus_per_worker=0 hides {source} from the workers;"
               " they run on CPUs.")
-    shares = ", ".join(f"worker:{index} gets {_ids(gpus)}"
+    shares = ", ".join(f"worker:{index} gets {ids(gpus)}"
                        for index, gpus in enumerate(self.workers))
     unused = len(self.visible) - sum(len(gpus) for gpus in self.workers)
     tail = f"; {unused} stay unused" if unused else ""
@@ -280,14 +281,21 @@ def slurm_task_gpus(environ: Mapping[str, str], *,
   The rule, with V this task's visible GPUs (CUDA_VISIBLE_DEVICES; unset:
   all `num_node_gpus`), T the tasks on this node (`slurm_tasks_on_node`),
   L = SLURM_LOCALID and S the GPUs Slurm gave the step on this node
-  (SLURM_GPUS_ON_NODE, which stays the step's count in a bound task; else
-  the entries of SLURM_JOB_GPUS; else unknown):
+  (SLURM_GPUS_ON_NODE; else the entries of SLURM_JOB_GPUS; else unknown).
+  What Slurm sets in a task (its gres plugin, src/plugins/gres/common/
+  gres_common.c; srun(1)): SLURM_GPUS_ON_NODE counts the step's GPUs on
+  the node, bound or not; CUDA_VISIBLE_DEVICES and SLURM_STEP_GPUS list
+  the task's GPUs when they are bound to tasks (--gpus-per-task implies
+  --tres-bind=gres/gpu:per_task:N), else all of the step's. Slurm up to
+  23.02 also exported SLURM_GPUS_PER_TASK; 23.11 and later export
+  SLURM_TRES_PER_TASK=gres/gpu=N instead; neither is needed here.
 
   1. Not a task of a Slurm-built cluster (TF_CONFIG set, e.g. by
      launch.local, or no SLURM_PROCID/SLURM_LOCALID): None, nothing to do.
   2. V empty, or T = 1: keep V.
   3. S known and |V| < S: Slurm bound GPUs to this task (--gpus-per-task,
-     --gpu-bind, --tres-bind) or a wrapper narrowed them: keep V.
+     --gpu-bind, --tres-bind) or a wrapper narrowed them: keep V; but if
+     T * |V| > S the tasks share GPUs (--ntasks-per-gpu): refused.
      S known and |V| > S (gres without device files): Slurm gave the job S
      GPUs it did not name, and every task would use all of V: refused.
   4. Otherwise every task of the node sees the same V (|V| = S, or Slurm
@@ -297,8 +305,8 @@ def slurm_task_gpus(environ: Mapping[str, str], *,
      CUDA_VISIBLE_DEVICES.
 
   Raises:
-    ConfigError: In case 3 with |V| > S, if T does not divide |V| in case 4,
-      or if the SLURM_* variables are malformed.
+    ConfigError: In case 3 with |V| > S or shared GPUs, if T does not
+      divide |V| in case 4, or if the SLURM_* variables are malformed.
   """
   if environ.get("TF_CONFIG", "").strip() or not (
       "SLURM_PROCID" in environ and "SLURM_LOCALID" in environ):
@@ -316,78 +324,33 @@ def slurm_task_gpus(environ: Mapping[str, str], *,
   node_gpus = _slurm_node_gpu_count(environ)
   if tasks == 1:
     return TaskPlacement(tuple(visible), {}, f"{task} uses GPUs"
-                         f" {_ids(visible)}.")
+                         f" {ids(visible)}.")
   if node_gpus is not None and len(visible) > node_gpus:
     # Every task would use GPUs Slurm did not give this job.
     raise ConfigError(
         f"Slurm allocated {plural(node_gpus, 'GPU')} on this node but did"
         f" not name them, and the {tasks} tasks each see"
-        f" {plural(len(visible), 'GPU')} ({_ids(visible)}); bind GPUs to"
+        f" {plural(len(visible), 'GPU')} ({ids(visible)}); bind GPUs to"
         " tasks (--gpus-per-task) or set CUDA_VISIBLE_DEVICES.")
   if node_gpus is not None and len(visible) < node_gpus:
+    if tasks * len(visible) > node_gpus:  # --ntasks-per-gpu, or a wrapper.
+      raise ConfigError(
+          f"Slurm bound the {tasks} tasks on this node to"
+          f" {plural(node_gpus, 'GPU')} ({len(visible)} each), so tasks"
+          " share GPUs, which NCCL refuses; give each task its own GPUs"
+          " (--gpus-per-task).")
     return TaskPlacement(tuple(visible), {}, f"{task} keeps GPUs"
-                         f" {_ids(visible)} (bound to it: the step has"
+                         f" {ids(visible)} (bound to it: the step has"
                          f" {node_gpus} on this node).")
   if len(visible) % tasks:
     raise ConfigError(
         f"Slurm runs {tasks} tasks on this node but its"
-        f" {plural(len(visible), 'GPU')} ({_ids(visible)}) do not split"
+        f" {plural(len(visible), 'GPU')} ({ids(visible)}) do not split"
         " evenly among them; use --ntasks-per-node="
         f"{_largest_divisor(len(visible), tasks)} or --gpus-per-task.")
   share = len(visible) // tasks
   mine = tuple(visible[local_id * share:(local_id + 1) * share])
   return TaskPlacement(mine, {VISIBLE_DEVICES: ",".join(mine)},
-                       f"{task} takes GPUs {_ids(mine)} of {_ids(visible)}"
+                       f"{task} takes GPUs {ids(mine)} of {ids(visible)}"
                        " (Slurm did not bind GPUs to tasks).")
 
-
-@dataclasses.dataclass(frozen=True)
-class GpusSeen:
-  """What TensorFlow sees of the GPUs a process was given.
-
-  Attributes:
-    description: One sentence for the log; "" without GPUs.
-    warning: One sentence if TensorFlow sees other GPUs than given, or "".
-  """
-
-  description: str
-  warning: str = ""
-
-
-def compare_gpus_seen(given: Sequence[str], *, num_seen: int,
-                      is_listed: bool) -> GpusSeen:
-  """Compares the GPUs a process was given with those TensorFlow sees.
-
-  Checked after start-up because CUDA, not the variable, decides: CUDA
-  shows a process only the first of several MIG devices, and a TensorFlow
-  without GPU support sees none.
-
-  Args:
-    given: The process's GPUs (`parse_visible_devices`).
-    num_seen: `len(tf.config.list_physical_devices("GPU"))`.
-    is_listed: Whether CUDA_VISIBLE_DEVICES named them (else: the node's
-      GPUs as the driver counts them).
-  """
-  if not given and not num_seen:
-    return GpusSeen("")
-  source = (f"{VISIBLE_DEVICES}={_ids(given)}" if is_listed
-            else f"all {plural(len(given), 'GPU')} of the node")
-  seen = plural(num_seen, "GPU")
-  if len(given) == num_seen:
-    return GpusSeen(f"GPUs: TensorFlow sees {seen}, as given ({source}).")
-  description = f"GPUs: TensorFlow sees {seen}; given: {source}."
-  if not given:  # No driver directory and no variable: nothing to compare.
-    return GpusSeen(description)
-  mig = [gpu for gpu in given if gpu.startswith("MIG-")]
-  if len(mig) > 1 and num_seen == 1:
-    fix = ("CUDA shows a process only one MIG device; run one process per"
-           " MIG device (launch.local --gpus_per_worker=1, or one Slurm task"
-           " per device)")
-  elif not num_seen:
-    fix = ("this TensorFlow has no GPU support or cannot load CUDA (pip"
-           " install 'tensorflow[and-cuda]'), so it runs on the CPU")
-  else:
-    fix = f"check {VISIBLE_DEVICES} and nvidia-smi"
-  return GpusSeen(description, f"this process was given"
-                  f" {plural(len(given), 'GPU')} ({source}) but TensorFlow"
-                  f" sees {seen}: {fix}.")

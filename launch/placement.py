@@ -17,7 +17,7 @@ row is tested on simulated nodes; `place_this_process` applies it to this
 process once.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 import dataclasses
 import os
 
@@ -104,3 +104,55 @@ def place_this_process() -> ProcessPlacement:
     logging.info("%s", placement.description)
   _placed.append(placement)
   return placement
+
+
+@dataclasses.dataclass(frozen=True)
+class GpusSeen:
+  """What TensorFlow sees of the GPUs a process was given.
+
+  Attributes:
+    description: One sentence for the log; "" without GPUs.
+    warning: One sentence if TensorFlow sees other GPUs than given, or "".
+  """
+
+  description: str
+  warning: str = ""
+
+
+def compare_gpus_seen(given: Sequence[str], *, num_seen: int,
+                      is_listed: bool) -> GpusSeen:
+  """Compares the GPUs a process was given with those TensorFlow sees.
+
+  Checked after start-up because CUDA, not the variable, decides: CUDA
+  shows a process only the first of several MIG devices, and a TensorFlow
+  without GPU support sees none.
+
+  Args:
+    given: The process's GPUs (`devices.parse_visible_devices`).
+    num_seen: `len(tf.config.list_physical_devices("GPU"))`.
+    is_listed: Whether CUDA_VISIBLE_DEVICES named them (else: the node's
+      GPUs as the driver counts them).
+  """
+  if not given and not num_seen:
+    return GpusSeen("")
+  source = (f"{devices.VISIBLE_DEVICES}={devices.ids(given)}" if is_listed
+            else f"all {devices.plural(len(given), 'GPU')} of the node")
+  seen = devices.plural(num_seen, "GPU")
+  if len(given) == num_seen:
+    return GpusSeen(f"GPUs: TensorFlow sees {seen}, as given ({source}).")
+  description = f"GPUs: TensorFlow sees {seen}; given: {source}."
+  if not given:  # No driver directory and no variable: nothing to compare.
+    return GpusSeen(description)
+  mig = [gpu for gpu in given if gpu.startswith("MIG-")]
+  if len(mig) > 1 and num_seen == 1:
+    fix = ("CUDA shows a process only one MIG device; run one process per"
+           " MIG device (launch.local --gpus_per_worker=1, or one Slurm task"
+           " per device)")
+  elif not num_seen:
+    fix = ("this TensorFlow has no GPU support or cannot load CUDA (pip"
+           " install 'tensorflow[and-cuda]'), so it runs on the CPU")
+  else:
+    fix = f"check {devices.VISIBLE_DEVICES} and nvidia-smi"
+  return GpusSeen(description, f"this process was given"
+                  f" {devices.plural(len(given), 'GPU')} ({source}) but"
+                  f" TensorFlow sees {seen}: {fix}.")

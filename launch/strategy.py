@@ -14,6 +14,7 @@ from absl import logging
 from launch import cluster as cluster_lib
 from launch import devices
 from launch import gpu_usage
+from launch import placement
 from launch.errors import ConfigError
 
 STRATEGY_KINDS = ("auto", "one_device", "mirrored", "multi_worker")
@@ -231,7 +232,7 @@ def build_strategy(kind: str, *, cluster: cluster_lib.ClusterInfo,
 def _log_gpus_seen(num_gpus: int) -> None:
   """Logs the GPUs TensorFlow sees against those given; warns if they differ."""
   environ = os.environ
-  seen = devices.compare_gpus_seen(
+  seen = placement.compare_gpus_seen(
       devices.parse_visible_devices(
           environ.get(devices.VISIBLE_DEVICES),
           num_node_gpus=devices.node_gpus_if_unlisted(environ)),

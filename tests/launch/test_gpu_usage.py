@@ -195,3 +195,52 @@ def test_gpus_get_batches_ahead_of_the_step(num_gpus):
       "experimental_per_replica_buffer_size": 2}
   assert placement.description.startswith(
       "Input: batches are built on the host and copied to each GPU")
+
+
+# Memory settings once TensorFlow's runtime started (a notebook's second fit).
+
+GROWTH = gpu_usage.MemoryPolicy("growth")
+ALL = gpu_usage.MemoryPolicy("all")
+LIMIT = gpu_usage.MemoryPolicy("limit", 8000)
+
+
+@pytest.mark.parametrize("policy", [GROWTH, ALL, LIMIT])
+@pytest.mark.parametrize("is_started", [False, True])
+def test_the_settings_in_effect_are_kept(policy, is_started):
+  in_effect = gpu_usage.MemoryPolicy(policy.mode, policy.limit_mb,
+                                     description="another run's sentence")
+  assert not gpu_usage.needs_memory_change(policy, in_effect=in_effect,
+                                           is_started=is_started)
+
+
+@pytest.mark.parametrize("policy, in_effect", [
+    (GROWTH, ALL), (ALL, GROWTH), (LIMIT, GROWTH), (ALL, LIMIT),
+    (gpu_usage.MemoryPolicy("limit", 4000), LIMIT)])
+def test_before_start_up_other_settings_are_applied(policy, in_effect):
+  assert gpu_usage.needs_memory_change(policy, in_effect=in_effect,
+                                       is_started=False)
+
+
+@pytest.mark.parametrize("policy, in_effect, asked, kept", [
+    (GROWTH, ALL, "growth", "all"),
+    (ALL, GROWTH, "all", "growth"),  # Switching back was silently ignored.
+    (LIMIT, GROWTH, "8000", "growth"),
+    (gpu_usage.MemoryPolicy("limit", 4000), LIMIT, "4000", "8000"),
+])
+def test_after_start_up_other_settings_are_one_sentence(policy, in_effect,
+                                                        asked, kept):
+  with pytest.raises(ConfigError) as error:
+    gpu_usage.needs_memory_change(policy, in_effect=in_effect,
+                                  is_started=True)
+  assert str(error.value) == (
+      f"--gpu_memory={asked} cannot take effect: TensorFlow already set up"
+      f" this process's GPUs with {kept} (once per process, at its first op"
+      f" or strategy); pass --gpu_memory={kept}, or run this before any"
+      " other TensorFlow code in a new process (restart the notebook's"
+      " kernel).")
+
+
+@pytest.mark.parametrize("growth, limit, expected", [
+    (False, None, ALL), (True, None, GROWTH), (False, 8000, LIMIT)])
+def test_memory_in_effect_from_tensorflows_settings(growth, limit, expected):
+  assert gpu_usage.memory_in_effect(growth=growth, limit_mb=limit) == expected

@@ -60,3 +60,21 @@ def test_build_strategy_over_logical_cpus(kind, cpus, replicas, type_name):
                                          cpu_devices=cpus)
   assert type(strategy).__name__ == type_name
   assert strategy.num_replicas_in_sync == replicas
+
+
+def test_multi_worker_after_the_runtime_started_is_one_sentence():
+  # This pytest process ran TensorFlow ops already (conftest's CPU split),
+  # as a notebook does before `fit`: TensorFlow would raise "Collective ops
+  # must be configured at program startup" from the strategy's constructor.
+  import tensorflow as tf
+  tf.constant(1.0)
+  met = []
+  with pytest.raises(ConfigError) as error:
+    strategy_lib.get_strategy("multi_worker", cluster=TWO_WORKERS,
+                              cpu_devices=1, meet=lambda: met.append(1) or 0)
+  assert str(error.value) == (
+      "this process cannot join a multi-worker cluster: TensorFlow's runtime"
+      " already started here (a TensorFlow op ran before fit), and its"
+      " collectives are set up once, at start-up; call fit before any other"
+      " TensorFlow op, in a new process.")
+  assert not met  # Refused before meeting the other workers.
