@@ -135,14 +135,17 @@ def choose_collectives(kind: str, *, num_gpus: int,
                        jit_compile: bool = False) -> Collectives:
   """The all-reduce for strategy `kind` with `num_gpus` GPUs per process.
 
-  TensorFlow's defaults on GPUs are slower than they need to be: both
-  mirrored strategies default to collective ops with the AUTO hint, which
-  the runtime resolves to RING unless NCCL was requested. So on GPUs:
-  multi_worker asks for NCCL (gradients in packs of NCCL_BYTES_PER_PACK) and
-  mirrored passes NcclAllReduce (all gradients in one pack). On CPUs the
-  defaults already are RING (ring all-reduce over logical CPUs, not
-  ReductionToOneDevice); multi_worker names RING, which is what AUTO picks
-  there, and mirrored passes nothing, so CPU runs do not change.
+  TensorFlow 2.21's defaults, read in its source: MultiWorkerMirroredStrategy
+  uses the AUTO hint, which the collective runtime resolves to RING unless
+  NCCL is requested, so on GPUs multi_worker asks for NCCL (gradients in
+  packs of NCCL_BYTES_PER_PACK, to overlap the backward pass).
+  MirroredStrategy already uses NCCL on physical GPUs (a CollectiveAllReduce
+  with CommunicationImplementation.NCCL, one pack); passing NcclAllReduce
+  only swaps that for TensorFlow's older nccl_ops all-reduce, still one
+  pack (unmeasured: no GPU here). On CPUs the defaults already are RING
+  (ring all-reduce over logical CPUs, not ReductionToOneDevice);
+  multi_worker names RING, which is what AUTO picks there, and mirrored
+  passes nothing, so CPU runs do not change.
 
   Args:
     kind: "one_device", "mirrored" or "multi_worker" (resolved, not auto).
