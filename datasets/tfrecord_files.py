@@ -24,6 +24,7 @@ from datasets.errors import DataError
 _HEADER = struct.Struct("<QI")
 _FOOTER_BYTES = 4
 _MASK_DELTA = 0xA282EAD8
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _crc32c_table() -> tuple[int, ...]:
@@ -74,6 +75,9 @@ def _records(path: str, *, read_data: bool) -> Iterator[bytes | None]:
         raise _unreadable(path, f"record {index} is cut short")
       length, crc = _HEADER.unpack(header)
       if masked_crc32c(header[:8]) != crc:
+        if not index and header.startswith(_GZIP_MAGIC):
+          raise DataError(f"{path} is GZIP-compressed; TFRecord files are"
+                          " read uncompressed: decompress it (gunzip).")
         raise _unreadable(path, f"record {index} has a corrupt header")
       position += _HEADER.size + length + _FOOTER_BYTES
       if position > size:

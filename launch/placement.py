@@ -14,7 +14,8 @@ from `launch.api.plan`, before TensorFlow lists the GPUs:
 
 `decide` is pure (an environment in, a `ProcessPlacement` out), so every
 row is tested on simulated nodes; `place_this_process` applies it to this
-process once.
+process once. After start-up, `compare_gpus_seen` checks that TensorFlow
+sees the GPUs the process was given (`launch.strategy` logs it).
 """
 
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from absl import logging
 
 from launch import devices
 from launch.errors import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class ProcessPlacement:

@@ -86,6 +86,17 @@ def test_damaged_files_are_one_sentence_naming_the_record(tmp_path, damage,
                               f" ({why}).")
 
 
+def test_a_gzip_compressed_file_is_one_sentence(tmp_path):
+  path = tmp_path / "data.tfrecord.gz"
+  with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+    writer.write(b"abc")
+  with pytest.raises(DataError) as error:
+    tfrecord_files.count_records([str(path)])
+  assert str(error.value) == (f"{path} is GZIP-compressed; TFRecord files"
+                              " are read uncompressed: decompress it"
+                              " (gunzip).")
+
+
 def test_an_unreadable_path_is_one_sentence(tmp_path):
   with pytest.raises(DataError, match="is not a readable TFRecord file"):
     tfrecord_files.count_records([str(tmp_path)])
