@@ -1,10 +1,12 @@
 """What each `launch.local` worker receives: its GPUs and its CPU threads."""
 
+import json
 import os
 
 import pytest
 
 from launch import local
+from launch import placement
 
 
 @pytest.fixture
@@ -58,3 +60,23 @@ def test_gpus_that_do_not_divide_are_one_sentence(monkeypatch,
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith(
       "error: --workers=2 cannot split the 3 visible GPUs (0,1,2) evenly")
+
+
+@pytest.mark.parametrize("visible,workers", [
+    ("0,1,2,3,4,5,6,7", 2), ("0,1,2,3,4,5,6,7", 4), ("3,5,6,7", 2),
+    ("0", 1)])
+def test_each_worker_keeps_its_share_in_its_own_placement(
+    monkeypatch, supervisor_flags, visible, workers):
+  # What each worker process then decides (launch.placement, called by
+  # fit) must be the supervisor's share, under srun's variables too.
+  monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+  envs = local._worker_envs(workers)
+  for index, env in enumerate(envs):
+    worker = {"SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+              "SLURM_STEP_TASKS_PER_NODE": "1", **env,
+              "TF_CONFIG": json.dumps({"cluster": {"worker": [
+                  f"localhost:{3000 + i}" for i in range(workers)]},
+                  "task": {"type": "worker", "index": index}})}
+    decided = placement.decide(worker, num_node_gpus=8)
+    assert decided.env == {}
+    assert ",".join(decided.gpus) == env["CUDA_VISIBLE_DEVICES"]
