@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from datasets import tfrecord
 from tests.processes import REPO_ROOT, harness_env
 
 # Runs each plan in order in one fresh process; prints, per case, whether
@@ -106,6 +107,12 @@ def user_data(tmp_path_factory):
     for index in range(6):
       Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(
           root / "images" / name / f"{index}.png")
+  # A directory of `python -m launch.write_tfrecords`.
+  tfrecord.write_dataset(str(root / "written"), {
+      "train": (rng.integers(0, 255, (40, 6, 6), dtype=np.uint8),
+                rng.integers(0, 3, 40)),
+      "eval": (rng.integers(0, 255, (8, 6, 6), dtype=np.uint8),
+               rng.integers(0, 3, 8))}, num_shards={"train": 2, "eval": 1})
   return {"train": write_user_tfrecords(root / "train", 64),
           "eval": write_user_tfrecords(root / "eval", 16, seed=1),
           "root": root}
@@ -143,6 +150,12 @@ def test_no_planning_path_starts_tensorflows_runtime(user_data, tmp_path):
       "from_dataset_fn": {"source": "dataset_fn"},
       "built-in digits on 2 logical CPUs": {"options": {
           "dataset": "digits", "cpu_devices": 2}},
+      "--dataset=tfrecord": {"options": {"dataset": "tfrecord",
+                                         "data_dir": str(root / "written")}},
+      "built-in synthetic": {"options": {"dataset": "synthetic"}},
+      "built-in sequences": {"options": {"dataset": "sequences"}},
+      "--mode=evaluate --watch": {"options": {
+          "dataset": "digits", "mode": "evaluate", "watch": True}},
   }
   results = run_plans(cases, tmp_path, "control")
   started = [name for name in cases if results[name]]
