@@ -165,9 +165,9 @@ def get_strategy(kind: str, *, cluster: cluster_lib.ClusterInfo,
   if kind == "multi_worker" and private_apis.runtime_started():
     raise ConfigError(
         "this process cannot join a multi-worker cluster: TensorFlow's"
-        " runtime already started here (a TensorFlow op ran before fit),"
-        " and its collectives are set up once, at start-up; call fit before"
-        " any other TensorFlow op, in a new process.")
+        " runtime already started here (a TensorFlow op ran before fit, or"
+        " in a --dataset function), and its collectives are set up once, at"
+        " start-up; run no TensorFlow op before fit, in a new process.")
   seconds = meet()
   with (deadline(seconds) if deadline else contextlib.nullcontext()):
     strategy = build_strategy(kind, cluster=cluster, cpu_devices=cpu_devices,

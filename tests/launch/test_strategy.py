@@ -74,7 +74,7 @@ def test_multi_worker_after_the_runtime_started_is_one_sentence():
                               cpu_devices=1, meet=lambda: met.append(1) or 0)
   assert str(error.value) == (
       "this process cannot join a multi-worker cluster: TensorFlow's runtime"
-      " already started here (a TensorFlow op ran before fit), and its"
-      " collectives are set up once, at start-up; call fit before any other"
-      " TensorFlow op, in a new process.")
+      " already started here (a TensorFlow op ran before fit, or in a"
+      " --dataset function), and its collectives are set up once, at"
+      " start-up; run no TensorFlow op before fit, in a new process.")
   assert not met  # Refused before meeting the other workers.
