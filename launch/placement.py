@@ -4,13 +4,14 @@
 `launch.local`, srun, Ray or a Kubernetes job) all call `place_this_process`
 from `launch.api.plan`, before TensorFlow lists the GPUs:
 
-| started by | TF_CONFIG | the process uses |
-| --- | --- | --- |
-| `launch.local` | its own, from the supervisor | the CUDA_VISIBLE_DEVICES the supervisor gave it (`devices.place_local_workers`) |
-| Kubernetes (TFJob, Vertex AI) | set | the pod's GPUs (the device plugin's CUDA_VISIBLE_DEVICES) |
-| Ray Train | set (TensorflowConfig) | the GPUs Ray gave the worker (its CUDA_VISIBLE_DEVICES) |
-| srun, no TF_CONFIG | built from SLURM_* | `devices.slurm_task_gpus`: its share by SLURM_LOCALID when Slurm did not bind GPUs to tasks |
-| nothing (alone) | unset | every visible GPU |
+* `launch.local` (TF_CONFIG from the supervisor): keeps the
+  CUDA_VISIBLE_DEVICES the supervisor gave it (`devices.place_local_workers`);
+* Kubernetes (TFJob, Vertex AI) and Ray Train (TF_CONFIG set): keep the
+  GPUs their launcher gave the process (the device plugin's, or Ray's,
+  CUDA_VISIBLE_DEVICES);
+* srun without TF_CONFIG: `devices.slurm_task_gpus`, its share by
+  SLURM_LOCALID when Slurm did not bind GPUs to tasks;
+* nothing of these (alone): every visible GPU.
 
 `decide` is pure (an environment in, a `ProcessPlacement` out), so every
 row is tested on simulated nodes; `place_this_process` applies it to this

@@ -1,4 +1,4 @@
-"""TFRecord files read in plain Python: counts and labels without TF's runtime."""
+"""TFRecord files read in plain Python: counts and labels, no TF runtime."""
 
 import json
 
