@@ -12,6 +12,7 @@ runs do not change. Which GPUs a process sees is `launch.devices`.
 
 from collections.abc import Mapping
 import dataclasses
+import os
 
 from absl import logging
 
@@ -282,8 +283,11 @@ def apply_memory_policy(policy: MemoryPolicy) -> int:
     return 0
   logical = tf.config.get_logical_device_configuration(gpus[0]) or []
   limits = [c.memory_limit for c in logical if c.memory_limit is not None]
+  # TensorFlow's own variable turns growth on without the Python flag.
+  forced = os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH", "").strip().lower()
   in_effect = memory_in_effect(
-      growth=bool(tf.config.experimental.get_memory_growth(gpus[0])),
+      growth=(bool(tf.config.experimental.get_memory_growth(gpus[0]))
+              or forced == "true"),
       limit_mb=limits[0] if limits else None)
   is_started = private_apis.runtime_started()
   if not needs_memory_change(policy, in_effect=in_effect,
