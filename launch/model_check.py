@@ -62,7 +62,7 @@ def build_error(plan: plan_lib.Plan, error: Exception,
           else f"--model={plan.config.train.model}")
   cause = compatibility.describe_call_error(error)
   data = (f" on the training data's features {_features(features_spec)}"
-          if features_spec is not None else "")
+          if plan.model_fn is not None else "")
   strings = [leaf for leaf in tf.nest.flatten(features_spec or ())
              if leaf.dtype == tf.string]
   hint = ("; the features are strings: give numbers (e.g. dtype float32 in"
