@@ -218,14 +218,16 @@ def test_eval_data_is_checked_too(tmp_path):
          " data's (10,) float32" in message
 
 
-def test_column_labels_give_the_same_run_as_flat_ones(tmp_path):
-  """Labels [N, 1] (e.g. df[["y"]].values): one-hot metrics were wrong."""
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy",
+                                  "categorical_crossentropy"])
+def test_column_labels_give_the_same_run_as_flat_ones(tmp_path, loss):
+  """Labels [N, 1] (e.g. df[["y"]].values) were one-hot to [N, 1, C]: the
+  sparse loss gave silently wrong precision and mse, the other crashed."""
   logs = []
   for labels in (Y3, Y3[:, None]):
     result = _fit(_sequential(), from_arrays(X10, labels),
                   tmp_path / str(labels.ndim),
-                  eval_data=from_arrays(X10, labels), seed=1,
-                  loss="categorical_crossentropy",
+                  eval_data=from_arrays(X10, labels), seed=1, loss=loss,
                   metrics="accuracy,precision,mse")
     logs.append(result.logs)
   assert logs[0] == pytest.approx(logs[1], rel=1e-6)
