@@ -71,6 +71,11 @@ def _is_peer_failure(error: Exception) -> bool:
                             tf.errors.CancelledError, tf.errors.AbortedError))
 
 
+def _is_bad_data(error: Exception) -> bool:
+  import tensorflow as tf  # Already imported by the run.
+  return isinstance(error, tf.errors.InvalidArgumentError)
+
+
 def _first_line(error: Exception) -> str:
   text = str(error).strip()
   return text.splitlines()[0][:300] if text else ""
@@ -97,6 +102,13 @@ def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
           checkpointing.CheckpointError) as error:
     raise RunFailed(str(error)) from None
   except Exception as error:  # pylint: disable=broad-except
+    if _is_bad_data(error):  # What the checks before training cannot see.
+      from trainer import compatibility  # pylint: disable=import-outside-toplevel
+      raise RunFailed(
+          f"training stopped on data the model cannot take"
+          f" ({compatibility.describe_op_error(error)}); check the labels"
+          " and features against the model's outputs, inputs and"
+          " loss.") from None
     if not _is_peer_failure(error):
       raise
     raise RunFailed(

@@ -362,7 +362,9 @@ def _check_class_indices(name, pair: _Pair, *, configured: bool,
         f"{pair.loss} needs one output unit per class, but {pair.labels} go"
         f" up to {classes - 1} ({classes} classes) and {pair.output} has"
         f" {pair.units} unit{'s' if pair.units != 1 else ''}; end the model"
-        f" with Dense({classes}).")
+        f" with Dense({classes})"
+        + (", or use binary_crossentropy for one sigmoid unit."
+           if classes == 2 and pair.units == 1 else "."))
   if not configured or classes is None or classes == pair.units:
     return
   one_hot = ([m for m in metrics if m in _ONE_HOT_METRICS]
@@ -413,3 +415,19 @@ def output_shapes(model: keras.Model, features_spec):
   return tf.nest.map_structure(lambda tensor: tensor.shape,
                                model(zeros, training=False))
 
+
+
+def describe_op_error(error: Exception) -> str:
+  """The cause in a TensorFlow op error of a running step, on one line.
+
+  Its text is "Graph execution error:", the Python lines that defined the
+  failing node, then the cause ("Received a label value of 2 which is
+  outside the valid range of [0, 1).  Label values: ...") and the node.
+  """
+  lines = [line.strip() for line in str(error).splitlines()]
+  node = next((index for index, line in enumerate(lines)
+               if line.startswith("[[")), len(lines))
+  causes = [line for line in lines[:node] if line]
+  cause = causes[-1] if causes else type(error).__name__
+  cause = re.sub(r"\s*\[Op:[^\]]*\].*", "", cause.split("  ")[0])
+  return cause[:300].rstrip(".")

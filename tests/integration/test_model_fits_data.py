@@ -285,3 +285,21 @@ def test_cli_input_mismatch_exits_2_with_one_line(tmp_path):
       " shape (10,); build the model with keras.Input(shape=(10,)), or give"
       " features of shape (12,)."]
   assert not (tmp_path / "run").exists()
+
+
+def test_labels_the_checks_cannot_see_fail_in_one_sentence(tmp_path):
+  """A dataset function does not say its classes: the step's error, short."""
+  import tensorflow as tf
+
+  def dataset_fn(input_context):
+    batch = input_context.get_per_replica_batch_size(16)
+    return tf.data.Dataset.from_tensor_slices((X10, Y3)).batch(batch)
+
+  from datasets import from_dataset_fn
+  with pytest.raises(RunFailed) as raised:
+    _fit(_sequential(units=1), from_dataset_fn(dataset_fn, num_examples=64),
+         tmp_path / "run")
+  assert str(raised.value) == (
+      "training stopped on data the model cannot take (Received a label"
+      " value of 2 which is outside the valid range of [0, 1)); check the"
+      " labels and features against the model's outputs, inputs and loss.")
