@@ -57,7 +57,8 @@ def plan(model_fn, train_data, *, eval_data=None, options: dict,
         os.environ, slurm_port_base=config.slurm_port_base)
     return plan_lib.plan_run(config, cluster, train=train_data,
                              eval_data=eval_data, model_fn=model_fn,
-                             given=frozenset(options) - {"model"})
+                             given=frozenset(options) - (
+                                 {"model"} if model_fn is not None else set()))
   except ConfigError as error:
     if spelling == "python":
       raise ConfigError(_as_keywords(str(error))) from None

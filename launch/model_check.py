@@ -24,6 +24,13 @@ def _features(spec) -> str:
   return one(spec)
 
 
+def _model_name(plan: plan_lib.Plan) -> str:
+  """How the user gave the model: model_fn, or --model=package.module:fn."""
+  if plan.model_fn is not None and "model" not in plan.given:
+    return "model_fn's model"
+  return f"--model={plan.config.train.model}"
+
+
 def checked_model_fn(plan: plan_lib.Plan, strategy, spec, returned: list):
   """`plan.model_fn` that checks its model against the data as it returns it.
 
@@ -57,9 +64,9 @@ def build_error(plan: plan_lib.Plan, error: Exception,
   """One sentence for a model that could not be built or called."""
   from trainer import compatibility  # pylint: disable=import-outside-toplevel
   if isinstance(error, compatibility.Mismatch):
-    return ConfigError(f"model_fn's model does not fit its data: {error}")
-  what = ("model_fn" if plan.model_fn is not None
-          else f"--model={plan.config.train.model}")
+    return ConfigError(f"{_model_name(plan)} does not fit its data: {error}")
+  what = ("model_fn" if plan.model_fn is not None and "model" not in
+          plan.given else f"--model={plan.config.train.model}")
   cause = compatibility.describe_call_error(error)
   data = (f" on the training data's features {_features(features_spec)}"
           if plan.model_fn is not None else "")
@@ -145,6 +152,19 @@ def check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
     _check_fits(plan, model, strategy, train_spec, returned)
 
 
+def _check_built_in_classes(plan: plan_lib.Plan) -> None:
+  """A built-in's output is sized by the training data's classes."""
+  from trainer import compatibility  # pylint: disable=import-outside-toplevel
+  trained, evaluated = (plan.train_source.num_classes,
+                        plan.eval_source.num_classes)
+  if (plan.model_fn is None and isinstance(trained, int)
+      and isinstance(evaluated, int) and evaluated > trained > 1):
+    raise compatibility.Mismatch(
+        f"the eval data's labels go up to {evaluated - 1}, but the training"
+        f" data's only to {trained - 1}, which sized the network's output;"
+        " give training data that holds every class.")
+
+
 def _check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
                 returned) -> None:
   from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
@@ -164,6 +184,7 @@ def _check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
     for data, spec, source in checks:
       if data == "the eval data":
         compatibility.check_same_features(train_spec[0], spec[0])
+        _check_built_in_classes(plan)
       compatibility.check_labels(
           outputs, spec[1], losses=losses, num_classes=source.num_classes,
           data=data, configured=configured,
@@ -171,6 +192,5 @@ def _check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
           output_names=getattr(network, "output_names", None),
           origin="--loss=" if configured else "compile()'s loss ")
   except compatibility.Mismatch as error:
-    what = ("model_fn's model" if plan.model_fn is not None
-            else f"--model={train.model}")
-    raise ConfigError(f"{what} does not fit its data: {error}") from None
+    raise ConfigError(f"{_model_name(plan)} does not fit its data:"
+                      f" {error}") from None

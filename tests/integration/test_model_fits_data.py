@@ -280,7 +280,7 @@ def test_cli_input_mismatch_exits_2_with_one_line(tmp_path):
   errors = [line for line in result.stderr.splitlines()
             if line.startswith("error:")]
   assert errors == [
-      "error: model_fn's model does not fit its data: the model expects"
+      "error: --model=my_model:build does not fit its data: the model expects"
       " inputs of shape (None, 12), but the training data's features have"
       " shape (10,); build the model with keras.Input(shape=(10,)), or give"
       " features of shape (12,)."]
@@ -303,3 +303,12 @@ def test_labels_the_checks_cannot_see_fail_in_one_sentence(tmp_path):
       "training stopped on data the model cannot take (Received a label"
       " value of 2 which is outside the valid range of [0, 1)); check the"
       " labels and features against the model's outputs, inputs and loss.")
+
+
+def test_a_built_in_network_is_sized_by_the_training_classes(tmp_path):
+  message = _refused(None, from_arrays(X10, Y3), tmp_path, model="mlp",
+                     eval_data=from_arrays(X10[:20], np.arange(20) % 4))
+  assert message == (
+      "model=mlp does not fit its data: the eval data's labels go up to 3,"
+      " but the training data's only to 2, which sized the network's output;"
+      " give training data that holds every class.")
