@@ -104,10 +104,10 @@ def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
     raise RunFailed(str(error)) from None
   except Exception as error:  # pylint: disable=broad-except
     if _is_bad_data(error):  # What the checks before training cannot see.
-      from trainer import compatibility  # pylint: disable=import-outside-toplevel
+      from trainer import error_text  # pylint: disable=import-outside-toplevel
       raise RunFailed(
           f"training stopped on data the model cannot take"
-          f" ({compatibility.describe_op_error(error)}); check the labels"
+          f" ({error_text.describe_op_error(error)}); check the labels"
           " and features against the model's outputs, inputs and"
           " loss.") from None
     if not _is_peer_failure(error):

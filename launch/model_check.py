@@ -62,12 +62,12 @@ def checked_model_fn(plan: plan_lib.Plan, strategy, spec, returned: list):
 def build_error(plan: plan_lib.Plan, error: Exception,
                 features_spec) -> ConfigError:
   """One sentence for a model that could not be built or called."""
-  from trainer import compatibility  # pylint: disable=import-outside-toplevel
+  from trainer import compatibility, error_text  # pylint: disable=import-outside-toplevel
   if isinstance(error, compatibility.Mismatch):
     return ConfigError(f"{_model_name(plan)} does not fit its data: {error}")
   what = ("model_fn" if plan.model_fn is not None and "model" not in
           plan.given else f"--model={plan.config.train.model}")
-  cause = compatibility.describe_call_error(error)
+  cause = error_text.describe_call_error(error)
   data = (f" on the training data's features {_features(features_spec)}"
           if plan.model_fn is not None else "")
   strings = [leaf for leaf in tf.nest.flatten(features_spec or ())

@@ -5,18 +5,15 @@ error cut down to "Exception encountered when calling Sequential.call()",
 or an `InvalidArgumentError` many lines long at the first step, or worse,
 no error (binary cross-entropy on labels 0..2 trains without a word). These
 checks compare the model with the data's `element_spec` and the source's
-class count, and raise `Mismatch` (a ValueError) with one sentence naming the cause.
+class count, and raise `Mismatch` (a ValueError): one sentence naming the
+cause and the fix.
 
 * `check_inputs`: the model's declared inputs (Sequential or functional
   with `keras.Input`) against the features: names, shapes, strings.
-* `describe_call_error`: Keras's own cause, out of the error a model call
-  raised (subclassed models declare no inputs).
 * `check_labels`: each output against its labels and loss (compile()'s or
   the configured one): units vs classes, one-hot width, label values,
   dict keys, number of outputs.
 """
-
-import re
 
 import keras
 import tensorflow as tf
@@ -167,30 +164,6 @@ def check_same_features(train_spec, eval_spec) -> None:
           f" {other.dtype.name}, but the training data's"
           f" {_text(_shape(spec))} {spec.dtype.name}; give both the same"
           " features.")
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def describe_call_error(error: Exception) -> str:
-  """Keras's cause out of the error a model call raised, on one line.
-
-  Keras 3 wraps a layer's error as "Exception encountered when calling
-  X.call().", the cause, then "Arguments received by ..."; TensorFlow adds
-  `{{function_node ...}}` and `[Op:...]` around an op's message.
-  """
-  text = _ANSI.sub("", str(error))
-  if "Exception encountered when calling" in text:
-    body = text.split("Arguments received by")[0].splitlines()[1:]
-    text = "\n".join(body)
-  text = re.sub(r"\{\{[^}]*\}\}", "", text)
-  text = re.sub(r"\s*\[Op:[^\]]*\].*", "", text)
-  # Keras prints the whole input tensor in some messages.
-  text = re.sub(r"for input \[.*?\] with name", "for input with name", text,
-                flags=re.DOTALL)
-  lines = [line.strip() for line in text.splitlines() if line.strip()]
-  cause = lines[0] if lines else type(error).__name__
-  return cause[:400].rstrip(".")
 
 
 def loss_name(loss) -> str | None:
@@ -416,18 +389,3 @@ def output_shapes(model: keras.Model, features_spec):
                                model(zeros, training=False))
 
 
-
-def describe_op_error(error: Exception) -> str:
-  """The cause in a TensorFlow op error of a running step, on one line.
-
-  Its text is "Graph execution error:", the Python lines that defined the
-  failing node, then the cause ("Received a label value of 2 which is
-  outside the valid range of [0, 1).  Label values: ...") and the node.
-  """
-  lines = [line.strip() for line in str(error).splitlines()]
-  node = next((index for index, line in enumerate(lines)
-               if line.startswith("[[")), len(lines))
-  causes = [line for line in lines[:node] if line]
-  cause = causes[-1] if causes else type(error).__name__
-  cause = re.sub(r"\s*\[Op:[^\]]*\].*", "", cause.split("  ")[0])
-  return cause[:300].rstrip(".")
