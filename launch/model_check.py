@@ -100,10 +100,7 @@ def _losses(plan: plan_lib.Plan, model, network, returned, outputs):
     return compatibility.losses_per_output(
         model.loss, compatibility.named_outputs(
             outputs, getattr(model, "output_names", None))), False
-  if plan.model_fn is None:
-    if ":" in train.model or type(model) is not model_lib.Model:  # pylint: disable=unidiomatic-typecheck
-      return None, True  # A builder's own loss, or a model_class's step.
-  elif any(isinstance(item, model_lib.Model) for item in returned):
+  if any(isinstance(item, model_lib.Model) for item in returned):
     return None, True  # The harness's step contract with its own loss_fn.
   return _configured_losses(
       outputs, getattr(network, "output_names", None), train.loss,
@@ -147,20 +144,38 @@ def check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
   Raises:
     ConfigError: If the model's outputs cannot be trained on the labels.
   """
-  from trainer import user_models  # pylint: disable=import-outside-toplevel
-  if plan.model_fn is None or not user_models.is_compiled(model):
+  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
+  if plan.model_fn is None:
+    try:
+      _check_built_in(plan)
+    except compatibility.Mismatch as error:
+      raise ConfigError(f"{_model_name(plan)} does not fit its data:"
+                        f" {error}") from None
+  elif not user_models.is_compiled(model):
     _check_fits(plan, model, strategy, train_spec, returned)
 
 
-def _check_built_in_classes(plan: plan_lib.Plan) -> None:
-  """A built-in's output is sized by the training data's classes."""
+def _check_built_in(plan: plan_lib.Plan) -> None:
+  """A built-in network is made for the training data: eval data must match.
+
+  (Its output is sized by the training data's classes, its input by the
+  training features, so only the eval data can differ.)
+  """
   from trainer import compatibility  # pylint: disable=import-outside-toplevel
-  trained, evaluated = (plan.train_source.num_classes,
-                        plan.eval_source.num_classes)
-  if (plan.model_fn is None and isinstance(trained, int)
-      and isinstance(evaluated, int) and evaluated > trained > 1):
+  if plan.eval_source is None:
+    return
+  train, evaluated = plan.train_source, plan.eval_source
+  if (evaluated.input_shape is not None
+      and evaluated.input_shape != train.input_shape):
     raise compatibility.Mismatch(
-        f"the eval data's labels go up to {evaluated - 1}, but the training"
+        f"the eval data's features are {evaluated.input_shape}, but the"
+        f" training data's {train.input_shape}; give both the same"
+        " features.")
+  trained, classes = train.num_classes, evaluated.num_classes
+  if (isinstance(trained, int) and isinstance(classes, int)
+      and classes > trained > 1):
+    raise compatibility.Mismatch(
+        f"the eval data's labels go up to {classes - 1}, but the training"
         f" data's only to {trained - 1}, which sized the network's output;"
         " give training data that holds every class.")
 
@@ -184,7 +199,6 @@ def _check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
     for data, spec, source in checks:
       if data == "the eval data":
         compatibility.check_same_features(train_spec[0], spec[0])
-        _check_built_in_classes(plan)
       compatibility.check_labels(
           outputs, spec[1], losses=losses, num_classes=source.num_classes,
           data=data, configured=configured,

@@ -88,7 +88,9 @@ def _build_model(plan: plan_lib.Plan, strategy, model_class):
   from trainer import build, user_models
   from trainer import model as model_lib
   config, source = plan.config, plan.train_source
-  spec, returned = _element_spec(plan, strategy), []
+  returned = []
+  spec = (_element_spec(plan, strategy) if plan.model_fn is not None
+          else (None, None))
   try:
     if plan.model_fn is not None:
       model = user_models.build_user_model(
