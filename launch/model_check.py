@@ -185,8 +185,12 @@ def _check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
   from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
   network = (model if user_models.is_compiled(model)
              else user_models.network_of(model))
-  with strategy.scope():
-    outputs = compatibility.output_shapes(network, train_spec[0])
+  try:
+    with strategy.scope():
+      outputs = compatibility.output_shapes(network, train_spec[0])
+  except (ValueError, TypeError, tf.errors.OpError):
+    # E.g. a fixed batch size: Keras's own build says what is wrong.
+    return
   train = plan.config.train
   try:
     losses, configured = _losses(plan, model, network, returned, outputs)
