@@ -337,7 +337,9 @@ def _check_class_indices(name, pair: _Pair, *, configured: bool,
         f" {pair.units} unit{'s' if pair.units != 1 else ''}; end the model"
         f" with Dense({classes})"
         + (", or use binary_crossentropy for one sigmoid unit."
-           if classes == 2 and pair.units == 1 else "."))
+           if classes == 2 and pair.units == 1 else
+           ", or, if the labels are numbers to predict, a regression loss"
+           " such as mse." if pair.units == 1 else "."))
   if not configured or classes is None or classes == pair.units:
     return
   one_hot = ([m for m in metrics if m in _ONE_HOT_METRICS]

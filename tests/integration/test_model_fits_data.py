@@ -139,7 +139,8 @@ def test_sparse_labels_against_one_unit(tmp_path, loss, origin):
   assert message.endswith(
       f"{origin} needs one output unit per class, but the training data's"
       " labels go up to 2 (3 classes) and the model's output has 1 unit; end"
-      " the model with Dense(3).")
+      " the model with Dense(3), or, if the labels are numbers to predict, a"
+      " regression loss such as mse.")
 
 
 @pytest.mark.parametrize("model_fn, labels, expected", [
