@@ -59,7 +59,8 @@ def plan(model_fn, train_data, *, eval_data=None, options: dict,
         os.environ, slurm_port_base=config.slurm_port_base)
     return plan_lib.plan_run(config, cluster, train=train_data,
                              eval_data=eval_data, model_fn=model_fn,
-                             given=frozenset(options) - {"model"})
+                             given=frozenset(options) - (
+                                 {"model"} if model_fn is not None else set()))
   except ConfigError as error:
     if spelling == "python":
       raise ConfigError(_as_keywords(str(error))) from None
@@ -71,6 +72,11 @@ def _is_peer_failure(error: Exception) -> bool:
   return isinstance(error, (tf.errors.UnavailableError,
                             tf.errors.DeadlineExceededError,
                             tf.errors.CancelledError, tf.errors.AbortedError))
+
+
+def _is_bad_data(error: Exception) -> bool:
+  import tensorflow as tf  # Already imported by the run.
+  return isinstance(error, tf.errors.InvalidArgumentError)
 
 
 def _first_line(error: Exception) -> str:
@@ -99,6 +105,13 @@ def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
           checkpointing.CheckpointError) as error:
     raise RunFailed(str(error)) from None
   except Exception as error:  # pylint: disable=broad-except
+    if _is_bad_data(error):  # What the checks before training cannot see.
+      from trainer import error_text  # pylint: disable=import-outside-toplevel
+      raise RunFailed(
+          f"training stopped on data the model cannot take"
+          f" ({error_text.describe_op_error(error)}); check the labels"
+          " and features against the model's outputs, inputs and"
+          " loss.") from None
     if not _is_peer_failure(error):
       raise
     raise RunFailed(

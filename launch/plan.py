@@ -70,7 +70,8 @@ def takes_no_arguments(function) -> bool:
 def resolve_model_fn(config: config_lib.RunConfig, model_fn):
   """A zero-argument model function, or None for `--model`'s builder."""
   if model_fn is not None:
-    if hasattr(model_fn, "layers") and hasattr(model_fn, "compile"):
+    if (not isinstance(model_fn, type) and hasattr(model_fn, "layers")
+        and hasattr(model_fn, "compile")):
       raise ConfigError("model_fn is a model, not the function that builds"
                         " it: pass build_model, not build_model(); its"
                         " variables must be created inside it, in the"

@@ -4,15 +4,22 @@
 for a user's model, a fingerprint of the model). A rerun that differs in
 anything that changes the result is refused with the differences named,
 instead of silently restoring the old checkpoint under new settings.
+Only a checkpoint is protected: a run that saved none (it failed before
+its first save) leaves nothing to resume, so a corrected rerun in the same
+model_dir starts from step 0 and its config.json replaces the old one.
 """
 
+import glob
 import json
 import math
 import os
 import re
 
+from absl import logging
+
 from launch.config import CONFIG_FILENAME, RunConfig
 from launch.errors import ConfigError
+from trainer import layout
 
 # Settings that change what a checkpoint's numbers mean, or what training
 # from it gives: resuming under other values would restore garbage, fail
@@ -48,6 +55,39 @@ def _flag_name(path: str) -> str:
   return "dataset" if path == "data.name" else name
 
 
+def holds_checkpoint(model_dir: str) -> bool:
+  """Whether `model_dir` holds a checkpoint (the last or the best one).
+
+  Read from the files (as `trainer.checkpointing` does): a lost state
+  file does not hide them.
+  """
+  paths = layout.ModelDir(model_dir)
+  return any(glob.glob(os.path.join(directory, "ckpt-*.index"))
+             for directory in (paths.checkpoints, paths.best_checkpoint))
+
+
+def _refuse_or_replace(config: RunConfig, message: str, *,
+                       say: bool = True) -> None:
+  """Refuses a rerun that differs from a run with checkpoints.
+
+  Args:
+    config: The rerun's settings.
+    message: The refusal.
+    say: Log that the earlier run's config.json is replaced.
+
+  Raises:
+    ConfigError: `message`, if model_dir holds a checkpoint.
+  """
+  if holds_checkpoint(config.train.model_dir):
+    raise ConfigError(message)
+  if say:
+    logging.info(
+        "%s holds the config.json of an earlier run with other settings"
+        " that saved no checkpoint: nothing to resume, so training starts"
+        " at step 0 and its config.json replaces the old one.",
+        config.train.model_dir)
+
+
 def check_resume_compatible(config: RunConfig) -> None:
   """Compares with `model_dir/config.json` of an earlier run, if any.
 
@@ -65,8 +105,10 @@ def check_resume_compatible(config: RunConfig) -> None:
     if not isinstance(saved, dict):
       raise ValueError("not an object")
   except (OSError, ValueError) as error:
-    raise ConfigError(f"{path} is unreadable ({type(error).__name__}); pass"
-                      " --allow_config_change to resume anyway.") from None
+    _refuse_or_replace(config, f"{path} is unreadable"
+                       f" ({type(error).__name__}); pass"
+                       " --allow_config_change to resume anyway.")
+    return
   current = json.loads(config.to_json())
   changes = []
   for setting in _RESULT_SETTINGS:
@@ -74,10 +116,10 @@ def check_resume_compatible(config: RunConfig) -> None:
     if before is not _MISSING and before != now:
       changes.append(f"--{_flag_name(setting)}={before!r} -> {now!r}")
   if changes:
-    raise ConfigError(f"--model_dir={config.train.model_dir} holds a run with"
-                      f" other settings ({'; '.join(changes)}); use a new"
-                      " --model_dir, or --allow_config_change to resume"
-                      " anyway.")
+    _refuse_or_replace(
+        config, f"--model_dir={config.train.model_dir} holds a run with"
+        f" other settings ({'; '.join(changes)}); use a new --model_dir, or"
+        " --allow_config_change to resume anyway.")
 
 
 def model_fingerprint(model) -> dict:
@@ -112,17 +154,20 @@ def check_fingerprint(config: RunConfig, fingerprint: dict) -> None:
   except FileNotFoundError:
     return
   except (OSError, ValueError, AttributeError) as error:
-    raise ConfigError(f"{path} is unreadable ({type(error).__name__}); pass"
-                      " --allow_config_change to resume anyway.") from None
+    _refuse_or_replace(config, f"{path} is unreadable"
+                       f" ({type(error).__name__}); pass"
+                       " --allow_config_change to resume anyway.")
+    return
   if saved is None or saved == fingerprint:
     return
   changes = [f"{key} {saved.get(key)!r} -> {fingerprint.get(key)!r}"
              for key in sorted(set(saved) | set(fingerprint))
              if saved.get(key) != fingerprint.get(key)]
-  raise ConfigError(f"--model_dir={config.train.model_dir} holds a run of"
-                    f" another model ({'; '.join(changes)[:300]}); use a new"
-                    " --model_dir, or --allow_config_change to resume"
-                    " anyway.")
+  _refuse_or_replace(
+      config, f"--model_dir={config.train.model_dir} holds a run of another"
+      f" model ({'; '.join(changes)[:300]}); use a new --model_dir, or"
+      " --allow_config_change to resume anyway.",
+      say=False)  # Said by check_resume_compatible (or not worth a line).
 
 
 def write_config(config: RunConfig, fingerprint: dict | None = None) -> str:

@@ -11,6 +11,7 @@ from absl import logging
 
 from launch import gpu_usage
 from launch import liveness
+from launch import model_check
 from launch import plan as plan_lib
 from launch import preemption
 from launch import resume
@@ -83,35 +84,38 @@ def _element_spec(plan: plan_lib.Plan, strategy):
 
 def _build_model(plan: plan_lib.Plan, strategy, model_class):
   """The model to train, its optimizer built; bad models are bad input."""
+  import tensorflow as tf
   from trainer import build, user_models
   from trainer import model as model_lib
   config, source = plan.config, plan.train_source
+  returned = []
+  spec = (_element_spec(plan, strategy) if plan.model_fn is not None
+          else (None, None))
   try:
     if plan.model_fn is not None:
       model = user_models.build_user_model(
-          plan.model_fn, strategy, config=config.train,
-          num_classes=source.num_classes,
-          element_spec=_element_spec(plan, strategy))
+          model_check.checked_model_fn(plan, strategy, spec, returned),
+          strategy, config=config.train, num_classes=source.num_classes,
+          element_spec=spec)
       if user_models.is_compiled(model):
         plan_lib.refuse_for_compiled(plan.given)
-      return model
-    if source.input_shape is None or source.num_classes is None:
-      raise ConfigError(f"the built-in --model={config.train.model} needs to"
-                        f" know the shape and classes of {source.name}; pass"
-                        " them to the source, or give a model_fn.")
-    return build.build_model(
-        config.train, strategy, input_shape=source.input_shape,
-        num_classes=source.num_classes,
-        model_class=model_class or model_lib.Model,
-        standardization=source.standardization)
-  except (ValueError, TypeError) as error:
+    else:
+      if source.input_shape is None or source.num_classes is None:
+        raise ConfigError(f"the built-in --model={config.train.model} needs"
+                          f" to know the shape and classes of {source.name};"
+                          " pass them to the source, or give a model_fn.")
+      model = build.build_model(
+          config.train, strategy, input_shape=source.input_shape,
+          num_classes=source.num_classes,
+          model_class=model_class or model_lib.Model,
+          standardization=source.standardization)
+  except (ValueError, TypeError, tf.errors.OpError) as error:
     if isinstance(error, ConfigError):
       raise
-    text = str(error).strip().splitlines()
-    what = ("model_fn" if plan.model_fn is not None
-            else f"--model={config.train.model}")
-    raise ConfigError(f"cannot build {what}: "
-                      f"{text[0] if text else type(error).__name__}") from None
+    raise model_check.build_error(plan, error, spec[0]) from None
+  # Before anything is written: outputs vs labels on train and eval data.
+  model_check.check_fits(plan, model, strategy, spec, returned)
+  return model
 
 
 def _set_up(plan: plan_lib.Plan, model_class):

@@ -41,6 +41,14 @@ def _probabilities(loss: str, from_logits: bool, outputs: tf.Tensor):
   return tf.nn.softmax(outputs)
 
 
+def _class_indices(labels: tf.Tensor) -> tf.Tensor:
+  """int32 class indices [batch] (labels of shape [batch, 1] too)."""
+  labels = tf.cast(labels, tf.int32)
+  if labels.shape.rank == 2 and labels.shape[-1] == 1:
+    labels = labels[:, 0]  # one_hot would make [batch, 1, classes].
+  return labels
+
+
 def build_loss(name: str, *, from_logits: bool, num_classes: int):
   """Returns `loss(labels, outputs) -> per-example loss [batch]`.
 
@@ -56,7 +64,7 @@ def build_loss(name: str, *, from_logits: bool, num_classes: int):
     keras_loss = keras.losses.CategoricalCrossentropy(
         from_logits=from_logits, reduction=None)
     return lambda labels, outputs: keras_loss(
-        tf.one_hot(tf.cast(labels, tf.int32), num_classes),
+        tf.one_hot(_class_indices(labels), num_classes),
         tf.cast(outputs, tf.float32))
   if name == "binary_crossentropy":
     keras_loss = keras.losses.BinaryCrossentropy(from_logits=from_logits,
@@ -109,7 +117,7 @@ def build_metrics(names, *, loss: str, from_logits: bool,
     probabilities = _probabilities(loss, from_logits, y_pred)
     if binary:
       return tf.reshape(tf.cast(y_true, tf.float32), [-1, 1]), probabilities
-    return tf.one_hot(tf.cast(y_true, tf.int32), num_classes), probabilities
+    return tf.one_hot(_class_indices(y_true), num_classes), probabilities
 
   def as_targets(y_true, y_pred):
     return (tf.reshape(tf.cast(y_true, tf.float32), [-1, 1]),

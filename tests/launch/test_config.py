@@ -99,6 +99,28 @@ def test_write_config_round_trips(tmp_path):
   assert not os.path.exists(path + ".tmp")
 
 
+@pytest.mark.parametrize("saved", ["", "checkpoints", "best_checkpoint"])
+def test_only_a_checkpoint_blocks_a_rerun_with_other_settings(tmp_path,
+                                                              saved):
+  first = make_config(tmp_path, learning_rate=0.5)
+  os.makedirs(first.train.model_dir)
+  resume.write_config(first, {"class": "Sequential", "parameters": 10})
+  if saved:  # The files a CheckpointManager leaves; not the state file.
+    os.makedirs(os.path.join(first.train.model_dir, saved))
+    open(os.path.join(first.train.model_dir, saved, "ckpt-7.index"),
+         "w").close()
+  rerun = make_config(tmp_path, learning_rate=0.1)
+  other_model = {"class": "Sequential", "parameters": 12}
+  if not saved:  # A run that failed before its first save.
+    resume.check_resume_compatible(rerun)
+    resume.check_fingerprint(rerun, other_model)
+    return
+  with pytest.raises(ConfigError, match="learning_rate=0.5 -> 0.1"):
+    resume.check_resume_compatible(rerun)
+  with pytest.raises(ConfigError, match="parameters 10 -> 12"):
+    resume.check_fingerprint(rerun, other_model)
+
+
 @pytest.mark.parametrize("loss,weights,message", [
     ("a:mse,b", [], "--loss: 'b' is not name:value"),
     ("a:mse,a:mse", [], "--loss names an output twice"),

@@ -1,0 +1,214 @@
+"""The user's model against the run's data, before anything is written.
+
+`launch.run` builds the model through `checked_model_fn` (declared inputs
+vs the training features, before Keras calls the model), turns a failed
+build into one sentence with Keras's cause (`build_error`), and calls
+`check_fits` on the built model: outputs vs labels and losses on the
+training and the eval data. See `trainer.compatibility` for the rules.
+"""
+
+import keras
+import tensorflow as tf
+
+from launch import plan as plan_lib
+from launch.errors import ConfigError
+
+
+def _features(spec) -> str:
+  """"(10,) float32", or "a (4,) float32, b (3,) float32"."""
+  def one(leaf):
+    shape = tuple(leaf.shape[1:])
+    return f"{shape} {leaf.dtype.name}".replace("None", "?")
+  if isinstance(spec, dict):
+    return ", ".join(f"{name} {one(leaf)}" for name, leaf in spec.items())
+  return one(spec)
+
+
+def _model_name(plan: plan_lib.Plan) -> str:
+  """How the user gave the model: model_fn, or --model=package.module:fn."""
+  if plan.model_fn is not None and "model" not in plan.given:
+    return "model_fn's model"
+  return f"--model={plan.config.train.model}"
+
+
+def checked_model_fn(plan: plan_lib.Plan, strategy, spec, returned: list):
+  """`plan.model_fn` that checks its model against the data as it returns it.
+
+  Declared inputs vs the training features, and a compiled model's outputs
+  vs the labels: before Keras builds compile()'s loss on the data (which
+  fails with a shape error of its own, or not at all).
+
+  Args:
+    plan: The run's plan.
+    strategy: The strategy (model_fn runs in its scope).
+    spec: Specs of one training batch.
+    returned: Receives what `model_fn` returned (to tell later whether the
+      user's model or the harness's wrapper is being trained).
+  """
+  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
+
+  def build():
+    model = plan.model_fn()
+    returned.append(model)
+    if isinstance(model, keras.Model):
+      compatibility.check_inputs(model, spec[0], data="the training data")
+      if user_models.is_compiled(model):
+        _check_fits(plan, model, strategy, spec, returned)
+    return model
+
+  return build
+
+
+def build_error(plan: plan_lib.Plan, error: Exception,
+                features_spec) -> ConfigError:
+  """One sentence for a model that could not be built or called."""
+  from trainer import compatibility, error_text  # pylint: disable=import-outside-toplevel
+  if isinstance(error, compatibility.Mismatch):
+    return ConfigError(f"{_model_name(plan)} does not fit its data: {error}")
+  what = ("model_fn" if plan.model_fn is not None and "model" not in
+          plan.given else f"--model={plan.config.train.model}")
+  cause = error_text.describe_call_error(error)
+  data = (f" on the training data's features {_features(features_spec)}"
+          if plan.model_fn is not None else "")
+  strings = [leaf for leaf in tf.nest.flatten(features_spec or ())
+             if leaf.dtype == tf.string]
+  hint = ("; the features are strings: give numbers (e.g. dtype float32 in"
+          " the TFRecord schema), or a model that takes strings"
+          if strings else "")
+  return ConfigError(f"cannot build {what}{data}: {cause}{hint}.")
+
+
+def _eval_spec(plan: plan_lib.Plan, model):
+  """Specs of one eval batch: `(x, y)` or `(x, y, sample_weight)`."""
+  from trainer import user_models  # pylint: disable=import-outside-toplevel
+  dataset_fn, _ = plan.eval_source.eval_dataset_fn(
+      global_batch_size=plan.config.data.global_batch_size,
+      padded=not user_models.is_compiled(model))
+  return dataset_fn(tf.distribute.InputContext()).element_spec
+
+
+def _losses(plan: plan_lib.Plan, model, network, returned, outputs):
+  """({output: loss}, configured?) to check, or (None, _) to skip."""
+  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
+  from trainer import model as model_lib  # pylint: disable=import-outside-toplevel
+  train = plan.config.train
+  if user_models.is_compiled(model):
+    # A train_step of the user's own decides how labels meet outputs.
+    if (getattr(model, "loss", None) is None
+        or type(model).train_step is not keras.Model.train_step):
+      return None, False
+    return compatibility.losses_per_output(
+        model.loss, compatibility.named_outputs(
+            outputs, getattr(model, "output_names", None))), False
+  if any(isinstance(item, model_lib.Model) for item in returned):
+    return None, True  # The harness's step contract with its own loss_fn.
+  return _configured_losses(
+      outputs, getattr(network, "output_names", None), train.loss,
+      dict(train.output_losses)), True
+
+
+def _configured_losses(outputs, output_names, loss: str,
+                       output_losses: dict) -> dict:
+  """{output: loss} of the options' loss(es) for the model's outputs."""
+  from trainer import compatibility  # pylint: disable=import-outside-toplevel
+  named = compatibility.named_outputs(outputs, output_names)
+  if output_losses:
+    if not isinstance(outputs, dict) or set(outputs) != set(output_losses):
+      raise compatibility.Mismatch(
+          f"--loss names the outputs {', '.join(output_losses)}, but the"
+          f" model's outputs are {', '.join(named) or 'one tensor'}; return"
+          " a dict of outputs keyed like --loss from the model.")
+    return output_losses
+  if set(named) != {""}:
+    raise compatibility.Mismatch(
+        f"the model has {len(named)} outputs ({', '.join(named)}); return a"
+        " dict of outputs and give one loss per output"
+        " (--loss=name:loss,name:loss), or compile the model with its"
+        " losses.")
+  return {"": loss}
+
+
+def check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
+               returned=()) -> None:
+  """Outputs vs labels on the training and eval data.
+
+  A compiled model of model_fn was checked by `checked_model_fn` already.
+
+  Args:
+    plan: The run's plan.
+    model: The built model (compiled, or the harness's wrapper).
+    strategy: Its strategy (the model is called in its scope).
+    train_spec: Specs of one training batch.
+    returned: What the user's model_fn returned.
+
+  Raises:
+    ConfigError: If the model's outputs cannot be trained on the labels.
+  """
+  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
+  if plan.model_fn is None:
+    try:
+      _check_built_in(plan)
+    except compatibility.Mismatch as error:
+      raise ConfigError(f"{_model_name(plan)} does not fit its data:"
+                        f" {error}") from None
+  elif not user_models.is_compiled(model):
+    _check_fits(plan, model, strategy, train_spec, returned)
+
+
+def _check_built_in(plan: plan_lib.Plan) -> None:
+  """A built-in network is made for the training data: eval data must match.
+
+  (Its output is sized by the training data's classes, its input by the
+  training features, so only the eval data can differ.)
+  """
+  from trainer import compatibility  # pylint: disable=import-outside-toplevel
+  if plan.eval_source is None:
+    return
+  train, evaluated = plan.train_source, plan.eval_source
+  if (evaluated.input_shape is not None
+      and evaluated.input_shape != train.input_shape):
+    raise compatibility.Mismatch(
+        f"the eval data's features are {evaluated.input_shape}, but the"
+        f" training data's {train.input_shape}; give both the same"
+        " features.")
+  trained, classes = train.num_classes, evaluated.num_classes
+  if (isinstance(trained, int) and isinstance(classes, int)
+      and classes > trained > 1):
+    raise compatibility.Mismatch(
+        f"the eval data's labels go up to {classes - 1}, but the training"
+        f" data's only to {trained - 1}, which sized the network's output;"
+        " give training data that holds every class.")
+
+
+def _check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
+                returned) -> None:
+  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
+  network = (model if user_models.is_compiled(model)
+             else user_models.network_of(model))
+  try:
+    with strategy.scope():
+      outputs = compatibility.output_shapes(network, train_spec[0])
+  except (ValueError, TypeError, tf.errors.OpError):
+    # E.g. a fixed batch size: Keras's own build says what is wrong.
+    return
+  train = plan.config.train
+  try:
+    losses, configured = _losses(plan, model, network, returned, outputs)
+    if losses is None:
+      return
+    checks = [("the training data", train_spec, plan.train_source)]
+    if plan.eval_source is not None:
+      checks.append(("the eval data", _eval_spec(plan, model),
+                     plan.eval_source))
+    for data, spec, source in checks:
+      if data == "the eval data":
+        compatibility.check_same_features(train_spec[0], spec[0])
+      compatibility.check_labels(
+          outputs, spec[1], losses=losses, num_classes=source.num_classes,
+          data=data, configured=configured,
+          metrics=train.metrics if configured else (),
+          output_names=getattr(network, "output_names", None),
+          origin="--loss=" if configured else "compile()'s loss ")
+  except compatibility.Mismatch as error:
+    raise ConfigError(f"{_model_name(plan)} does not fit its data:"
+                      f" {error}") from None
