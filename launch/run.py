@@ -234,6 +234,12 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
                        ("Eval", plan.eval_source)):
     if source is not None and plan.cluster.is_chief:
       logging.info("%s data: %s.", role, source.description.rstrip("."))
+  if plan.cluster.is_chief and plan.config.task != "auto":
+    logging.info("Task: %s (%s).", plan.config.task,
+                 "loss and metrics of compile()"
+                 if user_models.is_compiled(model) else
+                 f"loss {train_config.loss}, metrics"
+                 f" {', '.join(train_config.metrics)}")
   if plan.cluster.is_chief:
     from trainer import model_summary
     model_summary.log(user_models.network_of(model))
@@ -302,12 +308,23 @@ def _export_metadata(plan: plan_lib.Plan, model) -> dict:
   """
   from trainer import export
   source, train = plan.train_source, plan.config.train
-  return {"dataset": source.name,
-          "feature_scale": getattr(source, "feature_scale", 1.0),
-          "input_shape": source.input_shape, "num_classes": source.num_classes,
-          **export.model_loss_metadata(
-              model, loss=dict(train.output_losses) or train.loss,
-              from_logits=train.from_logits)}
+  metadata = {"dataset": source.name,
+              "feature_scale": getattr(source, "feature_scale", 1.0),
+              "input_shape": source.input_shape,
+              **export.model_loss_metadata(
+                  model, loss=dict(train.output_losses) or train.loss,
+                  from_logits=train.from_logits)}
+  if getattr(source, "input_format", None):  # Images, a CSV's columns.
+    metadata["input_format"] = source.input_format
+  if plan.config.task == "regression":  # Values: no classes, no logits.
+    metadata.pop("from_logits", None)
+    return dict(metadata, task="regression")
+  if plan.config.task == "classification":
+    metadata["task"] = "classification"
+  metadata["num_classes"] = source.num_classes
+  if getattr(source, "class_names", None):
+    metadata["class_names"] = list(source.class_names)
+  return metadata
 
 
 def _evaluate(plan: plan_lib.Plan, model_class) -> RunResult:
