@@ -83,8 +83,9 @@ def from_csv(path_or_glob: str, *, label_column: str,
   (setosa, versicolor, ...; yes/no) are classes, the sorted names
   (`class_names`, as Keras's utilities order them) with label = index;
   numbers with fractions are float32 regression targets; whole numbers
-  are int32 class indices when clearly classes (at most 20 distinct values,
-  at most half the rows), and otherwise a DataError asks for
+  are int32 class indices when clearly classes (two values, or at most 20
+  distinct values in at least twice as many rows), and otherwise a
+  DataError asks for
   `task="regression"` or `task="classification"`.
 
   Args:

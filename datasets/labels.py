@@ -13,8 +13,9 @@ from datasets.errors import DataError
 
 TASKS = ("auto", "classification", "regression")
 
-# Whole-number labels are taken for classes only when there are at most
-# this many distinct values, each seen twice on average (sklearn's
+# Whole-number labels are taken for classes only when there are two
+# (binary, sklearn's "binary"), or at most this many distinct values, each
+# seen twice on average (sklearn's
 # `type_of_target` calls any whole numbers "multiclass"; a target such as
 # diabetes progression, 214 distinct values in 442 rows, is not).
 MAX_AUTO_CLASSES = 20
@@ -29,7 +30,8 @@ def check_task(task: str) -> str:
 
 def is_clearly_classes(distinct: int, rows: int) -> bool:
   """Whether `distinct` whole-number values in `rows` rows are classes."""
-  return distinct <= MAX_AUTO_CLASSES and 2 * distinct <= rows
+  return distinct <= 2 or (distinct <= MAX_AUTO_CLASSES
+                           and 2 * distinct <= rows)
 
 
 def format_names(names, limit: int = 6) -> str:
@@ -91,16 +93,16 @@ def column_labels(cells: list[str], *, task: str, column: str, where,
   whole = bool(np.all(values == np.round(values)))
   if not whole:
     if task == "classification":
-      raise DataError(f"column {column!r} holds labels with fractions (e.g."
-                      f" {cells[int(np.argmax(values != np.round(values)))]})"
-                      ", which cannot be classes; give task=regression.")
+      raise DataError(f"column {column!r} holds labels with fractions such as"
+                      f" {cells[int(np.argmax(values != np.round(values)))]},"
+                      " which cannot be classes; give task=regression.")
     return values.astype(np.float32), "regression", None
   distinct = np.unique(values)
   if distinct[0] < 0:
     if task == "classification":
       raise DataError(f"column {column!r} holds the class {distinct[0]:g};"
-                      " classes are indices from 0, so renumber them 0, 1,"
-                      " ... (or give task=regression).")
+                      " classes are indices from 0, so renumber them from 0"
+                      " (or give task=regression).")
     raise DataError(f"column {column!r} holds negative whole numbers"
                     f" ({distinct[0]:g} to {distinct[-1]:g}): give"
                     " task=regression if they are quantities, or renumber"
