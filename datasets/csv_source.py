@@ -31,7 +31,8 @@ def _read_file(path: str, label_column: str, header: list[str] | None):
   Features must be numbers; label cells are kept as (stripped) text.
   """
   try:
-    with open(path, newline="", encoding="utf-8") as stream:
+    # utf-8-sig: Excel writes a byte order mark before the header.
+    with open(path, newline="", encoding="utf-8-sig") as stream:
       rows = list(csv.reader(stream))
   except (OSError, UnicodeDecodeError) as error:
     raise DataError(f"{path} cannot be read ({type(error).__name__}).") from None

@@ -70,7 +70,7 @@ def _is_number(cell: str) -> bool:
 
 def _read_csv(path: str, feature_names):
   """Rows of numbers; a header row picks `feature_names` by name."""
-  with open(path, newline="", encoding="utf-8") as stream:
+  with open(path, newline="", encoding="utf-8-sig") as stream:
     rows = [row for row in csv.reader(stream) if row]
   if not rows:
     raise DataError(f"{path} holds no rows.")

@@ -137,3 +137,10 @@ def test_labels_in_doubt_or_against_the_task_are_one_sentence(
     from_csv(path, label_column="target", task=task)
   assert message in str(raised.value)
   assert str(raised.value).count(". ") == 0  # One sentence.
+
+
+def test_excel_bom_and_crlf(tmp_path):
+  path = tmp_path / "excel.csv"
+  path.write_bytes("\ufeffspecies,a\r\ncat,1\r\ndog,2\r\n".encode("utf-8"))
+  source = from_csv(str(path), label_column="species")
+  assert source.class_names == ["cat", "dog"] and source.input_shape == (1,)
