@@ -304,7 +304,9 @@ def _export_metadata(plan: plan_lib.Plan, model) -> dict:
   How to feed raw features, and the loss that says what the network emits
   (logits or probabilities): the model's own when it has one (compile()'s,
   or a builder's `keras.losses.Loss`), else the options' `loss` and
-  `from_logits`, which built the built-in and uncompiled networks.
+  `from_logits`, which built the built-in and uncompiled networks. The
+  task: a regression has no class count and no `from_logits`; classes
+  keep their names (`class_names`) when the data has them.
   """
   from trainer import export
   source, train = plan.train_source, plan.config.train
@@ -316,7 +318,9 @@ def _export_metadata(plan: plan_lib.Plan, model) -> dict:
                   from_logits=train.from_logits)}
   if getattr(source, "input_format", None):  # Images, a CSV's columns.
     metadata["input_format"] = source.input_format
-  if plan.config.task == "regression":  # Values: no classes, no logits.
+  # A compiled model's own regression loss says it, whatever the labels.
+  if (plan.config.task == "regression"
+      or metadata.get("loss") in export.REGRESSION_LOSSES):
     metadata.pop("from_logits", None)
     return dict(metadata, task="regression")
   if plan.config.task == "classification":
