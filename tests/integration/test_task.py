@@ -198,3 +198,47 @@ def test_image_folder_predicts_files_and_folders_with_names(tmp_path):
   with pytest.raises(DataError, match="bad.png is not a readable image"):
     files.load_images(files.list_images(str(new)), image_size=(8, 8),
                       channels=3)
+
+
+@pytest.mark.parametrize("labels,options,message", [
+    ([0.5, 1.5] * 8, {"loss": "sparse_categorical_crossentropy"},
+     "loss=sparse_categorical_crossentropy is a classification loss, but the"
+     " labels of arrays are regression targets; use loss=mse"),
+    ([0, 1] * 8, {"metrics": ["mae"]},
+     "metrics=mae is a regression metric, but the labels of arrays are"
+     " classes"),
+    ([0, 1] * 8, {"task": "classification", "loss": "mse"},
+     "loss=mse is a regression loss, but task=classification"),
+    ([0, 1] * 8, {"task": "regression"},
+     "task=regression, but arrays holds classification labels; read the"
+     " data with task=regression"),
+    ([0, 1] * 8, {"monitor": "mae", "eval_every": 5},
+     "monitor=mae is not an eval metric of this run (loss, examples,"
+     " accuracy)"),
+])
+def test_options_against_the_data_are_one_sentence(tmp_path, labels,
+                                                   options, message):
+  from datasets import from_arrays
+  from launch import api
+  source = from_arrays(np.zeros((16, 2), np.float32), np.array(labels))
+  with pytest.raises(ConfigError) as raised:
+    api.plan(None, source, options=dict(
+        options, model_dir=str(tmp_path / "run"), global_batch_size=8))
+  assert message in str(raised.value)
+  assert not (tmp_path / "run").exists()
+
+
+def test_regression_defaults_with_mse_alone_and_mae(tmp_path):
+  from datasets import from_arrays
+  from launch import api
+  source = from_arrays(np.zeros((16, 2), np.float32), np.arange(16) % 7)
+  planned = api.plan(None, source, options=dict(
+      loss="mse", model_dir=str(tmp_path / "run"), global_batch_size=8))
+  assert planned.config.task == "regression"
+  assert planned.config.train.metrics == ("mae", "mse")
+  floats = from_arrays(np.zeros((16, 2), np.float32), np.linspace(0, 1, 16))
+  planned = api.plan(None, floats, options=dict(
+      metrics=["mae"], monitor="mae", eval_every=5, validation_split=0.25,
+      model_dir=str(tmp_path / "run"), global_batch_size=8))
+  assert planned.config.train.loss == "mse"
+  assert planned.config.train.metrics == ("mae",)
