@@ -7,6 +7,7 @@ as a TensorFlow constant: that is the cache, and a batch is a gather.
 
 import numpy as np
 
+from datasets import labels as labels_lib
 from datasets import source as source_lib
 from datasets.errors import DataError
 
@@ -26,31 +27,49 @@ def _rows(structure) -> list[int]:
   return [len(array) if array.ndim else 0 for array in arrays]
 
 
-def normalize_labels(labels):
+def normalize_labels(labels, task: str = "auto"):
   """Labels as int32 class indices or float32 targets, and their classes.
 
-  Integer (and boolean) labels become int32 indices with `max + 1` classes;
-  float labels of shape [N] are regression targets (1 class); float labels
-  [N, C] (e.g. one-hot) pass through with C classes.
+  By dtype, unless `task` says otherwise: integer (and boolean) labels
+  become int32 indices with `max + 1` classes; float labels of shape [N]
+  are regression targets (1 class); float labels [N, C] (e.g. one-hot)
+  pass through with C classes. task="regression" makes any numeric labels
+  float32 targets; task="classification" takes float [N] labels holding
+  whole numbers as class indices.
 
   Returns:
-    (labels, num_classes), each a dict for dict labels.
+    (labels, num_classes, task), each a dict for dict labels.
   """
   if isinstance(labels, dict):
-    pairs = {name: normalize_labels(array) for name, array in labels.items()}
-    return ({name: pair[0] for name, pair in pairs.items()},
-            {name: pair[1] for name, pair in pairs.items()})
-  if np.issubdtype(labels.dtype, np.floating):
-    labels = labels.astype(np.float32)
-    return labels, (int(labels.shape[-1]) if labels.ndim > 1 else 1)
-  if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+    triples = {name: normalize_labels(array, task)
+               for name, array in labels.items()}
+    return tuple({name: triple[i] for name, triple in triples.items()}
+                 for i in range(3))
+  if not (np.issubdtype(labels.dtype, np.number) or labels.dtype == bool):
     raise DataError(f"labels of dtype {labels.dtype} are neither integer"
-                    " classes nor float targets.")
+                    " classes nor float targets; give text labels to"
+                    " from_csv, or map them to class indices 0, 1, ....")
+  is_float = np.issubdtype(labels.dtype, np.floating)
+  if task == "regression":
+    labels = labels.astype(np.float32)
+    return labels, (int(labels.shape[-1]) if labels.ndim > 1 else 1), task
+  if is_float and task == "classification" and labels.ndim == 1:
+    if labels.size and not np.all(labels == np.round(labels)):
+      raise DataError("task='classification' needs whole-number labels (class"
+                      " indices), but the float labels have fractions; give"
+                      " task='regression'.")
+  elif is_float:
+    labels = labels.astype(np.float32)
+    if labels.ndim > 1 and labels.shape[-1] > 1:
+      return labels, int(labels.shape[-1]), "classification"
+    return labels, 1, "regression"
   if labels.size and labels.min() < 0:
     raise DataError(f"integer labels must be class indices from 0, but one"
-                    f" is {labels.min()}.")
+                    f" is {labels.min()}; renumber them, or give"
+                    " task='regression'.")
   labels = labels.astype(np.int32)
-  return labels, int(labels.max()) + 1 if labels.size else 0
+  return (labels, int(labels.max()) + 1 if labels.size else 0,
+          "classification")
 
 
 def _scales(features, scale):
@@ -69,9 +88,11 @@ def _scales(features, scale):
 class ArrayData:
   """Features and labels in memory; see `source_lib.IndexedData`."""
 
-  def __init__(self, features, labels, num_classes, scales, preprocess=None):
+  def __init__(self, features, labels, num_classes, scales, preprocess=None,
+               task=None, class_names=None):
     self.features, self.labels = features, labels
     self.num_classes, self.scales = num_classes, scales
+    self.task, self.class_names = task, class_names
     self.preprocess = preprocess
     self.takes_seed = (preprocess is not None
                        and source_lib.preprocess_takes_seed(preprocess))
@@ -84,7 +105,8 @@ class ArrayData:
     cut = lambda s: ({k: a[rows] for k, a in s.items()}
                      if isinstance(s, dict) else s[rows])
     return ArrayData(cut(self.features), cut(self.labels), self.num_classes,
-                     self.scales, self.preprocess)
+                     self.scales, self.preprocess, self.task,
+                     self.class_names)
 
   def is_tabular(self) -> bool:
     return (not isinstance(self.features, dict) and self.features.ndim == 2
@@ -111,8 +133,14 @@ class ArrayData:
       parts.append(f"{name + ' ' if name else ''}{shape} {array.dtype}"
                    f" features {done}")
     classes = self.num_classes
+    if self.task == "regression":
+      kind = "regression targets"
+    else:
+      kind = f"{classes} classes"
+      if self.class_names:
+        kind += f" ({labels_lib.format_names(self.class_names)})"
     return (f"{source_lib.format_count(self.num_examples)} examples of"
-            f" {'; '.join(parts)}; {classes} classes"
+            f" {'; '.join(parts)}; {kind}"
             if not isinstance(classes, dict) else
             f"{source_lib.format_count(self.num_examples)} examples of"
             f" {'; '.join(parts)}; outputs {classes}")
@@ -143,9 +171,10 @@ class ArrayData:
                                     seed)))
 
 
-def from_arrays(features, labels, *, scale: float | None = None,
-                preprocess=None, name: str = "arrays",
-                shuffle: bool = True) -> source_lib.IndexedSource:
+def from_arrays(features, labels, *, task: str = "auto",
+                scale: float | None = None, preprocess=None,
+                name: str = "arrays", shuffle: bool = True,
+                class_names=None) -> source_lib.IndexedSource:
   """In-memory arrays as one split (training or eval data).
 
   Nothing is rescaled behind your back: float features are used as given;
@@ -162,6 +191,9 @@ def from_arrays(features, labels, *, scale: float | None = None,
       `num_classes` = max + 1); float [N] labels are regression targets
       (1 class); float [N, C] labels (e.g. one-hot) pass through unchanged
       (C classes).
+    task: "auto" (by dtype, as above), "classification" (float [N] labels
+      must then be whole numbers) or "regression" (any numeric labels are
+      float32 targets).
     scale: Factor for the float32 features; None: 1/255 for uint8, else 1.
     preprocess: Optional function run per example in the pipeline's
       parallel map: `preprocess(features, label)` or `preprocess(features,
@@ -172,6 +204,8 @@ def from_arrays(features, labels, *, scale: float | None = None,
       `tf.image.random_flip_left_right`) are not reproducible.
     name: Name for logs.
     shuffle: Whether training epochs are shuffled.
+    class_names: Optional names of the classes 0, 1, ... (kept as
+      `class_names`, and in the export's metadata).
 
   Returns:
     An indexable Source: exact resume, same global batch on any number of
@@ -192,10 +226,20 @@ def from_arrays(features, labels, *, scale: float | None = None,
                 else [features]):
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
       raise DataError(f"features of dtype {array.dtype} are not numbers.")
-  labels, num_classes = normalize_labels(labels)
+  labels, num_classes, task = normalize_labels(labels,
+                                               labels_lib.check_task(task))
+  if isinstance(task, dict):  # Per output: the losses say the tasks.
+    task = None
+  if class_names is not None:
+    class_names = [str(name) for name in class_names]
+    if task != "classification" or len(class_names) < num_classes:
+      raise DataError(f"class_names names {len(class_names)} classes, but the"
+                      f" labels are {task or 'several outputs'} with"
+                      f" {num_classes} classes.")
   scales = _scales(features, scale)
   uniform = set(scales.values()) if isinstance(scales, dict) else {scales}
-  data = ArrayData(features, labels, num_classes, scales, preprocess)
+  data = ArrayData(features, labels, num_classes, scales, preprocess, task,
+                   class_names)
   return source_lib.IndexedSource(
       data, name=name, shuffle=shuffle,
       feature_scale=uniform.pop() if len(uniform) == 1 else 1.0)

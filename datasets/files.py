@@ -1,12 +1,17 @@
-"""Feature files for prediction: `.npy`, `.npz` and `.csv`.
+"""Feature files for prediction: `.npy`, `.npz`, `.csv` and images.
 
 * `.npy`: one array [N, ...] (a single-input model).
 * `.npz`: one array per named input (keys = input names), or a single array
   (any key) for a single-input model.
-* `.csv`: one example per row, numbers only, no header; each row is reshaped
-  to the model's input shape (single-input models).
+* `.csv`: one example per row, numbers only; each row is reshaped to the
+  model's input shape (single-input models). A first row that is not all
+  numbers is a header: with the training CSV's `feature_names` its columns
+  are matched by name (others, e.g. the label column, are ignored).
+* Images (`load_images`): an image file or a folder of them (searched
+  recursively, sorted), decoded and resized as in training.
 """
 
+import csv
 import os
 import zipfile
 
@@ -17,13 +22,15 @@ from datasets.errors import DataError
 FEATURE_SUFFIXES = (".npy", ".npz", ".csv")
 
 
-def load_features(path: str, input_shape):
+def load_features(path: str, input_shape, feature_names=None):
   """Reads `path` and checks it against the model's input shape.
 
   Args:
     path: A `.npy`, `.npz` or `.csv` file.
     input_shape: Shape of one example: a tuple, or a dict name -> tuple for
       a model with named inputs.
+    feature_names: The training CSV's feature columns, in order, if known:
+      a CSV with a header row gives these columns.
 
   Returns:
     An array [N, *input_shape], or a dict of such arrays.
@@ -44,11 +51,98 @@ def load_features(path: str, input_shape):
       with np.load(path, allow_pickle=False) as archive:
         features = {key: archive[key] for key in archive.files}
     else:
-      features = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
+      features = _read_csv(path, feature_names)
+  except DataError:
+    raise
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
     raise DataError(f"{path} is not a readable {suffix} file"
                     f" ({type(error).__name__}: {error}).") from None
   return _fit(path, features, input_shape)
+
+
+def _is_number(cell: str) -> bool:
+  try:
+    float(cell)
+  except ValueError:
+    return False
+  return True
+
+
+def _read_csv(path: str, feature_names):
+  """Rows of numbers; a header row picks `feature_names` by name."""
+  with open(path, newline="", encoding="utf-8-sig") as stream:
+    rows = [row for row in csv.reader(stream) if row]
+  if not rows:
+    raise DataError(f"{path} holds no rows.")
+  header = [cell.strip() for cell in rows[0]]
+  if all(_is_number(cell) for cell in header):
+    header = None
+  else:
+    rows = rows[1:]
+    if not rows:
+      raise DataError(f"{path} holds a header row but no examples.")
+  columns = list(range(len(rows[0]) if rows else 0))
+  if header is not None and feature_names:
+    missing = [name for name in feature_names if name not in header]
+    if missing:
+      raise DataError(f"{path} has no column {missing[0]!r}, a feature the"
+                      f" model was trained on ({', '.join(feature_names)});"
+                      " add it to the file.")
+    columns = [header.index(name) for name in feature_names]
+  values = np.empty((len(rows), len(columns)), np.float32)
+  for index, row in enumerate(rows):
+    line = index + 1 + (header is not None)
+    if header is not None and len(row) != len(header):
+      raise DataError(f"{path} line {line} has {len(row)} cells, but the"
+                      f" header has {len(header)}.")
+    try:
+      values[index] = [float(row[column]) for column in columns]
+    except (ValueError, IndexError):
+      raise DataError(f"{path} line {line} does not hold"
+                      f" {len(columns)} numbers.") from None
+  return values
+
+
+def list_images(path: str) -> list[str]:
+  """An image file, or the image files under a folder (sorted)."""
+  from datasets.images import IMAGE_EXTENSIONS  # pylint: disable=import-outside-toplevel
+  if os.path.isfile(path):
+    return [path]
+  if not os.path.isdir(path):
+    raise DataError(f"{path} does not exist.")
+  found = []
+  for root, dirs, names in os.walk(path):
+    dirs.sort()
+    found += [os.path.join(root, name) for name in sorted(names)
+              if name.lower().endswith(IMAGE_EXTENSIONS)]
+  if not found:
+    raise DataError(f"{path} holds no images ending in"
+                    f" {', '.join(IMAGE_EXTENSIONS)}.")
+  return found
+
+
+def load_images(paths, *, image_size, channels: int) -> np.ndarray:
+  """Images decoded and resized as `from_image_directory` does, unscaled.
+
+  Returns:
+    float32 pixels 0..255 [N, height, width, channels] (the export's
+    `feature_scale` scales them as in training).
+
+  Raises:
+    DataError: Naming a file that cannot be read or decoded.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  images = []
+  for path in paths:
+    try:
+      image = tf.io.decode_image(tf.io.read_file(path), channels=channels,
+                                 expand_animations=False)
+    except (tf.errors.OpError, OSError) as error:
+      reason = str(getattr(error, "message", error)).splitlines()[0]
+      raise DataError(f"{path} is not a readable image ({reason}).") from None
+    images.append(tf.image.resize(image, image_size,
+                                  method="bilinear").numpy())
+  return np.stack(images).astype(np.float32)
 
 
 def _fit(path: str, features, input_shape):
@@ -97,6 +191,8 @@ def write_predictions(path: str, predictions) -> None:
   if isinstance(predictions, dict) and suffix != ".npz":
     raise DataError(f"the model has the outputs {', '.join(sorted(predictions))};"
                     f" write them to an .npz, not {path}.")
+  is_text = (not isinstance(predictions, dict)
+             and predictions.dtype.kind == "U")
   staging = os.path.join(os.path.dirname(os.path.abspath(path)),
                          f".{os.path.basename(path)}.partial{suffix}")
   try:
@@ -105,6 +201,9 @@ def write_predictions(path: str, predictions) -> None:
     elif suffix == ".npz":
       np.savez(staging, **(predictions if isinstance(predictions, dict)
                            else {"predictions": predictions}))
+    elif is_text:  # Class names: one per line.
+      with open(staging, "w", encoding="utf-8") as stream:
+        stream.writelines(f"{name}\n" for name in predictions)
     else:  # 9 significant digits round-trip float32 exactly.
       np.savetxt(staging, predictions.reshape(len(predictions), -1),
                  delimiter=",", fmt="%.9g")

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from datasets import labels as labels_lib
 from datasets import source as source_lib
 from datasets.errors import DataError
 
@@ -36,6 +37,9 @@ class ImageFiles:
     self.num_examples = len(paths)
     self.input_shape = (*image_size, channels)
     self.num_classes = len(class_names)
+    self.task = "classification"
+    self.input_format = {"kind": "images", "image_size": list(image_size),
+                         "channels": channels}
 
   def take(self, rows: slice) -> "ImageFiles":
     return ImageFiles(self.paths[rows], self.labels[rows], self.class_names,
@@ -50,7 +54,8 @@ class ImageFiles:
             f"pixels scaled by {source_lib.format_scale(self.scale)}")
     return (f"{source_lib.format_count(self.num_examples)} images resized to"
             f" {source_lib.format_shape(self.input_shape)} ({done}),"
-            f" {self.num_classes} classes")
+            f" {self.num_classes} classes"
+            f" ({labels_lib.format_names(self.class_names)})")
 
   def open(self):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel

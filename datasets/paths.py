@@ -53,13 +53,17 @@ def _is_image_directory(path: str) -> bool:
 
 
 def from_path(path: str, *, label_column: str | None = None,
-              image_size=None, **options):
+              image_size=None, task: str = "auto", class_names=None,
+              **options):
   """The Source of the data at `path`, its kind told by its name.
 
   Args:
     path: See the module docstring for the kinds.
     label_column: CSV only: the label's column (required there).
     image_size: Image directories only: (height, width); default 256x256.
+    task: "auto", "classification" or "regression" (CSV and .npz labels;
+      image folders are classes).
+    class_names: CSV eval data: the training data's class names.
     **options: Passed to the constructor (e.g. `preprocess`, `scale`).
 
   Returns:
@@ -69,16 +73,19 @@ def from_path(path: str, *, label_column: str | None = None,
     DataError: If the path is of no known kind or its data is unusable.
   """
   from datasets import arrays, csv_source, images  # pylint: disable=import-outside-toplevel
+  from datasets.labels import check_task  # pylint: disable=import-outside-toplevel
+  check_task(task)
   path = os.fspath(path)
   lower = path.lower()
   has_glob = glob.has_magic(path)
   if lower.endswith(".csv"):
-    return csv_source.from_csv(path, label_column=label_column, **options)
+    return csv_source.from_csv(path, label_column=label_column, task=task,
+                               class_names=class_names, **options)
   if lower.endswith(".npz") and not has_glob:
     if not os.path.isfile(path):
       raise DataError(f"{path} does not exist.")
     features, labels = _npz_arrays(path)
-    return arrays.from_arrays(features, labels,
+    return arrays.from_arrays(features, labels, task=task,
                               name=os.path.basename(path), **options)
   if lower.endswith((".tfrecord", ".tfrecords")):
     from datasets import tfrecords  # pylint: disable=import-outside-toplevel
@@ -89,6 +96,9 @@ def from_path(path: str, *, label_column: str | None = None,
     num_classes = schema.pop("num_classes")
     return tfrecords.from_tfrecords(path, num_classes=num_classes, **schema,
                                     **options)
+  if task == "regression" and os.path.isdir(path):
+    raise DataError(f"{path} is a directory of classes, so task=regression"
+                    " does not apply to it.")
   if os.path.isdir(path):
     from datasets import tfrecord  # pylint: disable=import-outside-toplevel
     if os.path.isfile(os.path.join(path, tfrecord.METADATA)):

@@ -38,6 +38,13 @@ class Source:
       features of the training split (tabular sources only).
     feature_scale: The factor raw numeric features were multiplied by (for
       prediction on raw inputs); 1.0 if none or not applicable.
+    task: "classification", "regression", or None if unknown (several
+      outputs, or a source that does not say).
+    class_names: Names of the classes 0, 1, ... (text labels, image
+      folders), or None.
+    input_format: None, or how files for prediction are read, as JSON:
+      {"kind": "csv", "feature_names": [...], "label_column": name} or
+      {"kind": "images", "image_size": [h, w], "channels": c}.
   """
 
   name: str = "source"
@@ -47,6 +54,9 @@ class Source:
   num_classes = None
   standardization = None
   feature_scale: float = 1.0
+  task: str | None = None
+  class_names: list[str] | None = None
+  input_format: dict | None = None
 
   def split(self, fraction: float) -> tuple["Source", "Source"]:
     """The first and the last `fraction` of the examples (before shuffling).
@@ -114,6 +124,8 @@ class IndexedSource(Source):
     self.num_classes = data.num_classes
     self.description = data.describe()
     self.class_names = getattr(data, "class_names", None)
+    self.task = getattr(data, "task", None)
+    self.input_format = getattr(data, "input_format", None)
     self.standardization = (data.statistics() if standardization is None
                             else standardization)
 
@@ -127,6 +139,7 @@ class IndexedSource(Source):
         shuffle=self.shuffle, feature_scale=self.feature_scale,
         standardization=train.standardization)
     held_out.num_classes = train.num_classes = self.num_classes
+    held_out.input_format = train.input_format = self.input_format
     count = self.num_examples
     train.description = (f"the first {format_count(cut)} of"
                           f" {self.description}")

@@ -194,12 +194,20 @@ def from_tfrecords(file_pattern, *, features: dict | None = None, label=None,
           if scale == 1.0 else f"scaled by {source_lib.format_scale(scale)}")
   description = (f"{source_lib.format_count(sum(counts))} TFRecord examples"
                  f" in {files}, features {done}, {num_classes} classes")
-  return tfrecord_stream.TFRecordSource(
+  source = tfrecord_stream.TFRecordSource(
       name=name, paths=paths, counts=counts, parse=parse_fn,
       input_shape=input_shape, num_classes=num_classes,
       infer_input_shape=input_shape is None and features is None,
       description=description, feature_scale=scale, preprocess=preprocess,
       shuffle=shuffle, cache=cache, shuffle_buffer=shuffle_buffer)
+  if features is not None and single:  # The schema says the label's kind.
+    spec = next(iter(labels.values()))
+    source.task = ("regression" if spec.dtype != tf.int64
+                   and not len(spec.shape) else "classification")
+    if source.task == "regression":
+      source.description = description.replace(f"{num_classes} classes",
+                                                "regression targets")
+  return source
 
 
 def read_schema(path: str) -> dict:

@@ -14,9 +14,10 @@ from launch import options as options_lib
 from launch import gpu_usage
 from launch.errors import ConfigError
 from launch.strategy import STRATEGY_KINDS
+from datasets.labels import TASKS
 from trainer.config import (LOSS_NAMES, LR_SCHEDULES, METRIC_NAMES,
                             MODEL_NAMES, OPTIMIZER_NAMES, PRECISION_POLICIES,
-                            TrainConfig)
+                            REGRESSION_METRICS, TrainConfig)
 
 CONFIG_FILENAME = "config.json"  # model_dir/config.json (trainer.layout).
 MODES = ("train", "evaluate")
@@ -52,6 +53,8 @@ class RunConfig:
     eval_data: Path of the user's eval data.
     label_column: CSV: the label's column.
     image_size: Image directories: (height, width) after resizing.
+    task: "auto", "classification" or "regression"; the plan resolves
+      "auto" from the data (config.json records the resolved task).
   """
 
   data: DataConfig
@@ -76,6 +79,7 @@ class RunConfig:
   eval_data: str | None = None
   label_column: str | None = None
   image_size: tuple[int, int] = (256, 256)
+  task: str = "auto"
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -207,6 +211,7 @@ def from_options(values: dict) -> RunConfig:
     train["train_steps"] = values["train_steps"] or 0
   loss = values["loss"]
   train.update(
+      # Empty: the task's defaults, chosen once the data is known.
       metrics=tuple(values["metrics"]),
       output_losses=(_pairs("loss", loss.split(",")) if ":" in loss else ()),
       loss_weights=tuple((name, _float("loss_weights", value)) for name, value
@@ -253,11 +258,14 @@ def _check_losses(train: TrainConfig) -> None:
 def _check_monitoring(train: TrainConfig, epochs: float | None) -> None:
   """Early stopping, plateau and best checkpoint need periodic evaluation."""
   _check_choice("monitor_mode", train.monitor_mode, ("auto", "min", "max"))
-  names = ("loss", "examples", *train.metrics)
+  # No metrics yet: the task's defaults, known once the data is read
+  # (launch.tasks checks again then).
+  metrics = train.metrics or ("accuracy", *REGRESSION_METRICS)
+  names = ("loss", "examples", *metrics)
   if train.output_losses:  # Per-output names: digit_loss, digit_accuracy...
     names = ("loss", "examples", *(f"{output}_{metric}" for output, _ in
                                    train.output_losses
-                                   for metric in ("loss", *train.metrics)))
+                                   for metric in ("loss", *metrics)))
   if train.monitor not in names:
     raise ConfigError(f"--monitor={train.monitor} is not an eval metric of"
                       f" this run ({', '.join(names)}).")
@@ -325,9 +333,16 @@ def validate(config: RunConfig) -> None:
   for metric in train.metrics:
     _check_choice("metrics", metric, METRIC_NAMES)
   if (not train.output_losses and train.loss == "mse"
-      and set(train.metrics) - {"mse"}):
+      and set(train.metrics) - set(REGRESSION_METRICS)):
     raise ConfigError(f"--metrics={','.join(train.metrics)} needs a"
-                      " classification loss; with --loss=mse use --metrics=mse.")
+                      " classification loss; with --loss=mse (regression) use"
+                      " --metrics=mae,mse.")
+  if (not train.output_losses and config.task == "classification"
+      and "mae" in train.metrics):
+    raise ConfigError("--metrics=mae is a regression metric, but"
+                      " --task=classification; use accuracy, precision,"
+                      " recall, auc or mse.")
+  _check_choice("task", config.task, TASKS)
   if not 0 <= train.dropout < 1:
     raise ConfigError(f"--dropout={train.dropout} must be in [0, 1).")
   _check_positive({

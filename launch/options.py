@@ -81,6 +81,9 @@ OPTIONS: tuple[Option, ...] = (
        default=None),
     _O("label_column", "str", "data", "CSV: the column holding the label.",
        default=None),
+    _O("task", "str", "data", "auto, classification or regression: what the"
+       " labels are; auto decides from the data and asks when in doubt.",
+       "run.task"),
     _O("image_size", "list", "data", "Image directories: height,width every"
        " image is resized to.", default=("256", "256")),
     _O("data_dir", "str", "data", "Directory with on-disk data of a built-in"
@@ -107,14 +110,16 @@ OPTIONS: tuple[Option, ...] = (
        " keras.Model (compiled or not).", "train.model"),
     _O("loss", "str", "model", "Loss of an uncompiled model:"
        " sparse_categorical_crossentropy, categorical_crossentropy,"
-       " binary_crossentropy, mse; per output: output:loss,output:loss.",
+       " binary_crossentropy, mse; per output: output:loss,output:loss"
+       " (default: sparse_categorical_crossentropy; mse for regression).",
        "train.loss"),
     _O("loss_weights", "list", "model", "Multi-output models: output:weight"
        " pairs (Keras's loss_weights).", default=()),
     _O("from_logits", "bool", "model", "The network emits logits (else"
        " softmax/sigmoid probabilities).", "train.from_logits"),
     _O("metrics", "list", "model", "Metrics of an uncompiled model:"
-       " accuracy, precision, recall, auc, mse.", "train.metrics"),
+       " accuracy, precision, recall, auc, mse, mae (default: accuracy;"
+       " mae,mse for regression).", default=()),
     _O("optimizer", "str", "model", "Optimizer of an uncompiled model: adam,"
        " adamw, sgd, rmsprop.", "train.optimizer"),
     _O("learning_rate", "float", "model", "Learning rate (3e-3: short runs"

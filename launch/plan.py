@@ -15,6 +15,7 @@ from launch import console
 from launch import gpu_usage
 from launch import resume
 from launch import strategy as strategy_lib
+from launch import tasks
 from launch.errors import ConfigError
 
 
@@ -121,9 +122,12 @@ def load_sources(config: config_lib.RunConfig, train=None, eval_data=None):
       import datasets  # pylint: disable=import-outside-toplevel
       path_options = dict(label_column=config.label_column,
                           image_size=config.image_size)
-      train = datasets.from_path(config.train_data, **path_options)
-      if config.eval_data:
-        eval_data = datasets.from_path(config.eval_data, **path_options)
+      train = datasets.from_path(config.train_data, task=tasks.data_task(
+          config), **path_options)
+      if config.eval_data:  # Read as the training data: same classes.
+        eval_data = datasets.from_path(
+            config.eval_data, task=train.task or "auto",
+            class_names=train.class_names, **path_options)
     elif train is None and ":" in config.data.name:
       train, eval_data = _user_dataset(config.data.name)
     elif train is None:
@@ -145,13 +149,17 @@ def load_sources(config: config_lib.RunConfig, train=None, eval_data=None):
 def as_flags(message: str) -> str:
   """datasets names its arguments (`data_dir`); options are `--data_dir`.
 
-  Only names with an underscore are taken for options: plain words such as
-  "seed" or "model" are prose in a datasets message.
+  Only names with an underscore, or followed by `=` and a value (as in
+  "task=regression"), are taken for options: plain words such as "seed" or
+  "model" are prose in a datasets message.
   """
   from launch import options as options_lib  # pylint: disable=import-outside-toplevel
   names = "|".join(name for name in options_lib.BY_NAME if "_" in name)
-  return re.sub(rf"(?<![-\w/.\\])({names})(?![\w/.\\])", r"--\1",
-                message)
+  message = re.sub(rf"(?<![-\w/.\\])({names})(?![\w/.\\])", r"--\1",
+                   message)
+  # Any option given a value, e.g. "give task=regression".
+  every = "|".join(name for name in options_lib.BY_NAME if "_" not in name)
+  return re.sub(rf"(?<![-\w/.\\'])({every})=(?=\w)", r"--\1=", message)
 
 
 def plan_run(config: config_lib.RunConfig,
@@ -172,8 +180,6 @@ def plan_run(config: config_lib.RunConfig,
     ConfigError: If the flags, cluster, data or model are unusable.
   """
   config_lib.validate(config)
-  if config.mode == "train" and not config.allow_config_change:
-    resume.check_resume_compatible(config)
   if cluster.is_evaluator:
     if config.strategy == "multi_worker":
       raise ConfigError("an evaluator task runs apart from the training"
@@ -196,6 +202,10 @@ def plan_run(config: config_lib.RunConfig,
   model_fn = resolve_model_fn(config, model_fn)
   _check_model_options(model_fn, given)
   train, eval_data = load_sources(config, train, eval_data)
+  config = tasks.resolve(config, train, given)
+  # After the task is resolved: config.json records the resolved one.
+  if config.mode == "train" and not config.allow_config_change:
+    resume.check_resume_compatible(config)
   if config.epochs is not None and not train.num_examples:
     raise ConfigError(f"--epochs needs data of known size, but {train.name}"
                       " does not say how many examples it has; set"

@@ -4,13 +4,19 @@
       --input=features.npy --output=predictions.npy
 
 Inputs are raw features as the dataset stores them (e.g. digits pixels
-0..16); they are scaled as in training unless `--noscale_inputs`. The output
+0..16); they are scaled as in training unless `--noscale_inputs`. A model
+trained on an image folder takes an image file or a folder of images
+(resized and scaled as in training; `NAME.files.txt` lists them in the
+order of the predictions); a model trained on a CSV takes a CSV with its
+header row (columns matched by name, the label column ignored). The output
 holds probabilities [N, units] when the export has them: the network's own
 (softmax/sigmoid output), or the softmax/sigmoid of its logits, as the
 SavedModel's `serving_default` returns them. `--noprobabilities` writes the
 network's outputs as they are (logits, as the `serve` endpoint), and a
-regression's outputs are written as they are either way. With `--classes` a
-second file `NAME.classes.EXT` holds the predicted class of each example.
+regression's outputs (the predicted values) are written as they are either
+way. With `--classes` a second file `NAME.classes.EXT` holds the predicted
+class of each example: its name when the export has class names (text
+labels, image folders), one per line in a `.csv`, else its index.
 Exit codes: 0 done, 2 bad input.
 """
 
@@ -25,8 +31,9 @@ from launch.errors import fail, parse_flags
 _EXPORT_DIR = flags.DEFINE_string(
     "export_dir", None, "The run's export directory (model_dir/export).")
 _INPUT = flags.DEFINE_string(
-    "input", None, "Features: .npy, .npz (one array per named input) or"
-    " .csv (one example per row).",)
+    "input", None, "Features: .npy, .npz (one array per named input), .csv"
+    " (one example per row, a header row optional), or an image file or"
+    " folder of images for a model trained on images.",)
 _OUTPUT = flags.DEFINE_string(
     "output", None, "Where to write the outputs: .npy, .npz or .csv.")
 _BATCH_SIZE = flags.DEFINE_integer(
@@ -34,7 +41,8 @@ _BATCH_SIZE = flags.DEFINE_integer(
 _SCALE_INPUTS = flags.DEFINE_boolean(
     "scale_inputs", True, "Scale raw features as the training pipeline did.")
 _CLASSES = flags.DEFINE_boolean(
-    "classes", False, "Also write the predicted class of each example.")
+    "classes", False, "Also write the predicted class of each example (its"
+    " name when the export has class names) to NAME.classes.EXT.")
 _PROBABILITIES = flags.DEFINE_boolean(
     "probabilities", True, "Write probabilities when the network emits logits"
     " of a cross-entropy loss (softmax or sigmoid, as the SavedModel's"
@@ -95,7 +103,10 @@ def main(argv: list[str]) -> None:
   from trainer import predict
   try:
     metadata = predict.read_metadata(_EXPORT_DIR.value)
-    features = files.load_features(_INPUT.value, metadata["input_shape"])
+    if _CLASSES.value and metadata.get("task") == "regression":
+      fail("--classes needs a classifier, but this export is a regression"
+           " (its outputs are the predicted values); leave --classes out.")
+    features, image_paths = _load_input(_INPUT.value, metadata, files)
     outputs = predict.predict(_EXPORT_DIR.value, features,
                               batch_size=_BATCH_SIZE.value,
                               scale_inputs=_SCALE_INPUTS.value)
@@ -112,7 +123,12 @@ def main(argv: list[str]) -> None:
       classes = (_classes(outputs, emits) if not isinstance(outputs, dict)
                  else {name: _classes(values, _entry(emits, name))
                        for name, values in outputs.items()})
-      files.write_predictions(f"{stem}.classes{suffix}", classes)
+      files.write_predictions(f"{stem}.classes{suffix}",
+                              _named(classes, metadata.get("class_names")))
+    if image_paths is not None:
+      with open(f"{os.path.splitext(_OUTPUT.value)[0]}.files.txt", "w",
+                encoding="utf-8") as stream:
+        stream.writelines(f"{path}\n" for path in image_paths)
   except (DataError, predict.ExportError) as error:
     fail(str(error))
   shapes = ({name: values.shape[1:] for name, values in written.items()}
@@ -121,6 +137,34 @@ def main(argv: list[str]) -> None:
               else written)
   print(f"Wrote {count} predictions of shape {shapes} to {_OUTPUT.value}:"
         f" {_what_was_written(emits, activations)}.", flush=True)
+
+
+def _load_input(path: str, metadata: dict, files):
+  """(features, image paths or None) of --input, read as in training."""
+  from datasets.errors import DataError
+  from datasets.images import IMAGE_EXTENSIONS
+  input_format = metadata.get("input_format") or {}
+  is_image = os.path.isdir(path) or path.lower().endswith(IMAGE_EXTENSIONS)
+  if not is_image:
+    return files.load_features(path, metadata["input_shape"],
+                               input_format.get("feature_names")), None
+  if input_format.get("kind") != "images":
+    raise DataError(f"--input={path} holds images, but this export was not"
+                    " trained on an image folder; give a .npy, .npz or .csv.")
+  paths = files.list_images(path)
+  return files.load_images(paths, image_size=input_format["image_size"],
+                           channels=input_format["channels"]), paths
+
+
+def _named(classes, class_names):
+  """Class indices as their names, when the export has them."""
+  import numpy as np
+  if not class_names:
+    return classes
+  names = np.array(class_names)
+  if isinstance(classes, dict):
+    return classes  # Several outputs: the names are of one label.
+  return names[classes]
 
 
 def _output_kinds(metadata: dict):

@@ -238,6 +238,12 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
                        ("Eval", plan.eval_source)):
     if source is not None and plan.cluster.is_chief:
       logging.info("%s data: %s.", role, source.description.rstrip("."))
+  if plan.cluster.is_chief and plan.config.task != "auto":
+    logging.info("Task: %s (%s).", plan.config.task,
+                 "loss and metrics of compile()"
+                 if user_models.is_compiled(model) else
+                 f"loss {train_config.loss}, metrics"
+                 f" {', '.join(train_config.metrics)}")
   if plan.cluster.is_chief:
     from trainer import model_summary
     model_summary.log(user_models.network_of(model))
@@ -302,16 +308,31 @@ def _export_metadata(plan: plan_lib.Plan, model) -> dict:
   How to feed raw features, and the loss that says what the network emits
   (logits or probabilities): the model's own when it has one (compile()'s,
   or a builder's `keras.losses.Loss`), else the options' `loss` and
-  `from_logits`, which built the built-in and uncompiled networks.
+  `from_logits`, which built the built-in and uncompiled networks. The
+  task: a regression has no class count and no `from_logits`; classes
+  keep their names (`class_names`) when the data has them.
   """
   from trainer import export
   source, train = plan.train_source, plan.config.train
-  return {"dataset": source.name,
-          "feature_scale": getattr(source, "feature_scale", 1.0),
-          "input_shape": source.input_shape, "num_classes": source.num_classes,
-          **export.model_loss_metadata(
-              model, loss=dict(train.output_losses) or train.loss,
-              from_logits=train.from_logits)}
+  metadata = {"dataset": source.name,
+              "feature_scale": getattr(source, "feature_scale", 1.0),
+              "input_shape": source.input_shape,
+              **export.model_loss_metadata(
+                  model, loss=dict(train.output_losses) or train.loss,
+                  from_logits=train.from_logits)}
+  if getattr(source, "input_format", None):  # Images, a CSV's columns.
+    metadata["input_format"] = source.input_format
+  # A compiled model's own regression loss says it, whatever the labels.
+  if (plan.config.task == "regression"
+      or metadata.get("loss") in export.REGRESSION_LOSSES):
+    metadata.pop("from_logits", None)
+    return dict(metadata, task="regression")
+  if plan.config.task == "classification":
+    metadata["task"] = "classification"
+  metadata["num_classes"] = source.num_classes
+  if getattr(source, "class_names", None):
+    metadata["class_names"] = list(source.class_names)
+  return metadata
 
 
 def _evaluate(plan: plan_lib.Plan, model_class) -> RunResult:

@@ -6,7 +6,8 @@ MODEL_NAMES = ("mlp", "cnn", "functional", "subclassed", "rnn", "two_head")
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
 LOSS_NAMES = ("sparse_categorical_crossentropy", "categorical_crossentropy",
               "binary_crossentropy", "mse")
-METRIC_NAMES = ("accuracy", "precision", "recall", "auc", "mse")
+METRIC_NAMES = ("accuracy", "precision", "recall", "auc", "mse", "mae")
+REGRESSION_METRICS = ("mae", "mse")  # The metrics of a loss of mse.
 PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "warmup_cosine", "step_decay")
 

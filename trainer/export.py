@@ -49,6 +49,11 @@ _ACTIVATIONS = {
     "binary_crossentropy": "sigmoid",
     "binary_focal_crossentropy": "sigmoid",
 }
+# Losses of regression targets, as `loss_metadata` names them (the options'
+# "mse"; Keras's function and class names).
+REGRESSION_LOSSES = ("mse", "mean_squared_error", "mean_absolute_error",
+                     "mean_absolute_percentage_error",
+                     "mean_squared_logarithmic_error", "huber", "log_cosh")
 _LOSS_CLASSES = {
     keras.losses.SparseCategoricalCrossentropy:
         "sparse_categorical_crossentropy",

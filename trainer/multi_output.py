@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from trainer import objectives
+from trainer.config import REGRESSION_METRICS
 
 
 def build_loss(output_losses: Sequence[tuple[str, str]],
@@ -52,13 +53,14 @@ def build_metrics(names: Sequence[str],
   """Per output: its loss, then each metric that fits its loss.
 
   Metrics that need a classification loss are skipped on regression (mse)
-  outputs, and `mse` only applies to them there.
+  outputs, and `mae` and `mse` only apply to them there.
   """
   metrics = []
   for output, loss in output_losses:
     metrics.append(OutputLoss(output, objectives.build_loss(
         loss, from_logits=from_logits, num_classes=num_classes[output])))
-    usable = [name for name in names if (loss == "mse") == (name == "mse")]
+    usable = [name for name in names
+              if (loss == "mse") == (name in REGRESSION_METRICS)]
     metrics += objectives.build_metrics(
         usable, loss=loss, from_logits=from_logits,
         num_classes=num_classes[output], output=output)

@@ -14,7 +14,7 @@ micro-averaging; AUC is Keras's 200-threshold approximation.
 import keras
 import tensorflow as tf
 
-from trainer.config import LOSS_NAMES, METRIC_NAMES
+from trainer.config import LOSS_NAMES, METRIC_NAMES, REGRESSION_METRICS
 
 CLASSIFICATION_LOSSES = ("sparse_categorical_crossentropy",
                          "categorical_crossentropy")
@@ -131,9 +131,11 @@ def build_metrics(names, *, loss: str, from_logits: bool,
     if name not in METRIC_NAMES:
       raise ValueError(f"unknown metric {name!r}; choose from"
                        f" {', '.join(METRIC_NAMES)}.")
-    if regression and name != "mse":
+    if regression and name not in REGRESSION_METRICS:
       raise ValueError(f"metric {name!r} needs a classification loss, not"
                        " mse.")
+    if name == "mae" and not regression:
+      raise ValueError("metric 'mae' needs the loss mse (regression).")
     if name == "accuracy":
       if binary:
         metric_class = _adapted(keras.metrics.BinaryAccuracy, as_probabilities)
@@ -146,6 +148,8 @@ def build_metrics(names, *, loss: str, from_logits: bool,
       metric_class = _adapted(keras.metrics.Recall, as_probabilities)
     elif name == "auc":
       metric_class = _adapted(keras.metrics.AUC, as_probabilities)
+    elif name == "mae":
+      metric_class = _adapted(keras.metrics.MeanAbsoluteError, as_targets)
     else:  # mse: of the targets, or of the probabilities (Brier score).
       metric_class = _adapted(keras.metrics.MeanSquaredError,
                               as_targets if regression else as_probabilities)

@@ -94,3 +94,25 @@ def test_bad_arrays_are_one_sentence():
     from_arrays(np.array([["a"]] * 5), np.zeros(5))
   with pytest.raises(DataError, match="class indices from 0"):
     from_arrays(x, -np.ones(5, int))
+
+
+def test_task_overrides_the_dtype_rule():
+  from datasets import DataError, from_arrays
+  x = np.zeros((4, 2), np.float32)
+  assert from_arrays(x, np.array([0, 1, 2, 1])).task == "classification"
+  floats = from_arrays(x, np.array([0.5, 1.0, 2.0, 3.0]))
+  assert floats.task == "regression" and "regression targets" in (
+      floats.description)
+  counts = from_arrays(x, np.array([3, 1, 2, 1]), task="regression")
+  assert counts.task == "regression" and counts.num_classes == 1
+  assert counts.data.labels.dtype == np.float32
+  whole = from_arrays(x, np.array([0.0, 1.0, 2.0, 1.0]),
+                      task="classification", class_names=["a", "b", "c"])
+  assert whole.num_classes == 3 and whole.data.labels.dtype == np.int32
+  assert "3 classes (a, b, c)" in whole.description
+  with pytest.raises(DataError, match="float labels have fractions"):
+    from_arrays(x, np.array([0.5, 1.0, 2.0, 3.0]), task="classification")
+  with pytest.raises(DataError, match="one is -1; renumber them, or give"):
+    from_arrays(x, np.array([-1, 1, -1, 1]))
+  with pytest.raises(DataError, match="class_names names 2 classes"):
+    from_arrays(x, np.array([0, 1, 2, 1]), class_names=["a", "b"])

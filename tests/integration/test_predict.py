@@ -171,7 +171,9 @@ def test_list_output_model_writes_one_npz_key_per_output(tmp_path):
 @pytest.mark.parametrize("make_input,message", [
     (lambda d: np.save(d / "x.npy", np.zeros((3, 7))),
      "has examples of shape (7,); the model takes (8, 8, 1)"),
-    (lambda d: (d / "x.csv").write_text("1,2,oops\n"), "not a readable .csv"),
+    (lambda d: (d / "x.csv").write_text("1,2,3\n1,2,oops\n"),
+     "x.csv line 2 does not hold 3 numbers"),
+    (lambda d: (d / "x.csv").write_text("a,b\n"), "a header row but no"),
     (lambda d: (d / "x.npy").write_text("garbage"), "not a readable .npy"),
     (lambda d: np.savez(d / "x.npz", a=np.zeros((2, 64)), b=np.zeros((2, 64))),
      "holds 2 arrays (a, b)"),

@@ -40,7 +40,7 @@ def test_defaults_are_valid(tmp_path):
     ({"data_dir": "/nonexistent/dir"}, "--data_dir=/nonexistent/dir is not"),
     ({"loss": "hinge"}, "--loss=hinge is not one of"),
     ({"metrics": ("accuracy", "f1")}, "--metrics=f1 is not one of"),
-    ({"loss": "mse", "metrics": ("accuracy",)}, "with --loss=mse use"),
+    ({"loss": "mse", "metrics": ("accuracy",)}, "with --loss=mse (regression) use --metrics=mae,mse"),
     ({"mixed_precision": "float16"}, "--mixed_precision=float16 is not"),
     ({"dropout": 1.0}, "--dropout=1.0 must be in [0, 1)"),
     ({"accumulate_steps": 0}, "--accumulate_steps=0 must be positive"),
