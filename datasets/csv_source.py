@@ -107,6 +107,7 @@ def from_csv(path_or_glob: str, *, label_column: str,
   source = arrays.from_arrays(features, labels, scale=scale,
                               preprocess=preprocess, name=name,
                               shuffle=shuffle)
+  source.use_seeded_split = True  # validation_split: see datasets.splits.
   files = f" from {len(paths)} files" if len(paths) > 1 else ""
   done = ("not rescaled" if scale in (None, 1.0) else
           f"scaled by {source_lib.format_scale(scale)}")

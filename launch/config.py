@@ -52,6 +52,7 @@ class RunConfig:
     eval_data: Path of the user's eval data.
     label_column: CSV: the label's column.
     image_size: Image directories: (height, width) after resizing.
+    skip_unreadable: Image directories: leave out unreadable files.
   """
 
   data: DataConfig
@@ -76,6 +77,7 @@ class RunConfig:
   eval_data: str | None = None
   label_column: str | None = None
   image_size: tuple[int, int] = (256, 256)
+  skip_unreadable: bool = False
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
