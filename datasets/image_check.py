@@ -18,6 +18,7 @@ pipeline; `find_undecodable` (TensorFlow) names those files then.
 """
 
 from concurrent import futures
+import os
 import struct
 
 _PNG = b"\x89PNG\r\n\x1a\n"
@@ -27,9 +28,12 @@ _JPEG_END = b"\xff\xd9"
 _GIF = (b"GIF87a", b"GIF89a")
 _BMP = b"BM"
 _HEAD, _TAIL = 32, 16
-# Listing many files on a network file system is latency-bound: threads
-# overlap the opens (the check's Python work is small).
+# Markers without a length: stuffing (00), fill (FF), TEM (01), RST0-7.
+_NO_LENGTH = frozenset([0x00, 0xFF, 0x01, *range(0xD0, 0xD8)])
+# Checking many files on a network file system is latency-bound: threads
+# overlap the opens (the check's Python work is small), a chunk each.
 _THREADS = 8
+_CHUNK = 2048
 
 
 def _walk_png(data: bytes) -> bool:
@@ -46,33 +50,39 @@ def _walk_png(data: bytes) -> bool:
 
 
 def _walk_jpeg(data: bytes) -> bool:
-  """Whether the segments and scans reach the end-of-image marker."""
-  position = 2
-  while position + 4 <= len(data):
-    if data[position] != 0xFF:
+  """Whether the segments and scans reach the end of the image.
+
+  As lenient as libjpeg: bytes between segments are skipped, and a file
+  whose last byte is the FF of the end marker still decodes.
+  """
+  position, has_scan = 2, False
+  while True:
+    position = data.find(b"\xff", position)
+    if position < 0:
       return False
+    if position + 1 >= len(data):
+      return has_scan
     marker = data[position + 1]
-    if marker == 0xFF:  # Fill byte.
-      position += 1
-      continue
     if marker == 0xD9:
-      return True
-    if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # No length.
-      position += 2
+      return has_scan
+    if marker in _NO_LENGTH:
+      position += 1 if marker == 0xFF else 2
       continue
-    length = int.from_bytes(data[position + 2:position + 4], "big")
-    position += 2 + length
-    if marker == 0xDA:  # A scan: entropy-coded bytes up to the next marker.
-      while True:
-        position = data.find(b"\xff", position)
-        if position < 0 or position + 1 >= len(data):
-          return False
-        following = data[position + 1]
-        if following == 0 or 0xD0 <= following <= 0xD7:
-          position += 2
-          continue
+    if position + 4 > len(data):
+      return False
+    position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+    if marker != 0xDA:
+      continue
+    has_scan = True
+    while True:  # Entropy-coded bytes up to the next real marker.
+      position = data.find(b"\xff", position)
+      if position < 0:
+        return False
+      if position + 1 >= len(data):
+        return True
+      if data[position + 1] not in _NO_LENGTH or data[position + 1] == 0xFF:
         break
-  return False
+      position += 2
 
 
 def _walk_gif(data: bytes) -> bool:
@@ -90,6 +100,8 @@ def _walk_gif(data: bytes) -> bool:
         return position
     return None
 
+  if position >= len(data):
+    return False
   while position < len(data):
     kind = data[position]
     if kind == 0x3B:
@@ -111,17 +123,17 @@ def _walk_gif(data: bytes) -> bool:
 
 def _bmp_reason(head: bytes, size: int) -> str | None:
   if size < 32:
-    return "a BMP too short for its header"
+    return "it is a BMP too short for its header"
   offset, = struct.unpack("<i", head[10:14])
   width, height = struct.unpack("<ii", head[18:26])
   bits, = struct.unpack("<h", head[28:30])
   if bits not in (8, 24, 32):
-    return (f"a {bits}-bit BMP, which TensorFlow cannot decode (8, 24 or 32"
-            " bits only)")
+    return (f"it is a {bits}-bit BMP, which TensorFlow cannot decode (it"
+            " reads 8, 24 and 32 bits)")
   row = (bits // 8 * width + 3) // 4 * 4
   if width <= 0 or height == 0 or size != offset + row * abs(height):
-    return ("a BMP whose size does not match its header (truncated or"
-            " compressed)")
+    return ("it is a BMP whose size does not match its header, truncated"
+            " or compressed")
   return None
 
 
@@ -137,35 +149,45 @@ def unreadable_reason(path: str) -> str | None:
   the expected end marker is read whole.
   """
   try:
-    with open(path, "rb") as stream:
-      head = stream.read(_HEAD)
-      size = stream.seek(0, 2)
-      stream.seek(max(size - _TAIL, 0))
-      tail = stream.read(_TAIL)
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+      size = os.fstat(descriptor).st_size
+      head = os.pread(descriptor, _HEAD, 0)
+      tail = os.pread(descriptor, _TAIL, max(size - _TAIL, 0))
+    finally:
+      os.close(descriptor)
   except OSError as error:
-    return f"it cannot be read ({error.strerror or type(error).__name__})"
+    return f"it cannot be read: {error.strerror or type(error).__name__}"
   if not size:
     return "it is empty"
   if head.startswith(_JPEG):
     if tail.endswith(_JPEG_END) or _walk_jpeg(_read_whole(path)):
       return None
-    return "a truncated JPEG (no end-of-image marker)"
+    return "it is a truncated JPEG, without its end-of-image marker"
   if head.startswith(_PNG):
     if tail.endswith(_PNG_END) or _walk_png(_read_whole(path)):
       return None
-    return "a truncated PNG (no IEND chunk)"
+    return "it is a truncated PNG, without its IEND chunk"
   if head.startswith(_GIF):
     if tail.endswith(b"\x3b") or _walk_gif(_read_whole(path)):
       return None
-    return "a truncated GIF"
+    return "it is a truncated GIF"
   if head.startswith(_BMP):
     return _bmp_reason(head, size)
-  return f"not a PNG, JPEG, GIF or BMP image (it starts with {head[:8]!r})"
+  return f"it is no PNG, JPEG, GIF or BMP image but starts with {head[:8]!r}"
 
 
 def find_unreadable(paths) -> dict[int, str]:
   """{index in `paths`: reason} of the files `unreadable_reason` flags."""
-  with futures.ThreadPoolExecutor(_THREADS) as pool:
-    reasons = pool.map(unreadable_reason, paths, chunksize=256)
-    return {index: reason for index, reason in enumerate(reasons)
-            if reason is not None}
+  paths = list(paths)
+  chunks = [paths[start:start + _CHUNK]
+            for start in range(0, len(paths), _CHUNK)]
+  check = lambda chunk: [unreadable_reason(path) for path in chunk]
+  if len(chunks) > 1:
+    with futures.ThreadPoolExecutor(_THREADS) as pool:
+      results = list(pool.map(check, chunks))
+  else:
+    results = [check(chunk) for chunk in chunks]
+  reasons = (reason for result in results for reason in result)
+  return {index: reason for index, reason in enumerate(reasons)
+          if reason is not None}

@@ -111,8 +111,8 @@ class ImageFiles:
         lambda row: (row, tf.shape(decode(tf.io.read_file(paths[row]),
                                           self.channels))),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-    good = {int(row) for row, _ in decoded.ignore_errors()
-            .as_numpy_iterator()}
+    good = {int(row) for rows, _ in decoded.ignore_errors().batch(4096)
+            .as_numpy_iterator() for row in rows}
     reasons = {}
     for row in (r for r in range(self.num_examples) if r not in good):
       try:
@@ -130,8 +130,9 @@ class ImageFiles:
       return None
     named = _name_files(self.paths, reasons)
     if len(reasons) == 1:
-      return (f"the image file {named} cannot be decoded by TensorFlow;"
-              " remove or replace it.")
+      (row, reason), = reasons.items()
+      return (f"the image file {self.paths[row]} cannot be decoded by"
+              f" TensorFlow ({reason}); remove or replace it.")
     return (f"{len(reasons)} image files cannot be decoded by TensorFlow:"
             f" {named}; remove or replace them.")
 
@@ -139,7 +140,8 @@ class ImageFiles:
 def _tensorflow_reason(error: Exception) -> str:
   """TensorFlow's own words, without its node and device annotations."""
   text = str(getattr(error, "message", error))
-  text = re.sub(r"\{\{[^}]*\}\}|\[\[[^]]*\]\]|\[Op:[^]]*\]", "", text)
+  text = re.sub(r"\{\{[^}]*\}\}|\[\[[^]]*\]\]|\[Op:[^]]*\]( name:)?",
+                "", text)
   lines = [line.strip() for line in text.splitlines() if line.strip()]
   return (lines[0] if lines else type(error).__name__).rstrip(".")
 
@@ -197,9 +199,10 @@ def _drop_unreadable(path: str, paths, labels, skip_unreadable: bool):
                     f" be decoded: {named}.")
   if not skip_unreadable:
     if len(reasons) == 1:
-      raise DataError(f"the image file {named} cannot be decoded; remove or"
-                      " replace it, or pass skip_unreadable=True to skip"
-                      " unreadable files.")
+      (row, reason), = reasons.items()
+      raise DataError(f"the image file {paths[row]} cannot be decoded:"
+                      f" {reason}; remove or replace it, or pass"
+                      " skip_unreadable=True to skip unreadable files.")
     raise DataError(f"{len(reasons)} of the {len(paths)} image files under"
                     f" {path} cannot be decoded: {named}; remove or replace"
                     " them, or pass skip_unreadable=True to skip them.")
@@ -286,6 +289,6 @@ def from_image_directory(path: str, *, image_size=DEFAULT_IMAGE_SIZE,
       shuffle=shuffle, feature_scale=data.scale, use_seeded_split=True,
       warnings=warnings + _empty_class_warnings(path, class_names, labels))
   if listed > len(paths):
-    source.description += (f" ({source_lib.format_count(listed - len(paths))}"
-                           " unreadable files skipped)")
+    source.description += (f", {source_lib.format_count(listed - len(paths))}"
+                           " unreadable files skipped")
   return source
