@@ -3,8 +3,9 @@
 `unreadable_reason(path)` reads the first and the last bytes of a file and
 says why TensorFlow's `decode_image` would fail on it, or None:
 
-* empty files, and files that are not PNG, JPEG, GIF or BMP by their magic
-  bytes (a text or HTML page saved as `.jpg`);
+* empty files, and files that are not PNG, JPEG, GIF or BMP (nor WebP or
+  JPEG XL, which TensorFlow decodes too) by their magic bytes (a text or
+  HTML page saved as `.jpg`);
 * truncated files: a JPEG must end with its end-of-image marker (FF D9), a
   PNG with its IEND chunk, a GIF with its trailer (3B); a file that does
   not is walked through its structure (only these rare files are read
@@ -27,6 +28,8 @@ _JPEG = b"\xff\xd8\xff"
 _JPEG_END = b"\xff\xd9"
 _GIF = (b"GIF87a", b"GIF89a")
 _BMP = b"BM"
+# TensorFlow also decodes WebP and JPEG XL (whatever a file is named).
+_OTHER = (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")
 _HEAD, _TAIL = 32, 16
 # Markers without a length: stuffing (00), fill (FF), TEM (01), RST0-7.
 _NO_LENGTH = frozenset([0x00, 0xFF, 0x01, *range(0xD0, 0xD8)])
@@ -174,6 +177,8 @@ def unreadable_reason(path: str) -> str | None:
     return "it is a truncated GIF"
   if head.startswith(_BMP):
     return _bmp_reason(head, size)
+  if head.startswith(_OTHER) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+    return None
   return f"it is no PNG, JPEG, GIF or BMP image but starts with {head[:8]!r}"
 
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from datasets import DataError, from_image_directory, image_check
-from tests.datasets.helpers import global_steps
+from tests.datasets.helpers import eval_batches, global_steps
 
 _PIXELS = np.random.default_rng(0).integers(0, 256, (9, 7, 3), np.uint8)
 
@@ -35,6 +35,7 @@ def _cases():
       "half.png": png[:len(png) // 2], "no_iend.png": png[:-12],
       "half.gif": gif[:len(gif) // 2], "half.bmp": bmp[:-7],
       "longer.bmp": bmp + b"xx", "one_bit.bmp": encode("BMP", "1"),
+      "webp_named.jpg": encode("WEBP"), "tiff_named.jpg": encode("TIFF"),
   }
 
 
@@ -51,7 +52,8 @@ def test_listing_check_agrees_with_tensorflow(tmp_path, name):
   reason = image_check.unreadable_reason(str(path))
   assert (reason is None) == decodes, reason
   expected_bad = name.split(".")[0] in ("empty", "text", "half", "no_eoi",
-                                        "no_iend", "longer", "one_bit")
+                                        "no_iend", "longer", "one_bit",
+                                        "tiff_named")
   assert decodes != expected_bad
 
 
@@ -139,8 +141,8 @@ def test_grayscale_reads_gif_and_bmp(tmp_path):
       (tmp_path / name / f"x.{kind.lower()}").write_bytes(encode(kind))
   source = from_image_directory(str(tmp_path), image_size=(9, 7),
                                 color_mode="grayscale", scale=1.0)
-  (x, _), = global_steps(source, 1, global_batch_size=8)
-  assert x.shape == (8, 9, 7, 1)
+  _, ([(x, _)],) = eval_batches(source, global_batch_size=8, padded=False)
+  assert x.shape == (8, 9, 7, 1)  # In the order of source.data.paths.
   gray = np.asarray(Image.fromarray(_PIXELS).convert("L"), np.float32)
   by_kind = dict(zip([os.path.splitext(p)[1] for p in source.data.paths],
                      x[:, :, :, 0]))
@@ -148,6 +150,25 @@ def test_grayscale_reads_gif_and_bmp(tmp_path):
   for kind, tolerance in ((".bmp", 1.5), (".png", 1.5), (".gif", 40),
                           (".jpeg", 40)):
     assert np.abs(by_kind[kind] - gray).mean() < tolerance / 2, kind
+
+
+def test_an_rgb_run_reads_grayscale_rgba_and_palette_files(tmp_path):
+  (tmp_path / "a").mkdir()
+  for name, data in (("gray.png", encode("PNG", "L")),
+                     ("rgba.png", encode("PNG", "RGBA")),
+                     ("palette.gif", encode("GIF", "P")),
+                     ("cmyk.jpg", encode("JPEG", "CMYK")),
+                     ("gray.bmp", encode("BMP", "L"))):
+    (tmp_path / "a" / name).write_bytes(data)
+  source = from_image_directory(str(tmp_path), image_size=(9, 7), scale=1.0)
+  _, ([(x, _)],) = eval_batches(source, global_batch_size=5, padded=False)
+  assert x.shape == (5, 9, 7, 3)  # In the order of source.data.paths.
+  rows = dict(zip([os.path.basename(p) for p in source.data.paths], x))
+  gray = np.asarray(Image.fromarray(_PIXELS).convert("L"), np.float32)
+  for name in ("gray.png", "gray.bmp"):  # Gray repeated in 3 channels.
+    np.testing.assert_array_equal(rows[name], np.repeat(gray[..., None], 3,
+                                                        axis=2))
+  np.testing.assert_array_equal(rows["rgba.png"], _PIXELS)
 
 
 def test_damage_inside_a_file_is_named_when_decoding(folders):
