@@ -132,3 +132,48 @@ def test_fit_names_an_image_that_fails_inside_the_pipeline(tmp_path):
   assert message.startswith(f"the image file {images / 'one' / '01.png'}"
                             " cannot be decoded by TensorFlow (")
   assert message.endswith("); remove or replace it.")
+
+
+@pytest.mark.slow
+def test_resume_with_a_seeded_split_is_exact(tmp_path):
+  from tests import checkpoints
+  path = tmp_path / "flowers.csv"
+  _write_iris_like(path, (30, 30, 30))
+  common = dict(model="mlp", validation_split=0.2, seed=7,
+                global_batch_size=16, steps_per_loop=10, deterministic=True,
+                cpu_devices=2, progress="none")
+  source = lambda: from_csv(str(path), label_column="species")
+  fit(None, source(), model_dir=str(tmp_path / "straight"), train_steps=40,
+      **common)
+  fit(None, source(), model_dir=str(tmp_path / "resumed"), train_steps=20,
+      **common)
+  resumed = fit(None, source(), model_dir=str(tmp_path / "resumed"),
+                train_steps=40, **common)
+  assert resumed.step == 40 and resumed.logs["examples"] == 18
+  assert checkpoints.max_checkpoint_difference(
+      tmp_path / "straight" / "checkpoints",
+      tmp_path / "resumed" / "checkpoints") == 0.0
+
+
+@pytest.mark.slow
+def test_two_workers_split_and_skip_alike(tmp_path):
+  """Each worker lists, checks and splits on its own: the same parts."""
+  from tests import checkpoints
+  from tests.processes import run_launch, run_workers
+  images = write_folders(tmp_path / "images", per_class=10)
+  (images / "one" / "empty.png").write_bytes(b"")
+  args = [f"--train_data={images}", "--image_size=8,8",
+          "--validation_split=0.3", "--skip_unreadable", "--model=mlp",
+          "--train_steps=20", "--steps_per_loop=10", "--global_batch_size=8",
+          "--deterministic", "--progress=log", "--seed=3"]
+  single = run_launch([*args, "--cpu_devices=2",
+                       f"--model_dir={tmp_path / 'one'}"])
+  assert single.returncode == 0, single.stderr[-2000:]
+  workers = run_workers([*args, f"--model_dir={tmp_path / 'two'}"], 2)
+  for worker in workers:
+    assert worker.returncode == 0, worker.stdout[-2000:]
+  assert "Eval data: 9 held-out examples (3 of 3 classes)" in (
+      workers[0].stdout)
+  assert checkpoints.max_checkpoint_difference(
+      tmp_path / "one" / "checkpoints",
+      tmp_path / "two" / "checkpoints") < 1e-5
