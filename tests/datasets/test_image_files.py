@@ -1,4 +1,4 @@
-"""Unreadable image files: found while listing, named, or skipped and counted."""
+"""Unreadable image files: found while listing, named, or skipped, counted."""
 
 import io
 import os

@@ -1,4 +1,4 @@
-"""validation_split: seeded and stratified for files, Keras's rule for arrays."""
+"""validation_split: seeded, stratified for files; the last rows for arrays."""
 
 import csv
 
