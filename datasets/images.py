@@ -115,6 +115,9 @@ class ImageFiles:
             .as_numpy_iterator() for row in rows}
     reasons = {}
     for row in (r for r in range(self.num_examples) if r not in good):
+      if not os.path.exists(self.paths[row]):
+        reasons[row] = "it was removed after the files were listed"
+        continue
       try:
         decode(tf.io.read_file(self.paths[row]), self.channels)
       except tf.errors.OpError as error:
@@ -131,10 +134,10 @@ class ImageFiles:
     named = _name_files(self.paths, reasons)
     if len(reasons) == 1:
       (row, reason), = reasons.items()
-      return (f"the image file {self.paths[row]} cannot be decoded by"
-              f" TensorFlow ({reason}); remove or replace it.")
-    return (f"{len(reasons)} image files cannot be decoded by TensorFlow:"
-            f" {named}; remove or replace them.")
+      return (f"the image file {self.paths[row]} cannot be read or decoded"
+              f" by TensorFlow ({reason}); remove or replace it.")
+    return (f"{len(reasons)} image files cannot be read or decoded by"
+            f" TensorFlow: {named}; remove or replace them.")
 
 
 def _tensorflow_reason(error: Exception) -> str:
@@ -196,7 +199,8 @@ def _drop_unreadable(path: str, paths, labels, skip_unreadable: bool):
   named = _name_files(paths, reasons)
   if len(reasons) == len(paths):
     raise DataError(f"none of the {len(paths)} image files under {path} can"
-                    f" be decoded: {named}.")
+                    f" be decoded: {named}; replace them with PNG, JPEG, GIF"
+                    " or BMP images.")
   if not skip_unreadable:
     if len(reasons) == 1:
       (row, reason), = reasons.items()

@@ -183,9 +183,20 @@ def test_damage_inside_a_file_is_named_when_decoding(folders):
     global_steps(part, part.num_examples, global_batch_size=1)
   assert str(path) not in str(raised.value)  # TensorFlow does not say.
   sentence = part.explain_failure(raised.value)
-  assert sentence.startswith(f"the image file {path} cannot be decoded by"
-                             " TensorFlow (")
+  assert sentence.startswith(f"the image file {path} cannot be read or"
+                             " decoded by TensorFlow (")
   assert sentence.endswith("); remove or replace it.")
   other = held_out if part is train else train
   assert other.explain_failure(raised.value) is None
   assert part.explain_failure(ValueError("labels out of range")) is None
+
+
+def test_a_file_removed_after_listing_is_named(folders):
+  source = from_image_directory(str(folders), image_size=(4, 4))
+  os.remove(folders / "dog" / "4.jpeg")
+  with pytest.raises(tf.errors.NotFoundError) as raised:
+    global_steps(source, 3, global_batch_size=4)
+  assert source.explain_failure(raised.value) == (
+      f"the image file {folders / 'dog' / '4.jpeg'} cannot be read or decoded"
+      " by TensorFlow (it was removed after the files were listed); remove"
+      " or replace it.")

@@ -130,7 +130,7 @@ def test_fit_names_an_image_that_fails_inside_the_pipeline(tmp_path):
   message = str(raised.value)
   assert len(message.splitlines()) == 1
   assert message.startswith(f"the image file {images / 'one' / '01.png'}"
-                            " cannot be decoded by TensorFlow (")
+                            " cannot be read or decoded by TensorFlow (")
   assert message.endswith("); remove or replace it.")
 
 
