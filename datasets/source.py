@@ -159,13 +159,17 @@ class IndexedSource(Source):
         self.data.take(parts.held_out_rows),
         name=f"{self.name} (validation)",
         standardization=train.standardization, **made)
+    # Classes with examples; the model may have more (an empty folder).
+    total = parts.num_classes
+    if isinstance(self.num_classes, int) and total is not None:
+      total = max(total, self.num_classes)
     for part, rows, classes, role in (
         (train, parts.train_rows, parts.train_classes, "training"),
         (held_out, parts.held_out_rows, parts.held_out_classes, "held-out")):
       part.num_classes = self.num_classes
       part.class_names = self.class_names
       of_classes = ("" if classes is None else
-                    f" ({classes} of {parts.num_classes} classes)")
+                    f" ({classes} of {total} classes)")
       part.description = (
           f"{format_count(len(rows))} {role} examples{of_classes} from"
           f" {self.description} ({parts.summary})")

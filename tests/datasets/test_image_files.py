@@ -200,3 +200,16 @@ def test_a_file_removed_after_listing_is_named(folders):
       f"the image file {folders / 'dog' / '4.jpeg'} cannot be read or decoded"
       " by TensorFlow (it was removed after the files were listed); remove"
       " or replace it.")
+
+
+def test_an_empty_class_folder_is_a_warning_and_counted(folders):
+  (folders / "eel").mkdir()
+  (folders / "eel" / "broken.png").write_bytes(b"")
+  source = from_image_directory(str(folders), image_size=(4, 4),
+                                skip_unreadable=True)
+  assert source.num_classes == 3 and source.class_names[2] == "eel"
+  assert source.warnings[1] == (
+      f"the class subfolders 'eel' of {folders} hold no readable images:"
+      " these classes have no examples.")
+  _, held_out = source.split(0.25, seed=0)
+  assert held_out.description.startswith("3 held-out examples (2 of 3")
