@@ -34,8 +34,8 @@ _FILE_ERROR = re.compile(r"DecodeImage|ReadFile|image file format|Invalid"
 def decode(data, channels: int):
   """uint8 [height, width, channels] of an encoded image (first GIF frame).
 
-  TensorFlow decodes GIF and BMP files to 3 channels only: in grayscale
-  they are decoded as RGB and converted.
+  TensorFlow decodes GIF, BMP and WebP files to 3 channels (or 4) only:
+  in grayscale they are decoded as RGB and converted.
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   if channels != 1:
@@ -43,7 +43,7 @@ def decode(data, channels: int):
                               expand_animations=False)
   magic = tf.strings.substr(data, 0, 2)
   return tf.cond(
-      tf.logical_or(tf.equal(magic, "GI"), tf.equal(magic, "BM")),
+      tf.reduce_any(tf.equal(magic, ["GI", "BM", "RI"])),
       lambda: tf.image.rgb_to_grayscale(tf.io.decode_image(
           data, channels=3, expand_animations=False)),
       lambda: tf.io.decode_image(data, channels=1, expand_animations=False))
@@ -64,7 +64,7 @@ class ImageFiles:
     self.input_shape = (*image_size, channels)
     self.num_classes = len(class_names)
 
-  def take(self, rows: slice) -> "ImageFiles":
+  def take(self, rows) -> "ImageFiles":
     return ImageFiles(self.paths[rows], self.labels[rows], self.class_names,
                       image_size=self.image_size, channels=self.channels,
                       scale=self.scale, preprocess=self.preprocess)
