@@ -209,7 +209,9 @@ def from_arrays(features, labels, *, task: str = "auto",
 
   Returns:
     An indexable Source: exact resume, same global batch on any number of
-    replicas, `split` supported.
+    replicas; `split` holds out the last fraction, before shuffling, as
+    `keras.Model.fit(validation_split=)` (with a warning for a class
+    either part lacks).
 
   Raises:
     DataError: If the arrays are empty or differ in their numbers of rows.

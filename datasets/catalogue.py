@@ -178,5 +178,5 @@ def load(config: config_lib.DataConfig):
     raise DataError(f"unknown dataset {config.name!r}; choose one of"
                     f" {', '.join(DATASET_NAMES)}.")
   if config.validation_split:
-    train, held_out = train.split(config.validation_split)
+    train, held_out = train.split(config.validation_split, seed=config.seed)
   return train, held_out

@@ -18,9 +18,10 @@ class DataConfig:
     global_batch_size: Examples per training step summed over all replicas.
     seed: Seed of the per-epoch shuffle (and of synthetic data).
     shuffle: Whether training batches are shuffled each epoch.
-    validation_split: If > 0, this fraction of the training examples (the
-      last ones, as in `keras.Model.fit`) becomes the eval split instead of
-      the dataset's test split.
+    validation_split: If > 0, this fraction of the training examples
+      becomes the eval split instead of the dataset's test split: the last
+      ones for arrays (as `keras.Model.fit`), a split seeded by `seed` and
+      stratified by class for files (see `datasets.splits`).
     synthetic_examples: Number of training examples of `synthetic`.
     synthetic_eval_examples: Number of eval examples of `synthetic`.
     synthetic_shape: Feature shape of `synthetic` examples.

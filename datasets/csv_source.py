@@ -132,6 +132,7 @@ def from_csv(path_or_glob: str, *, label_column: str,
   source.input_format = {"kind": "csv", "label_column": label_column,
                          "feature_names": [column for column in header
                                            if column != label_column]}
+  source.use_seeded_split = True  # validation_split: see datasets.splits.
   files = f" from {len(paths)} files" if len(paths) > 1 else ""
   done = ("not rescaled" if scale in (None, 1.0) else
           f"scaled by {source_lib.format_scale(scale)}")

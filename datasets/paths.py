@@ -54,7 +54,7 @@ def _is_image_directory(path: str) -> bool:
 
 def from_path(path: str, *, label_column: str | None = None,
               image_size=None, task: str = "auto", class_names=None,
-              **options):
+              skip_unreadable: bool = False, **options):
   """The Source of the data at `path`, its kind told by its name.
 
   Args:
@@ -64,6 +64,7 @@ def from_path(path: str, *, label_column: str | None = None,
     task: "auto", "classification" or "regression" (CSV and .npz labels;
       image folders are classes).
     class_names: CSV eval data: the training data's class names.
+    skip_unreadable: Image directories only: leave out unreadable files.
     **options: Passed to the constructor (e.g. `preprocess`, `scale`).
 
   Returns:
@@ -77,6 +78,10 @@ def from_path(path: str, *, label_column: str | None = None,
   check_task(task)
   path = os.fspath(path)
   lower = path.lower()
+  if skip_unreadable and not (os.path.isdir(path)
+                              and _is_image_directory(path)):
+    raise DataError(f"skip_unreadable applies to directories of images, not"
+                    f" to {path}.")
   has_glob = glob.has_magic(path)
   if lower.endswith(".csv"):
     return csv_source.from_csv(path, label_column=label_column, task=task,
@@ -105,7 +110,8 @@ def from_path(path: str, *, label_column: str | None = None,
       return tfrecord.load_sources(path, **options)[0]
     if _is_image_directory(path):
       return images.from_image_directory(
-          path, image_size=image_size or images.DEFAULT_IMAGE_SIZE, **options)
+          path, image_size=image_size or images.DEFAULT_IMAGE_SIZE,
+          skip_unreadable=skip_unreadable, **options)
     raise DataError(f"{path} has no class subfolders of images and no"
                     f" dataset.json; give one of: {'; '.join(KINDS)}.")
   if not os.path.exists(path) and not has_glob:

@@ -10,7 +10,9 @@ the attributes and three methods of `Source`:
 * `eval_dataset_fn(global_batch_size=, num_input_pipelines=, padded=)` ->
   `(dataset_fn, steps)` covering every example exactly once (see
   `datasets.pipeline.create_eval_dataset_fn` for padded and unpadded).
-* `split(fraction)` -> (train, eval) as `keras.Model.fit(validation_split=)`.
+* `split(fraction, seed=)` -> (train, eval) parts for
+  `validation_split`: the last fraction as `keras.Model.fit` for arrays;
+  seeded and stratified by class for file sources (see `datasets.splits`).
 
 `IndexedSource` serves any data addressable by row (arrays, files listed in
 memory) through `datasets.pipeline`; other kinds subclass `Source` itself.
@@ -20,6 +22,7 @@ Nothing here imports TensorFlow at module import time.
 import inspect
 from typing import Protocol
 
+from datasets import splits
 from datasets.errors import DataError
 
 
@@ -45,6 +48,8 @@ class Source:
     input_format: None, or how files for prediction are read, as JSON:
       {"kind": "csv", "feature_names": [...], "label_column": name} or
       {"kind": "images", "image_size": [h, w], "channels": c}.
+    warnings: Sentences a run logs as warnings (e.g. a class that a
+      validation split left out of a part, unreadable files skipped).
   """
 
   name: str = "source"
@@ -57,15 +62,31 @@ class Source:
   task: str | None = None
   class_names: list[str] | None = None
   input_format: dict | None = None
+  warnings: tuple[str, ...] = ()
 
-  def split(self, fraction: float) -> tuple["Source", "Source"]:
-    """The first and the last `fraction` of the examples (before shuffling).
+  def split(self, fraction: float, *,
+            seed: int = 0) -> tuple["Source", "Source"]:
+    """(training part, held-out part) for a validation split.
+
+    Args:
+      fraction: The held-out fraction, in (0, 1).
+      seed: The run's seed, for sources whose split is seeded.
 
     Raises:
       DataError: If the source is not indexable or a part would be empty.
     """
+    del fraction, seed
     raise DataError(f"{self.name} cannot be split by position; give eval"
                     " data of its own instead of a validation split.")
+
+  def explain_failure(self, error: Exception) -> str | None:
+    """One sentence naming the data behind a pipeline `error`, or None.
+
+    Called by a run whose input pipeline failed (e.g. an image file that
+    cannot be decoded); None leaves `error` as it is.
+    """
+    del error
+    return None
 
   def train_dataset_fn(self, *, global_batch_size: int, seed: int,
                        start_step: int = 0):
@@ -82,12 +103,7 @@ class Source:
 def check_split_fraction(name: str, num_examples: int,
                          fraction: float) -> int:
   """The first row of the held-out part, or DataError if a part is empty."""
-  held_out = int(round(num_examples * fraction))
-  if not 0 < fraction < 1 or not 0 < held_out < num_examples:
-    raise DataError(
-        f"a validation split of {fraction} leaves an empty train or eval"
-        f" part of {name}'s {num_examples} examples.")
-  return num_examples - held_out
+  return num_examples - splits.held_out_count(name, num_examples, fraction)
 
 
 class IndexedData(Protocol):
@@ -96,9 +112,10 @@ class IndexedData(Protocol):
   num_examples: int
   input_shape: object
   num_classes: object
+  labels: object  # An array [N] or [N, C], or a dict of them.
 
-  def take(self, rows: slice) -> "IndexedData":
-    """The rows `rows` as data of the same kind."""
+  def take(self, rows) -> "IndexedData":
+    """The rows `rows` (a slice or an int array) as data of the same kind."""
 
   def open(self):
     """A `pipeline.Loader`; called inside the dataset function."""
@@ -111,11 +128,21 @@ class IndexedData(Protocol):
 
 
 class IndexedSource(Source):
-  """A Source over `IndexedData`: exact resume, replica-independent batches."""
+  """A Source over `IndexedData`: exact resume, replica-independent batches.
+
+  Attributes:
+    use_seeded_split: How `split` holds examples out: False (arrays) the
+      last fraction, before shuffling, as `keras.Model.fit`; True (file
+      sources: CSV, image directories) a split seeded by the run's seed,
+      stratified by class for class labels. See `datasets.splits`.
+  """
 
   def __init__(self, data: IndexedData, *, name: str, shuffle: bool = True,
-               feature_scale: float = 1.0, standardization=None):
+               feature_scale: float = 1.0, standardization=None,
+               use_seeded_split: bool = False, warnings=()):
     self.data = data
+    self.use_seeded_split = use_seeded_split
+    self.warnings = tuple(warnings)
     self.name = name
     self.shuffle = shuffle
     self.feature_scale = feature_scale
@@ -129,22 +156,36 @@ class IndexedSource(Source):
     self.standardization = (data.statistics() if standardization is None
                             else standardization)
 
-  def split(self, fraction: float) -> tuple["IndexedSource", "IndexedSource"]:
-    cut = check_split_fraction(self.name, self.num_examples, fraction)
-    train = IndexedSource(self.data.take(slice(cut)), name=self.name,
-                          shuffle=self.shuffle,
-                          feature_scale=self.feature_scale)
+  def split(self, fraction: float, *,
+            seed: int = 0) -> tuple["IndexedSource", "IndexedSource"]:
+    parts = splits.split_rows(
+        self.data.labels, self.num_examples, fraction,
+        rule="seeded" if self.use_seeded_split else "last", seed=seed,
+        name=self.name, class_names=self.class_names)
+    made = dict(shuffle=self.shuffle, feature_scale=self.feature_scale,
+                use_seeded_split=self.use_seeded_split,
+                warnings=self.warnings + parts.warnings)
+    train = IndexedSource(self.data.take(parts.train_rows), name=self.name,
+                          **made)
     held_out = IndexedSource(
-        self.data.take(slice(cut, None)), name=f"{self.name} (validation)",
-        shuffle=self.shuffle, feature_scale=self.feature_scale,
-        standardization=train.standardization)
-    held_out.num_classes = train.num_classes = self.num_classes
-    held_out.input_format = train.input_format = self.input_format
-    count = self.num_examples
-    train.description = (f"the first {format_count(cut)} of"
-                          f" {self.description}")
-    held_out.description = (f"the last {format_count(count - cut)} of"
-                            f" {self.description}")
+        self.data.take(parts.held_out_rows),
+        name=f"{self.name} (validation)",
+        standardization=train.standardization, **made)
+    # Classes with examples; the model may have more (an empty folder).
+    total = parts.num_classes
+    if isinstance(self.num_classes, int) and total is not None:
+      total = max(total, self.num_classes)
+    for part, rows, classes, role in (
+        (train, parts.train_rows, parts.train_classes, "training"),
+        (held_out, parts.held_out_rows, parts.held_out_classes, "held-out")):
+      part.num_classes = self.num_classes
+      part.class_names = self.class_names
+      part.input_format = self.input_format
+      of_classes = ("" if classes is None else
+                    f" ({classes} of {total} classes)")
+      part.description = (
+          f"{format_count(len(rows))} {role} examples{of_classes} from"
+          f" {self.description} ({parts.summary})")
     return train, held_out
 
   def train_dataset_fn(self, *, global_batch_size: int, seed: int,
@@ -162,6 +203,10 @@ class IndexedSource(Source):
     return pipeline.create_eval_dataset_fn(
         self.num_examples, self.data.open,
         global_batch_size=global_batch_size, padded=padded)
+
+  def explain_failure(self, error: Exception) -> str | None:
+    explain = getattr(self.data, "explain_failure", None)
+    return explain(error) if explain is not None else None
 
 
 def preprocess_takes_seed(preprocess) -> bool:

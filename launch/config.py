@@ -55,6 +55,7 @@ class RunConfig:
     image_size: Image directories: (height, width) after resizing.
     task: "auto", "classification" or "regression"; the plan resolves
       "auto" from the data (config.json records the resolved task).
+    skip_unreadable: Image directories: leave out unreadable files.
   """
 
   data: DataConfig
@@ -80,6 +81,7 @@ class RunConfig:
   label_column: str | None = None
   image_size: tuple[int, int] = (256, 256)
   task: str = "auto"
+  skip_unreadable: bool = False
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

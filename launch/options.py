@@ -86,11 +86,16 @@ OPTIONS: tuple[Option, ...] = (
        "run.task"),
     _O("image_size", "list", "data", "Image directories: height,width every"
        " image is resized to.", default=("256", "256")),
+    _O("skip_unreadable", "bool", "data", "Image directories: skip files"
+       " that cannot be decoded (empty, not an image, truncated) and count"
+       " them in the log, instead of stopping with their names.",
+       "run.skip_unreadable"),
     _O("data_dir", "str", "data", "Directory with on-disk data of a built-in"
        " dataset (mnist.npz for mnist; the files of python -m"
        " launch.write_tfrecords for tfrecord).", "data.data_dir"),
     _O("validation_split", "float", "data", "Hold out this fraction of the"
-       " training data (the last examples) for evaluation.",
+       " training data for evaluation: CSV and images seeded (--seed) and"
+       " stratified by class; arrays the last examples, as Keras's fit.",
        "data.validation_split"),
     _O("cache", "bool", "data", "tfrecord: keep parsed records in memory"
        " after the first pass.", "data.cache"),

@@ -121,7 +121,8 @@ def load_sources(config: config_lib.RunConfig, train=None, eval_data=None):
     if train is None and config.train_data:
       import datasets  # pylint: disable=import-outside-toplevel
       path_options = dict(label_column=config.label_column,
-                          image_size=config.image_size)
+                          image_size=config.image_size,
+                          skip_unreadable=config.skip_unreadable)
       train = datasets.from_path(config.train_data, task=tasks.data_task(
           config), **path_options)
       if config.eval_data:  # Read as the training data: same classes.
@@ -140,10 +141,20 @@ def load_sources(config: config_lib.RunConfig, train=None, eval_data=None):
     if split:
       if eval_data is not None:
         raise ConfigError("give eval data or --validation_split, not both.")
-      train, eval_data = train.split(split)
+      train, eval_data = split_source(train, split, config.data.seed)
   except DataError as error:
     raise ConfigError(as_flags(str(error))) from None
   return train, eval_data
+
+
+def split_source(source, fraction: float, seed: int):
+  """(train, eval) parts of `source`; seeded if its `split` takes a seed."""
+  try:
+    takes_seed = "seed" in inspect.signature(source.split).parameters
+  except (TypeError, ValueError):
+    takes_seed = False
+  return (source.split(fraction, seed=seed) if takes_seed
+          else source.split(fraction))
 
 
 def as_flags(message: str) -> str:

@@ -173,9 +173,41 @@ def execute(plan: plan_lib.Plan, *, model_class=None,
     # From the start: a stop signal during start-up ends the process at once.
     with preemption.StopSignals() as stop_signals:
       return _train(plan, model_class, callbacks, guard, stop_signals)
+  except Exception as error:  # pylint: disable=broad-except
+    _raise_if_bad_data(plan, error)
+    raise
   finally:
     if dog is not None:
       dog.close()
+
+
+def _log_data_warnings(plan: plan_lib.Plan) -> None:
+  """The sources' warnings (a class a split left out, files skipped), once."""
+  said = set()
+  for source in (plan.train_source, plan.eval_source):
+    for warning in getattr(source, "warnings", ()):
+      if warning not in said:
+        said.add(warning)
+        logging.warning("%s", warning)
+
+
+def _raise_if_bad_data(plan: plan_lib.Plan, error: Exception) -> None:
+  """An input pipeline's read or decode error, as a sentence naming the file.
+
+  Raises:
+    DataError: If a source finds the data behind `error` (e.g. an image
+      file that does not decode).
+  """
+  import tensorflow as tf
+  from datasets.errors import DataError
+  if not isinstance(error, (tf.errors.InvalidArgumentError,
+                            tf.errors.NotFoundError)):
+    return
+  for source in (plan.train_source, plan.eval_source):
+    explain = getattr(source, "explain_failure", None)
+    sentence = explain(error) if explain is not None else None
+    if sentence:
+      raise DataError(sentence) from None
 
 
 def _build_actions(plan: plan_lib.Plan, model, checkpointer, callbacks,
@@ -245,6 +277,7 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
                  f"loss {train_config.loss}, metrics"
                  f" {', '.join(train_config.metrics)}")
   if plan.cluster.is_chief:
+    _log_data_warnings(plan)
     from trainer import model_summary
     model_summary.log(user_models.network_of(model))
 

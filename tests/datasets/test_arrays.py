@@ -77,7 +77,14 @@ def test_split_takes_the_last_examples():
   assert train.num_classes == held_out.num_classes == 10
   steps = global_steps(held_out, 1, global_batch_size=3)
   assert sorted(steps[0][1].tolist()) == [7, 8, 9]
-  assert "the last 3 of" in held_out.description
+  assert held_out.description.startswith(
+      "3 held-out examples (3 of 10 classes) from 10 examples of")
+  assert "the last 3 rows, before shuffling, as Keras's fit" in (
+      held_out.description)
+  # One example per class: each part lacks some classes, and says so.
+  assert len(held_out.warnings) == 2 and held_out.warnings == train.warnings
+  assert ("leaves 3 of 10 classes out of the training part (class 7 (1"
+          " example), class 8 (1 example), class 9") in train.warnings[1]
   with pytest.raises(DataError, match="empty train or eval part"):
     source.split(0.01)
 
