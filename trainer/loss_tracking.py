@@ -61,13 +61,20 @@ class _StepTrace:
     self.rows = None  # Examples in the batch of the first call.
     self.results = {}  # tensor.ref() of each result -> its batch rows.
     self.scaled_loss = False  # Whether optimizer.scale_loss was called.
+    self.applied = False  # Whether the optimizer applied gradients.
+    self.inside_compute_loss = 0  # Depth of compute_loss calls.
+    self.updated_by_compute_loss = set()  # ids of Means it updated.
 
 
-def _rows(arguments: inspect.BoundArguments):
+def _rows(signature: inspect.Signature, args, kwargs):
   """Examples in the batch `compute_loss` was called with, or None."""
+  try:
+    arguments = signature.bind_partial(*args, **kwargs).arguments
+  except TypeError:  # An override's own signature; weigh steps equally.
+    return None
   for name in ("y_pred", "y", "x"):
-    tensors = [value for value in tf.nest.flatten(
-        arguments.arguments.get(name)) if isinstance(value, tf.Tensor)]
+    tensors = [value for value in tf.nest.flatten(arguments.get(name))
+               if isinstance(value, tf.Tensor)]
     if tensors and tensors[0].shape.rank:
       return tf.cast(tf.shape(tensors[0])[0], tf.float32)
   return None
@@ -94,6 +101,7 @@ class LossWatch:
     self._is_loss_scaled = isinstance(
         model.optimizer, keras.optimizers.LossScaleOptimizer)
     self._missed_scale_loss = False
+    self._calls_per_step = 1  # compute_loss calls in a training step.
     with strategy.scope():
       # The global-batch loss compute_loss gave per training step.
       self._observed = keras.metrics.Mean(name="observed_loss")
@@ -113,10 +121,16 @@ class LossWatch:
 
     @functools.wraps(original)
     def compute_loss(*args, **kwargs):
-      loss = original(*args, **kwargs)
       trace = self._trace()
-      if trace is not None and isinstance(loss, tf.Tensor):
-        rows = _rows(signature.bind_partial(*args, **kwargs))
+      if trace is None:
+        return original(*args, **kwargs)
+      trace.inside_compute_loss += 1
+      try:
+        loss = original(*args, **kwargs)
+      finally:
+        trace.inside_compute_loss -= 1
+      if isinstance(loss, tf.Tensor):
+        rows = _rows(signature, args, kwargs)
         trace.results[loss.ref()] = rows
         trace.losses.append(loss)
         if trace.rows is None:
@@ -131,8 +145,14 @@ class LossWatch:
     @functools.wraps(original)
     def update_state(values, sample_weight=None):
       trace = self._trace()
-      if (trace is not None and isinstance(values, tf.Tensor)
-          and values.ref() in trace.results):
+      if trace is not None and trace.inside_compute_loss:
+        trace.updated_by_compute_loss.add(id(metric))
+      elif trace is not None and id(metric) in trace.updated_by_compute_loss:
+        # A per-output loss of compile() that compute_loss updated already;
+        # the guide's `metric.update_state(y, y_pred)` would add y to it.
+        return None
+      elif (trace is not None and isinstance(values, tf.Tensor)
+            and values.ref() in trace.results):
         # compute_loss's own result: log it as Keras's default step does.
         rows = trace.results[values.ref()]
         values = unscaled_loss(values)
@@ -143,16 +163,18 @@ class LossWatch:
     metric.update_state = update_state
 
   def _wrap_scale_loss(self, optimizer) -> None:
-    original = optimizer.scale_loss
+    """Notes `scale_loss` and `apply` (`apply_gradients` calls it)."""
+    for name in ("scale_loss", "apply"):
+      original = getattr(optimizer, name)
 
-    @functools.wraps(original)
-    def scale_loss(loss):
-      trace = self._trace()
-      if trace is not None:
-        trace.scaled_loss = True
-      return original(loss)
+      def noted(*args, original=original, name=name, **kwargs):
+        trace = self._trace()
+        if trace is not None:
+          setattr(trace, "scaled_loss" if name == "scale_loss" else "applied",
+                  True)
+        return original(*args, **kwargs)
 
-    optimizer.scale_loss = scale_loss
+      setattr(optimizer, name, functools.wraps(original)(noted))
 
   def wrap_step(self, step_fn, *, training: bool):
     """`step_fn(data)` with the watch active while it is traced.
@@ -177,7 +199,8 @@ class LossWatch:
                           for loss in trace.losses])
         self._observed.update_state(unscaled_loss(total),
                                     sample_weight=trace.rows)
-        if self._is_loss_scaled and not trace.scaled_loss:
+        self._calls_per_step = len(trace.losses)
+        if self._is_loss_scaled and trace.applied and not trace.scaled_loss:
           self._missed_scale_loss = True
       return result
 
@@ -187,7 +210,8 @@ class LossWatch:
     self._observed.reset_state()
 
   def observed_loss(self) -> tf.Tensor:
-    """The mean global-batch loss since `reset` (cross-replica context)."""
+    """Since `reset`, the mean over training steps of the sum of their
+    `compute_loss` results, un-scaled (call in cross-replica context)."""
     return self._observed.result()
 
   def check(self, logs: dict, observed: float) -> str | None:
@@ -218,15 +242,18 @@ class LossWatch:
           " (compute_metrics() leaves it alone); update it with"
           " compute_loss()'s result, e.g. `for metric in self.metrics: if"
           " metric.name == 'loss': metric.update_state(loss)`.")
-    replicas = self._replicas
-    if replicas > 1 and _close(logged * replicas, observed):
-      return (
-          f"The training 'loss' logged ({logged:.4g}) is the global-batch"
-          f" loss compute_loss() gives ({observed:.4g}) divided by the"
-          f" {replicas} replicas, because compute_loss() returns it scaled"
-          " for distribution and your train_step logs a value derived from"
-          " it; log `trainer.loss_tracking.unscaled_loss(loss)` instead, or"
-          " give compute_loss()'s result unchanged to the 'loss' metric.")
+    # The step may log the sum of its compute_loss results, or their mean.
+    candidates = (observed, observed / self._calls_per_step)
+    if any(_close(logged, expected) for expected in candidates):
+      return None
+    for expected in candidates:
+      if self._replicas > 1 and _close(logged * self._replicas, expected):
+        return (
+            f"The training 'loss' logged ({logged:.4g}) is the global-batch"
+            f" loss ({expected:.4g}) divided by the {self._replicas} replicas"
+            " (compute_loss() returns it scaled for distribution); log"
+            " `trainer.loss_tracking.unscaled_loss(loss)` instead, or give"
+            " the 'loss' metric compute_loss()'s result unchanged.")
     return None
 
 
