@@ -7,6 +7,7 @@ in Keras's guide idiom logs it as is. The harness logs the global-batch loss
 
 import json
 import re
+import subprocess
 import sys
 
 import keras
@@ -16,7 +17,7 @@ import tensorflow as tf
 
 from datasets import from_arrays
 from launch import fit
-from tests.processes import REPO_ROOT, Supervisor
+from tests.processes import Supervisor, harness_env
 from trainer.loss_tracking import unscaled_loss
 
 WARNING = re.compile(r"warning: The training 'loss' logged")
@@ -230,3 +231,32 @@ def test_mixed_float16_idiom_step_with_and_without_scale_loss(tmp_path,
   assert re.search(r"warning: Your train_step computes gradients of"
                    r" compute_loss\(\)'s result without"
                    r" self.optimizer.scale_loss\(\)", capsys.readouterr().err)
+
+
+def _train_losses(model_dir) -> list[float]:
+  with open(model_dir / "metrics.jsonl", encoding="utf-8") as stream:
+    rows = [json.loads(line) for line in stream]
+  return [row["loss"] for row in rows if row["split"] == "train"]
+
+
+@pytest.mark.slow
+def test_the_readme_script_on_two_workers_logs_the_one_replica_loss(
+    tmp_path):
+  from tests.integration.test_readme_api import readme_example  # pylint: disable=import-outside-toplevel
+  script = tmp_path / "my_train.py"
+  script.write_text(readme_example("script-on-workers"))
+  steps = "--train_steps=40"
+  one = subprocess.run(
+      [sys.executable, str(script), f"--model_dir={tmp_path / 'one'}", steps,
+       "--cpu_devices=1"], env=harness_env(), cwd=tmp_path,
+      capture_output=True, text=True, timeout=300, check=False)
+  assert one.returncode == 0, one.stderr[-3000:]
+  two = Supervisor(["--workers=2", str(script),
+                    f"--model_dir={tmp_path / 'two'}", steps],
+                   tmp_path / "supervisor.out")
+  assert two.wait(timeout=300) == 0, two.output[-3000:]
+  losses = _train_losses(tmp_path / "one")
+  assert len(losses) == 1 and losses[0] > 1.0  # Keras's fit: half on 2.
+  assert np.allclose(_train_losses(tmp_path / "two"), losses, rtol=0,
+                     atol=1e-5)
+  assert "warning:" not in one.stderr + two.output
