@@ -102,6 +102,7 @@ class LossWatch:
         model.optimizer, keras.optimizers.LossScaleOptimizer)
     self._missed_scale_loss = False
     self._calls_per_step = 1  # compute_loss calls in a training step.
+    self._logged_in_compute_loss = False  # By an override of it.
     with strategy.scope():
       # The global-batch loss compute_loss gave per training step.
       self._observed = keras.metrics.Mean(name="observed_loss")
@@ -147,6 +148,8 @@ class LossWatch:
       trace = self._trace()
       if trace is not None and trace.inside_compute_loss:
         trace.updated_by_compute_loss.add(id(metric))
+        if metric.name == LOSS_METRIC and trace.training:
+          self._logged_in_compute_loss = True
       elif trace is not None and id(metric) in trace.updated_by_compute_loss:
         # A per-output loss of compile() that compute_loss updated already;
         # the guide's `metric.update_state(y, y_pred)` would add y to it.
@@ -226,35 +229,52 @@ class LossWatch:
       called `compute_loss`, or logs another quantity under "loss".
     """
     if self._missed_scale_loss:
-      return (
-          "Your train_step computes gradients of compute_loss()'s result"
-          " without self.optimizer.scale_loss(), so under mixed_float16 the"
-          " LossScaleOptimizer divides them by its loss scale and the model"
-          " barely trains; differentiate `self.optimizer.scale_loss(loss)`"
-          " (inside the tape), as Keras's default train_step does.")
+      return _MISSED_SCALE_LOSS
     logged = logs.get(LOSS_METRIC)
     if logged is None or not observed:
       return None
     if logged == 0.0:
-      return (
-          f"The training 'loss' logged is 0 while compute_loss() gives"
-          f" {observed:.4g}: your train_step never updates the 'loss' metric"
-          " (compute_metrics() leaves it alone); update it with"
-          " compute_loss()'s result, e.g. `for metric in self.metrics: if"
-          " metric.name == 'loss': metric.update_state(loss)`.")
+      return _NEVER_UPDATED.format(observed=observed)
     # The step may log the sum of its compute_loss results, or their mean.
     candidates = (observed, observed / self._calls_per_step)
-    if any(_close(logged, expected) for expected in candidates):
+    if self._replicas == 1 or any(_close(logged, value)
+                                  for value in candidates):
       return None
     for expected in candidates:
-      if self._replicas > 1 and _close(logged * self._replicas, expected):
-        return (
-            f"The training 'loss' logged ({logged:.4g}) is the global-batch"
-            f" loss ({expected:.4g}) divided by the {self._replicas} replicas"
-            " (compute_loss() returns it scaled for distribution); log"
-            " `trainer.loss_tracking.unscaled_loss(loss)` instead, or give"
-            " the 'loss' metric compute_loss()'s result unchanged.")
-    return None
+      if _close(logged * self._replicas, expected):
+        text = (_DIVIDED_IN_COMPUTE_LOSS if self._logged_in_compute_loss
+                else _DIVIDED)
+        return text.format(logged=logged, expected=expected,
+                           replicas=self._replicas)
+    return None  # Another quantity, logged under "loss" on purpose.
+
+
+_MISSED_SCALE_LOSS = (
+    "Your train_step computes gradients of compute_loss()'s result without"
+    " self.optimizer.scale_loss(), so under mixed_float16 the"
+    " LossScaleOptimizer divides them by its loss scale and the model barely"
+    " trains; differentiate `self.optimizer.scale_loss(loss)` (inside the"
+    " tape), as Keras's default train_step does.")
+_NEVER_UPDATED = (
+    "The training 'loss' logged is 0 while compute_loss() gives"
+    " {observed:.4g}: your train_step never updates the 'loss' metric"
+    " (compute_metrics() leaves it alone); update it with compute_loss()'s"
+    " result, e.g. `for metric in self.metrics: if metric.name == 'loss':"
+    " metric.update_state(loss)`.")
+_DIVIDED = (
+    "The training 'loss' logged ({logged:.4g}) is the global-batch loss"
+    " ({expected:.4g}) divided by the {replicas} replicas (compute_loss()"
+    " returns it scaled for distribution); log"
+    " `trainer.loss_tracking.unscaled_loss(loss)` instead, or give the"
+    " 'loss' metric compute_loss()'s result unchanged.")
+_DIVIDED_IN_COMPUTE_LOSS = (
+    "The training 'loss' logged ({logged:.4g}) is compute_loss()'s value"
+    " un-scaled ({expected:.4g}) divided by the {replicas} replicas: if your"
+    " compute_loss() override logs Keras's scaled loss, log"
+    " `trainer.loss_tracking.unscaled_loss(loss)`; if it returns a loss not"
+    " divided by the {replicas} replicas, the gradients are {replicas}x the"
+    " global batch's, so divide what it returns by"
+    " `self.distribute_strategy.num_replicas_in_sync` as Keras's losses do.")
 
 
 def _close(value: float, reference: float) -> bool:

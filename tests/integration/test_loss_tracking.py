@@ -102,6 +102,26 @@ class ComputeMetricsModel(keras.Model):
     return self.compute_metrics(x, y, y_pred)
 
 
+class OverrideModel(keras.Model):
+  """Keras's `compute_loss` docstring: a Mean "loss" updated in an override
+  returning a loss not divided by the replicas (gradients N times too big)."""
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.loss_tracker = keras.metrics.Mean(name="loss")
+
+  def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                   training=True):
+    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+        y, y_pred, from_logits=True)) + tf.add_n([0.0, *self.losses])
+    self.loss_tracker.update_state(loss)
+    return loss
+
+  @property
+  def metrics(self):
+    return [self.loss_tracker]
+
+
 class DataLossModel(keras.Model):
   """Logs, as "loss", the cross-entropy without the L2 term: another value."""
 
@@ -197,15 +217,18 @@ def test_idiom_step_of_a_two_output_model_logs_what_keras_default_does(
 def test_a_step_logging_a_wrong_loss_is_told_the_fix(tmp_path, capsys):
   _fit(tmp_path, _model_fn(HalvesModel), 2)
   _fit(tmp_path, _model_fn(ComputeMetricsModel), 2)
+  _fit(tmp_path, _model_fn(OverrideModel), 2)
   lines = [line for line in capsys.readouterr().err.splitlines()
            if WARNING.search(line)]
-  assert len(lines) == 2  # One sentence each, at the first loop only.
+  assert len(lines) == 3  # One sentence each, at the first loop only.
   match = re.search(r"logged \(([\d.]+)\) is the global-batch loss"
                     r" \(([\d.]+)\) divided by the 2 replicas .* log"
                     r" `trainer.loss_tracking.unscaled_loss\(loss\)`", lines[0])
   assert match and abs(2 * float(match[1]) - float(match[2])) < 2e-3
   assert re.search(r"logged is 0 while compute_loss\(\) gives 2\.\d+: your"
                    r" train_step never updates the 'loss' metric", lines[1])
+  assert re.search(r"if it returns a loss not divided by the 2 replicas, the"
+                   r" gradients are 2x the global batch's", lines[2])
 
 
 @pytest.mark.parametrize("model_fn", [
