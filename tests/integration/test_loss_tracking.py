@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets import from_arrays
+from datasets import from_arrays, from_dataset_fn
 from launch import fit
 from tests.processes import Supervisor, harness_env
 from trainer.loss_tracking import unscaled_loss
@@ -36,10 +36,11 @@ class IdiomModel(keras.Model):
   """Keras's guide, unchanged (it also serves a two-output model)."""
 
   def train_step(self, data):
-    x, y = data
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     with tf.GradientTape() as tape:
       y_pred = self(x, training=True)
-      loss = self.compute_loss(y=y, y_pred=y_pred)
+      loss = self.compute_loss(y=y, y_pred=y_pred,
+                               sample_weight=sample_weight)
     gradients = tape.gradient(loss, self.trainable_variables)
     self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
     _log(self, loss, y, y_pred)
@@ -229,6 +230,27 @@ def test_a_step_logging_a_wrong_loss_is_told_the_fix(tmp_path, capsys):
                    r" train_step never updates the 'loss' metric", lines[1])
   assert re.search(r"if it returns a loss not divided by the 2 replicas, the"
                    r" gradients are 2x the global batch's", lines[2])
+
+
+def test_idiom_step_with_sample_weights_logs_the_one_replica_loss(tmp_path,
+                                                                capsys):
+  from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
+  digits = load_digits()
+  x = (digits.images / 16.0).reshape(-1, 64).astype(np.float32)
+  y = digits.target.astype(np.int32)
+  weights = np.where(y % 2 == 0, 2.0, 0.5).astype(np.float32)
+
+  def weighted(context):  # The user's pipeline: (x, y, sample_weight).
+    return tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(
+        context.get_per_replica_batch_size(32), drop_remainder=True)
+
+  data = (from_dataset_fn(weighted, num_examples=len(y)), None)
+  idiom = _fit(tmp_path, _model_fn(), 2, data)
+  default = _fit(tmp_path, _model_fn(keras.Model), 1, data)
+  assert np.allclose(_losses(idiom), _losses(default), rtol=0, atol=1e-5)
+  assert not np.allclose(_losses(default), _losses(
+      _fit(tmp_path, _model_fn(keras.Model), 1)), atol=1e-2)  # Weighs.
+  assert not WARNING.search(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("model_fn", [
