@@ -14,10 +14,17 @@ The harness goes beyond Keras here:
   replicas or N workers (it undoes exactly Keras's scaling).
 * A `LossWatch` does that by itself for a `keras.metrics.Mean` of the model
   (the "loss" tracker, or your own) given `compute_loss`'s result as is, so
-  the guide's step logs the global-batch loss unchanged.
+  the guide's step logs the global-batch loss unchanged; the guide's loop
+  over `self.metrics` no longer feeds `(y, y_pred)` to compile()'s
+  per-output loss means (which `compute_loss` updated already).
 * After the first training loop, `LossWatch.check` compares the logged
   "loss" with what `compute_loss` returned (un-scaled) and says, in one
-  sentence, if the step logs it divided by the replicas or never logs it.
+  sentence, if the step logs it divided by the replicas or never logs it,
+  or (mixed_float16) applies gradients without `optimizer.scale_loss`.
+
+The wrappers replace public methods on the instances (`compute_loss`,
+`Mean.update_state`, the optimizer's `scale_loss` and `apply`), which
+Keras calls through the instance (checked with Keras 3.15.1).
 """
 
 import functools

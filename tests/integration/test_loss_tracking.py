@@ -13,10 +13,12 @@ import sys
 import keras
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 import tensorflow as tf
 
 from datasets import from_arrays, from_dataset_fn
 from launch import fit
+from tests.integration.test_readme_api import readme_example
 from tests.processes import Supervisor, harness_env
 from trainer.loss_tracking import unscaled_loss
 
@@ -162,11 +164,14 @@ def _model_fn(model_class=IdiomModel, two_outputs=False, l2=0.0):
   return model_fn
 
 
-def _digits(two_outputs=False):
-  from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
+def _digit_arrays():
   digits = load_digits()
-  x = (digits.images / 16.0).reshape(-1, 64).astype(np.float32)
-  y = digits.target.astype(np.int32)
+  return ((digits.images / 16.0).reshape(-1, 64).astype(np.float32),
+          digits.target.astype(np.int32))
+
+
+def _digits(two_outputs=False):
+  x, y = _digit_arrays()
   if two_outputs:
     y = {"digit": y, "even": (y % 2 == 0).astype(np.float32)}
   split = lambda rows: tf.nest.map_structure(lambda a: a[rows], y)  # noqa: E731
@@ -234,10 +239,7 @@ def test_a_step_logging_a_wrong_loss_is_told_the_fix(tmp_path, capsys):
 
 def test_idiom_step_with_sample_weights_logs_the_one_replica_loss(tmp_path,
                                                                 capsys):
-  from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
-  digits = load_digits()
-  x = (digits.images / 16.0).reshape(-1, 64).astype(np.float32)
-  y = digits.target.astype(np.int32)
+  x, y = _digit_arrays()
   weights = np.where(y % 2 == 0, 2.0, 0.5).astype(np.float32)
 
   def weighted(context):  # The user's pipeline: (x, y, sample_weight).
@@ -287,7 +289,6 @@ def _train_losses(model_dir) -> list[float]:
 @pytest.mark.slow
 def test_the_readme_script_on_two_workers_logs_the_one_replica_loss(
     tmp_path):
-  from tests.integration.test_readme_api import readme_example  # pylint: disable=import-outside-toplevel
   script = tmp_path / "my_train.py"
   script.write_text(readme_example("script-on-workers"))
   steps = "--train_steps=40"
