@@ -23,8 +23,8 @@ def create_train_loop_fn(
     strategy: The strategy whose replicas run the steps.
     model: The model; its optimizer must be built already.
     jit_compile: Compile the per-replica step with XLA.
-    train_step: The per-replica step, if not `model.train_step` (e.g. it
-      wrapped by a `loss_tracking.LossWatch`).
+    train_step: The per-replica step, if not `model.train_step` (e.g. the
+      latter wrapped by a `loss_tracking.LossWatch`).
   """
   train_step = train_step or model.train_step
   if jit_compile:
