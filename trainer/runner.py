@@ -8,8 +8,10 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from trainer import loss_tracking
 from trainer import model as model_lib
 from trainer import step_fns
+from trainer import user_models
 from trainer import watchdog
 
 
@@ -53,11 +55,22 @@ class Runner:
           eval_dataset_fn, options=input_options)
     self._eval_steps = eval_steps
     self._eval_steps_per_call = eval_steps_per_call or eval_steps
+    self._train_step = self._test_step = self._loss_watch = None
+    if user_models.is_compiled(model):  # Its own step logs its loss.
+      self._loss_watch = loss_tracking.LossWatch(model, strategy)
+      self._train_step = self._loss_watch.wrap_step(model.train_step,
+                                                    training=True)
+      self._test_step = self._loss_watch.wrap_step(model.test_step,
+                                                   training=False)
+      self._read_observed_loss = step_fns.create_read_fn(
+          self._loss_watch.observed_loss)
+    self._loss_unchecked = self._loss_watch is not None
     self._train_loop = step_fns.create_train_loop_fn(
-        strategy, model, jit_compile=jit_compile)
+        strategy, model, jit_compile=jit_compile, train_step=self._train_step)
     self._train_one = None  # One step per call, built when profiling.
     self._jit_compile = jit_compile
-    self._eval_loop = step_fns.create_eval_loop_fn(strategy, model)
+    self._eval_loop = step_fns.create_eval_loop_fn(
+        strategy, model, test_step=self._test_step)
     self._read_metrics = step_fns.create_read_metrics_fn(model)
     self._any_replica = step_fns.create_any_replica_fn(strategy)
 
@@ -67,6 +80,8 @@ class Runner:
 
   def _reset_metrics(self):
     self._model.reset_metrics()
+    if self._loss_watch:
+      self._loss_watch.reset()
 
   def train(self, num_steps: int, *,
             marked_from: int | None = None) -> dict[str, float]:
@@ -86,15 +101,27 @@ class Runner:
       else:
         self._train_marked(num_steps, marked_from)
     logs = self._metric_results()
+    if self._loss_unchecked:
+      self._check_loss(logs)
     logs["learning_rate"] = float(
         tf.convert_to_tensor(self._model.optimizer.learning_rate))
     return logs
+
+  def _check_loss(self, logs: dict[str, float]) -> None:
+    """Warns once, after the first loop, if the step logs a wrong loss."""
+    with self._guard("a metric read"):  # A collective on every worker.
+      observed = float(self._read_observed_loss())
+    message = self._loss_watch.check(logs, observed)
+    if message:
+      logging.warning("%s", message)
+    self._loss_unchecked = False  # Once: the first loop tells.
 
   def prepare_marked_steps(self) -> None:
     """Traces the one-step function, so the profile does not time that."""
     if self._train_one is None:
       self._train_one = step_fns.create_train_step_fn(
-          self._strategy, self._model, jit_compile=self._jit_compile)
+          self._strategy, self._model, jit_compile=self._jit_compile,
+          train_step=self._train_step)
       self._train_one.get_concrete_function(self._train_iterator)
 
   def _train_marked(self, num_steps: int, first: int) -> None:

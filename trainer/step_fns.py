@@ -14,15 +14,19 @@ from trainer import model as model_lib
 
 def create_train_loop_fn(
     strategy: tf.distribute.Strategy, model: model_lib.Model, *,
-    jit_compile: bool = False) -> Callable[[Iterator, tf.Tensor], None]:
+    jit_compile: bool = False,
+    train_step: Callable | None = None) -> Callable[[Iterator, tf.Tensor],
+                                                    None]:
   """Returns `train_loop(iterator, num_steps)` running `model.train_step`.
 
   Args:
     strategy: The strategy whose replicas run the steps.
     model: The model; its optimizer must be built already.
     jit_compile: Compile the per-replica step with XLA.
+    train_step: The per-replica step, if not `model.train_step` (e.g. the
+      latter wrapped by a `loss_tracking.LossWatch`).
   """
-  train_step = model.train_step
+  train_step = train_step or model.train_step
   if jit_compile:
     train_step = tf.function(train_step, jit_compile=True)
 
@@ -36,13 +40,15 @@ def create_train_loop_fn(
 
 def create_train_step_fn(
     strategy: tf.distribute.Strategy, model: model_lib.Model, *,
-    jit_compile: bool = False) -> Callable[[Iterator], None]:
+    jit_compile: bool = False,
+    train_step: Callable | None = None) -> Callable[[Iterator], None]:
   """Returns `train_one(iterator)`: one step, no loop (for the profiler).
 
   The profiler's step view needs one marked call per step: inside a
   `tf.while_loop` it counts the iterations, which carry no marker.
+  `train_step` is as in `create_train_loop_fn`.
   """
-  train_step = model.train_step
+  train_step = train_step or model.train_step
   if jit_compile:
     train_step = tf.function(train_step, jit_compile=True)
 
@@ -54,16 +60,19 @@ def create_train_step_fn(
 
 
 def create_eval_loop_fn(
-    strategy: tf.distribute.Strategy,
-    model: model_lib.Model) -> Callable[[Iterator, tf.Tensor], tf.Tensor]:
+    strategy: tf.distribute.Strategy, model: model_lib.Model, *,
+    test_step: Callable | None = None) -> Callable[[Iterator, tf.Tensor],
+                                                   tf.Tensor]:
   """Returns `eval_loop(iterator, num_steps)` -> number of real examples.
 
   With padded batches `(x, y, sample_weight)` the count is the sum of the
   weights (padding weighs 0); unpadded batches `(x, y)` count their rows.
+  `test_step` replaces `model.test_step` (e.g. wrapped by a `LossWatch`).
   """
+  test_step = test_step or model.test_step
 
   def eval_step(data):
-    model.test_step(data)
+    test_step(data)
     if len(data) == 3:
       return tf.reduce_sum(data[2])
     rows = tf.shape(tf.nest.flatten(data[0])[0])[0]
@@ -94,6 +103,18 @@ def create_read_metrics_fn(model: model_lib.Model) -> Callable[[], dict]:
     return model.get_metrics_result()
 
   return read_metrics
+
+
+def create_read_fn(read: Callable[[], tf.Tensor]) -> Callable[[], tf.Tensor]:
+  """Returns `read` as a `tf.function`, e.g. for a metric's cross-replica
+  result (a collective under MultiWorkerMirroredStrategy: call it on every
+  worker at the same point)."""
+
+  @tf.function
+  def read_fn():
+    return read()
+
+  return read_fn
 
 
 def create_any_replica_fn(
