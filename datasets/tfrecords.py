@@ -201,6 +201,7 @@ def from_tfrecords(file_pattern, *, features: dict | None = None, label=None,
       description=description, feature_scale=scale, preprocess=preprocess,
       shuffle=shuffle, cache=cache, shuffle_buffer=shuffle_buffer)
   if features is not None and single:  # The schema says the label's kind.
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     spec = next(iter(labels.values()))
     source.task = ("regression" if spec.dtype != tf.int64
                    and not len(spec.shape) else "classification")
