@@ -82,7 +82,7 @@ def test_command_line_names_a_corrupt_file_and_skips_it_on_request(tmp_path):
   assert (code, errors) == (0, [])
   said = "\n".join(messages)
   assert ("Train data: 27 training examples (3 of 3 classes) from 36 images"
-          " resized to 8x8x3 (pixels scaled by 1/255), 3 classes, 2"
+          " resized to 8x8x3 (pixels scaled by 1/255), 3 classes (one, two, zero), 2"
           " unreadable files skipped (validation_split=0.25 stratified by"
           " class, seed 0).") in said
   assert "Eval data: 9 held-out examples (3 of 3 classes)" in said
