@@ -93,8 +93,11 @@ class StopSignals:
 
   def _handle_interrupt(self, signum, frame):
     """Ctrl-C: a stop request once training runs; a second one insists."""
+    del frame
     if not self._training.is_set() or self.interrupted:
-      signal.default_int_handler(signum, frame)  # KeyboardInterrupt now.
+      interrupt = KeyboardInterrupt()
+      interrupt.immediate = True  # Not held for a save (`trainer.loop`).
+      raise interrupt
     with self._lock:
       self.interrupted = True
       if not self._event.is_set():

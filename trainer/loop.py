@@ -84,7 +84,7 @@ class Controller:
         stopping, plateau, best checkpoint, user hooks); one returning True
         ends training early, after a checkpoint. A `KeyboardInterrupt` an
         action raises is held until the boundary, where every worker saves;
-        then it propagates. One returning True from `on_train_end` changed
+        then it propagates (one with `immediate = True` at once). One returning True from `on_train_end` changed
         the weights (restored the best ones): the final checkpoint is
         written again and the final evaluation repeated, so the checkpoint,
         the model and the returned logs agree.
@@ -182,6 +182,8 @@ class Controller:
       try:
         answers.append(getattr(action, method)(*args))
       except KeyboardInterrupt as interrupt:
+        if getattr(interrupt, "immediate", False):  # A second Ctrl-C.
+          raise
         self._interrupt = self._interrupt or interrupt
         logging.warning("Interrupted by a callback: saving a checkpoint at"
                         " this boundary first.")
@@ -233,8 +235,11 @@ class Controller:
                    " (restored the best ones): saving them at step %d again"
                    " and evaluating them.", self.last_step)
       self._checkpointer.save(self.last_step)
-      if self._runner.can_evaluate:
-        logs = self.evaluate(self.last_step)
+      if self._runner.can_evaluate:  # Not a new row: the step is the same.
+        logs = self._runner.evaluate()
+        logging.info("Evaluation of the final weights: %s.", ", ".join(
+            f"{name} {value:.4f}" for name, value in logs.items()
+            if name != "examples"))
     if self._interrupt is not None:
       raise self._interrupt
     return logs
