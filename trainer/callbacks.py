@@ -29,6 +29,7 @@ training, the callbacks whose meaning the harness cannot keep; the README's
 """
 
 from collections.abc import Callable, Sequence
+import importlib.util
 
 import keras
 
@@ -191,6 +192,10 @@ def check_callbacks(callbacks: Sequence[keras.callbacks.Callback], *,
           " schedule here, which Keras cannot set; use a constant learning"
           " rate (lr_schedule='constant', or a float learning_rate in your"
           " optimizer) or remove the callback.")
+    if isinstance(callback, keras.callbacks.RemoteMonitor) and (
+        importlib.util.find_spec("requests") is None):
+      raise ValueError(f"{_name(callback)} needs the requests package, which"
+                       " is not installed; pip install requests.")
     _check_batch_counts(callback, steps_per_loop)
     if isinstance(callback, _MONITORS):
       _check_monitor(callback, model, has_eval_data)

@@ -246,3 +246,46 @@ def test_callbacks_that_would_mean_something_else_are_refused(
   assert message in str(raised.value)
   assert len(str(raised.value).splitlines()) == 1
   assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("options, stop_step", [
+    (dict(patience=2), 30),
+    (dict(patience=2, baseline=100.0), 20),  # Never beats the baseline.
+    (dict(patience=0, start_from_epoch=2), 40),  # Watches from epoch 2 on.
+])
+def test_early_stopping_baseline_and_start_from_epoch(tmp_path, options,
+                                                     stop_step):
+  # mode="max" on a falling loss: no epoch after the first improves.
+  stopper = keras.callbacks.EarlyStopping(monitor="val_loss", mode="max",
+                                          **options)
+  result = run(tmp_path, [stopper], train_steps=80)
+  assert result.step == stop_step
+
+
+class StopsInsideAnEpoch(keras.callbacks.Callback):
+
+  def __init__(self):
+    super().__init__()
+    self.epoch_logs, self.epoch = [], None
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epoch = epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    if (self.epoch, batch) == (1, 4):
+      self.model.stop_training = True
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.epoch_logs.append((epoch, sorted(logs)))
+
+
+def test_a_stop_inside_an_epoch_evaluates_and_ends_it(tmp_path):
+  stopper = StopsInsideAnEpoch()
+  log = tmp_path / "log.csv"
+  result = run(tmp_path / "run", [stopper, keras.callbacks.CSVLogger(str(log))],
+               train_steps=40)
+  assert result.step == 15
+  assert [epoch for epoch, _ in stopper.epoch_logs] == [0, 1]
+  assert "val_loss" in stopper.epoch_logs[-1][1]
+  assert len(log.read_text().splitlines()) == 3  # Header and two epochs.
+  assert (tmp_path / "run" / "checkpoints" / "ckpt-15.index").exists()
