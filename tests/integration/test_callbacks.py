@@ -31,6 +31,14 @@ def compiled_sgd():
   return model
 
 
+def compiled_with_schedule():
+  model = compiled_sgd()
+  model.compile(optimizer=keras.optimizers.SGD(
+      keras.optimizers.schedules.CosineDecay(0.2, decay_steps=100)),
+                loss=model.loss, metrics=["accuracy"])
+  return model
+
+
 def network():
   """Uncompiled: the harness wraps it with its loss and optimizer."""
   return keras.Sequential([keras.Input((6,)),
@@ -236,13 +244,21 @@ def test_model_checkpoint_and_a_custom_callback_keep_keras_meaning(tmp_path):
      "sets the optimizer's learning rate, but it is a schedule"),
     (keras.callbacks.EarlyStopping(monitor="val_width"), {},
      "cannot tell whether that value should go up or down"),
+    (keras.callbacks.LearningRateScheduler(lambda epoch, rate: rate),
+     dict(model_fn=lambda: compiled_with_schedule()),
+     "sets the optimizer's learning rate, but it is a schedule"),
+    (None, dict(model_fn=lambda: compiled_with_schedule(),
+                plateau_patience=2),
+     "plateau_patience sets the learning rate, but the compiled optimizer's"
+     " is a schedule"),
 ])
 def test_callbacks_that_would_mean_something_else_are_refused(
     tmp_path, callback, options, message):
   options = {"eval_data": EVAL, "model_fn": compiled_sgd, **options}
   with pytest.raises(ConfigError) as raised:
     fit(options.pop("model_fn"), TRAIN, model_dir=str(tmp_path / "m"),
-        callbacks=[callback], train_steps=20, **{**_OPTIONS, **options})
+        callbacks=[callback] if callback else [], train_steps=20,
+        **{**_OPTIONS, **options})
   assert message in str(raised.value)
   assert len(str(raised.value).splitlines()) == 1
   assert not (tmp_path / "m").exists()
@@ -289,3 +305,12 @@ def test_a_stop_inside_an_epoch_evaluates_and_ends_it(tmp_path):
   assert "val_loss" in stopper.epoch_logs[-1][1]
   assert len(log.read_text().splitlines()) == 3  # Header and two epochs.
   assert (tmp_path / "run" / "checkpoints" / "ckpt-15.index").exists()
+
+
+@pytest.mark.parametrize("model_fn", [compiled_sgd, network])
+def test_auto_mode_knows_which_way_accuracy_goes(tmp_path, model_fn):
+  stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy",
+                                          patience=100)
+  run(tmp_path, [stopper], model_fn=model_fn, train_steps=20)
+  assert stopper.monitor_op is keras.ops.greater
+  assert stopper.best is not None
