@@ -253,6 +253,16 @@ class KerasCallbacks(actions.Action):
   def _stop(self) -> bool:
     return self._agree(bool(getattr(self.model, "stop_training", False)))
 
+  def _call_then_stop(self, call: Callable[[], None]) -> bool:
+    """`call()`, then the stop agreement, which every worker must join even
+    when a callback raised KeyboardInterrupt on this one."""
+    try:
+      call()
+    except KeyboardInterrupt:
+      self._stop()
+      raise
+    return self._stop()
+
   def on_train_begin(self, step: int) -> None:
     self._means = summaries.EpochMeans(step)
     self.model.stop_training = False
@@ -264,9 +274,9 @@ class KerasCallbacks(actions.Action):
     self._list.on_train_batch_begin(self._batch_of(step))
 
   def on_train_loop_end(self, step: int, logs: dict):
-    self._list.on_train_batch_end(self._batch_of(step - 1), dict(logs))
     self._means.add(step, logs)
-    return self._stop()
+    return self._call_then_stop(lambda: self._list.on_train_batch_end(
+        self._batch_of(step - 1), dict(logs)))
 
   def on_eval_end(self, step: int, logs: dict):
     if self._epoch is None:  # An evaluation without training (a rerun).
@@ -274,9 +284,9 @@ class KerasCallbacks(actions.Action):
     epoch_logs = self._means.take()
     epoch_logs.update({f"val_{name}": value for name, value in logs.items()
                        if name != "examples"})
-    self._list.on_epoch_end(self._epoch, epoch_logs)
-    self._epoch = None
-    return self._stop()
+    epoch, self._epoch = self._epoch, None
+    return self._call_then_stop(
+        lambda: self._list.on_epoch_end(epoch, epoch_logs))
 
   def on_boundary(self, step: int):
     return self.on_eval_end(step, {})
