@@ -149,6 +149,9 @@ def fit(model_fn, train_data=None, *, eval_data=None, model_dir: str,
     RunFailed: The run failed (non-finite loss, dead peer worker, ...).
     Preempted: Stopped by SIGTERM/SIGUSR1 after saving; call again to
       resume.
+    KeyboardInterrupt: Ctrl-C, or raised by a callback: a checkpoint was
+      saved at the loop boundary first (a second Ctrl-C does not wait);
+      call again to resume.
   """
   console.configure_logging()
   options.update(model_dir=model_dir, global_batch_size=global_batch_size)

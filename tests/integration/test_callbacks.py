@@ -2,7 +2,9 @@
 refused before training; Ctrl-C and KeyboardInterrupt save and resume."""
 
 import os
+import re
 import signal
+import threading
 
 import keras
 import numpy as np
@@ -113,6 +115,26 @@ def test_an_interrupted_fit_saves_and_the_next_resumes_exactly(
   for got, want in zip(resumed.model.get_weights(),
                        straight.model.get_weights()):
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_ctrl_c_from_another_thread_while_a_loop_runs(tmp_path, capsys):
+  """The signal lands while TensorFlow runs a loop, as a person's would."""
+  started = threading.Event()
+  presser = threading.Thread(target=lambda: started.wait(60) and os.kill(
+      os.getpid(), signal.SIGINT))
+  presser.start()
+  options = dict(train_steps=2000, steps_per_loop=20, eval_every=0)
+  with pytest.raises(KeyboardInterrupt, match="a checkpoint of that step"
+                     " was saved") as raised:
+    run(tmp_path, [keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: started.set())], **options)
+  presser.join()
+  step = int(re.search(r"interrupted at step (\d+)", str(raised.value))[1])
+  assert 0 < step < 2000 and step % 20 == 0
+  assert os.listdir(tmp_path / "checkpoints").count(f"ckpt-{step}.index") == 1
+  capsys.readouterr()
+  assert run(tmp_path, **options).step == 2000
+  assert f"Resuming from step {step} of 2000" in capsys.readouterr().err
 
 
 def test_a_second_ctrl_c_stops_at_once_without_saving(tmp_path):
