@@ -208,7 +208,9 @@ def _build_actions(plan: plan_lib.Plan, view, model, checkpointer,
   from trainer import callbacks as callbacks_lib
   config = plan.config.train
   monitor = dict(monitor=config.monitor, mode=config.monitor_mode)
-  built = [hook for hook in callbacks if isinstance(hook, actions.Action)]
+  # First: Keras's fit finalizes before its callbacks' on_train_end.
+  built = [actions.FinalizeWeights(model=model)]
+  built += [hook for hook in callbacks if isinstance(hook, actions.Action)]
   keras_callbacks = [c for c in callbacks
                      if not isinstance(c, actions.Action)]
   if keras_callbacks:

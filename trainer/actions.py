@@ -150,3 +150,26 @@ class BestCheckpoint(Action):
     if self._monitor.update(logs):
       self._checkpointer.save(step)
     return False
+
+
+class FinalizeWeights(Action):
+  """At the end of training, the optimizer's final values, as Keras's `fit`.
+
+  An optimizer with `use_ema=True` then puts its moving averages into the
+  model's weights (before the callbacks' `on_train_end`, as in Keras), so
+  the final checkpoint, the export and the final evaluation hold them.
+  """
+
+  def __init__(self, *, model):
+    self._model = model
+
+  def on_train_end(self, step, logs):
+    del step, logs
+    optimizer = self._model.optimizer
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if not getattr(inner, "use_ema", False):
+      return False
+    optimizer.finalize_variable_values(self._model.trainable_variables)
+    logging.info("The optimizer's moving averages (use_ema) are the final"
+                 " weights, as in Keras's fit.")
+    return True

@@ -336,3 +336,24 @@ def test_auto_mode_knows_which_way_accuracy_goes(tmp_path, model_fn):
   run(tmp_path, [stopper], model_fn=model_fn, train_steps=20)
   assert stopper.monitor_op is keras.ops.greater
   assert stopper.best is not None
+
+
+def test_an_ema_optimizer_ends_with_its_averages_as_keras_fit(tmp_path):
+  def model_fn(**optimizer):
+    model = compiled_sgd()
+    model.compile(optimizer=keras.optimizers.SGD(0.2, **optimizer),
+                  loss=model.loss, metrics=["accuracy"])
+    return model
+
+  # Momentum 1: the average keeps the weights after the first step.
+  ema = run(tmp_path / "ema", model_fn=lambda: model_fn(
+      use_ema=True, ema_momentum=1.0), train_steps=20)
+  one_step = run(tmp_path / "one", model_fn=model_fn, train_steps=1,
+                 steps_per_loop=1, eval_every=0)
+  exported = keras.models.load_model(tmp_path / "ema" / "export" /
+                                     "model.keras", compile=False)
+  for model in (ema.model, exported):
+    for got, want in zip(model.get_weights(), one_step.model.get_weights()):
+      np.testing.assert_allclose(got, want, atol=1e-7)
+  loss, _ = ema.model.evaluate(_X[256:], _Y[256:], verbose=0)
+  assert ema.logs["loss"] == pytest.approx(loss, abs=1e-5)
