@@ -162,6 +162,8 @@ def execute(plan: plan_lib.Plan, *, model_class=None, callbacks=(),
     interruptible: Ctrl-C (SIGINT) saves at the next loop boundary, then
       raises `KeyboardInterrupt` (`fit` in a notebook or script).
   """
+  if not isinstance(callbacks, (list, tuple)):  # One, as Keras takes it.
+    callbacks = [callbacks]
   guard, dog = liveness.build_guard(
       is_multi_worker=plan.strategy_kind == "multi_worker",
       timeout=plan.config.collective_timeout)

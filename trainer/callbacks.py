@@ -181,6 +181,12 @@ def check_callbacks(callbacks: Sequence[keras.callbacks.Callback], *,
     ValueError: One sentence naming the callback, why, and what instead.
   """
   for callback in callbacks:
+    if not isinstance(callback, keras.callbacks.Callback):
+      what = (f"the class {callback.__name__}; pass an instance,"
+              f" {callback.__name__}(...)" if isinstance(callback, type)
+              else f"a {type(callback).__name__}, not a"
+              " keras.callbacks.Callback or a trainer.actions.Action")
+      raise ValueError(f"callbacks holds {what}.")
     for class_name, why in _REFUSED:
       refused = getattr(keras.callbacks, class_name, None)
       if refused is not None and isinstance(callback, refused):

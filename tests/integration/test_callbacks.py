@@ -269,6 +269,11 @@ def test_model_checkpoint_and_a_custom_callback_keep_keras_meaning(tmp_path):
     (keras.callbacks.LearningRateScheduler(lambda epoch, rate: rate),
      dict(model_fn=lambda: compiled_with_schedule()),
      "sets the optimizer's learning rate, but it is a schedule"),
+    (keras.callbacks.EarlyStopping, {},
+     "callbacks holds the class EarlyStopping; pass an instance,"
+     " EarlyStopping(...)"),
+    (print, {}, "callbacks holds a builtin_function_or_method, not a"
+     " keras.callbacks.Callback"),
     (None, dict(model_fn=lambda: compiled_with_schedule(),
                 plateau_patience=2),
      "plateau_patience sets the learning rate, but the compiled optimizer's"
