@@ -84,10 +84,11 @@ class Controller:
         stopping, plateau, best checkpoint, user hooks); one returning True
         ends training early, after a checkpoint. A `KeyboardInterrupt` an
         action raises is held until the boundary, where every worker saves;
-        then it propagates (one with `immediate = True` at once). One returning True from `on_train_end` changed
-        the weights (restored the best ones): the final checkpoint is
-        written again and the final evaluation repeated, so the checkpoint,
-        the model and the returned logs agree.
+        then it propagates (one with `immediate = True` at once). One
+        returning True from `on_train_end` changed the weights (restored
+        the best ones): the final checkpoint is written again and the final
+        evaluation repeated, so the checkpoint, the model and the returned
+        logs agree.
     """
     self._runner = runner
     self._checkpointer = checkpointer
@@ -227,8 +228,8 @@ class Controller:
     for action in self._actions if training else ():
       action.on_train_begin(step)
     logs = self._train(step, saved_step)
-    if self._interrupt is not None:  # At the final step: saved already.
-      raise self._interrupt
+    if self._agree(self._interrupt is not None):  # In the last loop: saved.
+      raise self._interrupt or StopRequested(self.last_step)
     if training and self._agree(self._act("on_train_end", self.last_step,
                                           logs)):
       logging.info("A callback changed the weights at the end of training"
