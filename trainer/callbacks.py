@@ -100,7 +100,9 @@ def callback_model(model: keras.Model, network: keras.Model):
 
 
 def _name(callback) -> str:
-  return f"keras.callbacks.{type(callback).__name__}"
+  kind = type(callback)
+  return (f"keras.callbacks.{kind.__name__}"
+          if kind.__module__.startswith("keras.") else kind.__name__)
 
 
 def is_schedule(optimizer) -> bool:
