@@ -166,21 +166,27 @@ def test_learning_rate_callbacks_take_effect(tmp_path):
       [0.1] * 4 + [0.05] * 2)
 
 
-def test_restored_best_weights_are_the_logs_checkpoint_and_export(tmp_path):
+@pytest.mark.parametrize("patience, last_step", [
+    (1, 20),  # An early stop.
+    (100, 30),  # No stop: Keras restores the best weights at the end too.
+])
+def test_restored_best_weights_are_the_logs_checkpoint_and_export(
+    tmp_path, patience, last_step):
   # mode="max" on a falling loss: the first evaluation stays the best.
   stopper = keras.callbacks.EarlyStopping(
-      monitor="val_loss", mode="max", patience=1, restore_best_weights=True)
-  result = run(tmp_path, [stopper], train_steps=60)
+      monitor="val_loss", mode="max", patience=patience,
+      restore_best_weights=True)
+  result = run(tmp_path, [stopper], train_steps=30)
   evals = [row for row in result.history if row["split"] == "eval"]
-  assert [row["step"] for row in evals] == [10, 20]
-  assert result.step == 20
+  assert [row["step"] for row in evals] == list(range(10, last_step + 1, 10))
+  assert result.step == last_step
   assert result.logs["loss"] == pytest.approx(evals[0]["loss"], abs=1e-6)
   loss, accuracy = result.model.evaluate(_X[256:], _Y[256:], verbose=0)
   assert result.logs["loss"] == pytest.approx(loss, abs=1e-5)
   assert result.logs["accuracy"] == pytest.approx(accuracy, abs=1e-6)
   exported = keras.models.load_model(tmp_path / "export" / "model.keras",
                                      compile=False)
-  again = run(tmp_path, train_steps=20)  # Restores the final checkpoint.
+  again = run(tmp_path, train_steps=last_step)  # The final checkpoint.
   for model in (exported, again.model):
     for got, want in zip(model.get_weights(), result.model.get_weights()):
       np.testing.assert_array_equal(got, want)
