@@ -226,9 +226,11 @@ class Recorder(keras.callbacks.Callback):
 
 
 def test_model_checkpoint_and_a_custom_callback_keep_keras_meaning(tmp_path):
-  recorder = Recorder()
+  recorder, history = Recorder(), keras.callbacks.History()
   callbacks = [
-      recorder,
+      recorder, history,
+      # Nothing listens there: Keras warns and training goes on.
+      keras.callbacks.RemoteMonitor(root="http://127.0.0.1:9"),
       keras.callbacks.ModelCheckpoint(str(tmp_path / "m-{epoch}.keras")),
       keras.callbacks.ModelCheckpoint(
           str(tmp_path / "best.weights.h5"), save_weights_only=True,
@@ -240,6 +242,7 @@ def test_model_checkpoint_and_a_custom_callback_keep_keras_meaning(tmp_path):
   assert recorder.params_seen == {"verbose": 0, "epochs": 6, "steps": 10}
   assert recorder.batches == [4, 9, 4, 9]  # Index in the epoch, per loop.
   assert recorder.epochs == [0, 1] and result.step == 20
+  assert history.epoch == [0, 1] and len(history.history["val_loss"]) == 2
   # Your network itself (not the harness's wrapper), loadable as Keras does.
   saved = keras.models.load_model(tmp_path / "m-2.keras", compile=False)
   np.testing.assert_allclose(saved.predict(_X[:8], verbose=0),
