@@ -245,10 +245,9 @@ class Controller:
       raise self._interrupt
     return logs
 
-  def _stop_if_asked(self, step: int, saved_step: int | None, *,
-                     signals: bool) -> None:
+  def _stop_if_asked(self, step: int, saved_step: int | None) -> None:
     """At a boundary: saves and raises if any worker was asked to stop."""
-    asked = self._interrupt is not None or (signals and self._stop_requested())
+    asked = self._interrupt is not None or self._stop_requested()
     if not self._agree(asked):
       return
     if saved_step != step:
@@ -280,7 +279,7 @@ class Controller:
       stop = self._act("on_train_loop_end", step, logs)
       if step == config.train_steps:
         break
-      self._stop_if_asked(step, saved_step, signals=True)
+      self._stop_if_asked(step, saved_step)
       eval_logs, evaluated = None, False
       if config.eval_every and step % config.eval_every == 0:
         evaluated = True
@@ -288,7 +287,8 @@ class Controller:
           eval_logs, eval_stop = self._evaluate_and_act(step)
         else:
           eval_stop = self._act("on_boundary", step)
-        self._stop_if_asked(step, saved_step, signals=False)
+        # A signal or interrupt during the evaluation: no loop more.
+        self._stop_if_asked(step, saved_step)
         stop = stop or eval_stop
       if stop:
         return self._end_early(step, eval_logs, evaluated)

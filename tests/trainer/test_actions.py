@@ -154,3 +154,15 @@ def test_a_keyboard_interrupt_from_a_callback_saves_first(method, step):
     controller.run(0)
   assert checkpointer.saved == [step]
   assert controller.last_step == step
+
+
+def test_a_stop_signal_during_an_evaluation_stops_without_another_loop():
+  from trainer import loop  # pylint: disable=import-outside-toplevel
+  runner = FakeRunner()
+  controller, checkpointer, _ = make_controller(
+      runner, train_steps=100, steps_per_loop=10, eval_every=20)
+  controller._stop_requested = lambda: runner.eval_calls > 0
+  with pytest.raises(loop.StopRequested):
+    controller.run(0)
+  assert runner.train_calls == [10, 10]
+  assert checkpointer.saved == [20]
