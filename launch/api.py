@@ -83,8 +83,7 @@ def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
   from trainer import checkpointing, loop  # pylint: disable=import-outside-toplevel
   try:
     return run_lib.execute(the_plan, model_class=model_class,
-                           callbacks=callbacks,
-                           interruptible=spelling == "python")
+                           callbacks=callbacks, interruptible=True)
   except ValueError as error:  # Found while building model or pipelines.
     from datasets.errors import DataError  # pylint: disable=import-outside-toplevel
     if not isinstance(error, (ConfigError, DataError)):

@@ -160,7 +160,7 @@ def execute(plan: plan_lib.Plan, *, model_class=None, callbacks=(),
     callbacks: `keras.callbacks.Callback`s and `trainer.actions.Action`s
       (training only).
     interruptible: Ctrl-C (SIGINT) saves at the next loop boundary, then
-      raises `KeyboardInterrupt` (`fit` in a notebook or script).
+      raises `KeyboardInterrupt` (with `.step`, the step saved).
   """
   if not isinstance(callbacks, (list, tuple)):  # One, as Keras takes it.
     callbacks = [callbacks]
@@ -318,9 +318,9 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
     writer.close()
   logging.info("Done at step %d.", controller.last_step)
   if stop_signals.interrupted:  # In the final loop: nothing was lost.
-    raise KeyboardInterrupt(f"interrupted in the final loop; the run is"
-                            f" complete at step {controller.last_step},"
-                            " saved and exported.")
+    raise _saved_interrupt(f"interrupted in the final loop; the run is"
+                           f" complete at step {controller.last_step},"
+                           " saved and exported.", controller.last_step)
   return RunResult(network, logs, history.rows, controller.last_step)
 
 
@@ -333,10 +333,18 @@ def _run_interruptibly(controller, start_step: int,
   except loop.StopRequested as stopped:
     if not stop_signals.interrupted:
       raise
-    raise KeyboardInterrupt(
+    raise _saved_interrupt(
         f"interrupted at step {stopped.step}; a checkpoint of that step was"
-        " saved, run fit again with the same model_dir to resume.") from None
+        " saved, run fit again with the same model_dir to resume.",
+        stopped.step) from None
   return logs
+
+
+def _saved_interrupt(message: str, step: int) -> KeyboardInterrupt:
+  """A KeyboardInterrupt raised after saving at `step` (its `.step`)."""
+  interrupt = KeyboardInterrupt(message)
+  interrupt.step = step
+  return interrupt
 
 
 def _input_options(plan: plan_lib.Plan):
