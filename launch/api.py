@@ -91,7 +91,7 @@ def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
   from trainer import checkpointing, loop  # pylint: disable=import-outside-toplevel
   try:
     return run_lib.execute(the_plan, model_class=model_class,
-                           callbacks=callbacks)
+                           callbacks=callbacks, interruptible=True)
   except ValueError as error:  # Found while building model or pipelines.
     from datasets.errors import DataError  # pylint: disable=import-outside-toplevel
     if not isinstance(error, (ConfigError, DataError)):
@@ -163,6 +163,9 @@ def fit(model_fn, train_data=None, *, eval_data=None, model_dir: str,
     RunFailed: The run failed (non-finite loss, dead peer worker, ...).
     Preempted: Stopped by SIGTERM/SIGUSR1 after saving; call again to
       resume.
+    KeyboardInterrupt: Ctrl-C, or raised by a callback: a checkpoint was
+      saved at the loop boundary first (a second Ctrl-C does not wait);
+      call again to resume.
   """
   console.configure_logging()
   options.update(model_dir=model_dir, global_batch_size=global_batch_size)

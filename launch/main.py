@@ -5,8 +5,9 @@ Runs on this machine's GPUs or CPUs, or as one worker of a multi-worker job
 `launch.fit` with these options. A rerun with the same --model_dir resumes.
 
 Exit codes: 0 done; 2 bad input (flags, TF_CONFIG, data, model: one `error:`
-line, nothing written); 1 the run failed; 42 stopped by SIGTERM/SIGUSR1
-after saving a checkpoint: relaunch to resume.
+line, nothing written); 1 the run failed; 42 stopped by SIGTERM/SIGUSR1 or
+Ctrl-C after saving a checkpoint: relaunch to resume; 130 a Ctrl-C during
+start-up or a second one, without saving.
 """
 
 import functools
@@ -20,6 +21,8 @@ from launch import flags as flag_defs
 from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
                            ConfigError, Preempted, RunFailed, fail,
                            parse_flags)
+
+EXIT_INTERRUPTED = 130  # The shells' status for a SIGINT.
 
 
 def main(argv: list[str], model_class=None, hooks=()) -> None:
@@ -43,6 +46,13 @@ def main(argv: list[str], model_class=None, hooks=()) -> None:
     fail(str(stopped), EXIT_PREEMPTED)
   except RunFailed as error:
     fail(str(error), EXIT_RUN_FAILED, hard=error.peer_failure)
+  except KeyboardInterrupt as interrupted:
+    step = getattr(interrupted, "step", None)
+    if step is not None:  # Saved at a boundary, as after SIGTERM.
+      fail(f"stopped at step {step} on request (Ctrl-C); a checkpoint of that"
+           " step was saved, relaunch to resume.", EXIT_PREEMPTED)
+    fail("interrupted (Ctrl-C) without saving; the latest checkpoint is"
+         " unchanged, relaunch to resume.", EXIT_INTERRUPTED)
   logs = dict(result.logs)
   if (plan.cluster.is_chief or plan.config.mode == "evaluate") and logs:
     shown = ", ".join(f"{name} {value:.4f}" for name, value in logs.items()

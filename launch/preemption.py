@@ -18,6 +18,11 @@ MultiWorkerMirroredStrategy waits for its peers and then swallows it
 this context starts, and a watcher thread puts them back whenever something
 else replaced them. Signals reach the watcher through Python's wakeup file
 descriptor, which works while the main thread is blocked inside TensorFlow.
+
+With `interrupt=True` (`launch.fit`, a notebook) SIGINT (Ctrl-C) is a stop
+request too, once training runs: the loop saves at the next boundary and the
+run raises `KeyboardInterrupt`. A second Ctrl-C raises it at once, without
+saving; during start-up the first one does.
 """
 
 import ctypes
@@ -27,6 +32,8 @@ import select
 import signal
 import sys
 import threading
+
+from absl import logging
 
 from launch.errors import EXIT_PREEMPTED
 
@@ -60,9 +67,17 @@ class _CHandlers:
 class StopSignals:
   """Context manager: handles stop signals while active, restores after."""
 
-  def __init__(self):
+  def __init__(self, *, interrupt: bool = False):
+    """Initializes the handlers.
+
+    Args:
+      interrupt: Also take SIGINT (Ctrl-C) as a request to save and stop
+        (then raise `KeyboardInterrupt`), rather than Python's immediate
+        `KeyboardInterrupt`.
+    """
+    self._interrupt = interrupt
     self._event = threading.Event()
-    self._lock = threading.Lock()
+    self._lock = threading.RLock()  # Handlers may nest in the main thread.
     self._training = threading.Event()
     self._closed = threading.Event()
     self._previous = {}
@@ -70,10 +85,27 @@ class StopSignals:
     self._pipe = None
     self._watcher = None
     self.signal_name = None
+    self.interrupted = False  # Ctrl-C asked for a save and KeyboardInterrupt.
 
   def _handle(self, signum, frame):
     del frame
     self._record(signum)
+
+  def _handle_interrupt(self, signum, frame):
+    """Ctrl-C: a stop request once training runs; a second one insists."""
+    del frame
+    if not self._training.is_set() or self.interrupted:
+      interrupt = KeyboardInterrupt()
+      interrupt.immediate = True  # Not held for a save (`trainer.loop`).
+      raise interrupt
+    with self._lock:
+      self.interrupted = True
+      if not self._event.is_set():
+        self.signal_name = signal.Signals(signum).name
+        self._event.set()
+    logging.warning("Interrupted: saving a checkpoint at the end of this"
+                    " training loop (press Ctrl-C again to stop at once,"
+                    " without saving).")
 
   def _record(self, signum: int) -> None:
     with self._lock:  # The main thread's handler and the watcher both come.
@@ -110,6 +142,9 @@ class StopSignals:
       return self  # Signals reach only the main thread's handlers.
     for signum in STOP_SIGNALS:
       self._previous[signum] = signal.signal(signum, self._handle)
+    if self._interrupt:
+      self._previous[signal.SIGINT] = signal.signal(signal.SIGINT,
+                                                    self._handle_interrupt)
     self._pipe = os.pipe()
     os.set_blocking(self._pipe[0], False)
     os.set_blocking(self._pipe[1], False)

@@ -153,8 +153,8 @@ def _eval_input(plan: plan_lib.Plan, model):
       padded=not user_models.is_compiled(model))
 
 
-def execute(plan: plan_lib.Plan, *, model_class=None,
-            callbacks=()) -> RunResult:
+def execute(plan: plan_lib.Plan, *, model_class=None, callbacks=(),
+            interruptible: bool = False) -> RunResult:
   """Runs the planned training or evaluation.
 
   Args:
@@ -163,7 +163,11 @@ def execute(plan: plan_lib.Plan, *, model_class=None,
       of the default one (a user's `train_step` on a built-in network).
     callbacks: `keras.callbacks.Callback`s and `trainer.actions.Action`s
       (training only).
+    interruptible: Ctrl-C (SIGINT) saves at the next loop boundary, then
+      raises `KeyboardInterrupt` (with `.step`, the step saved).
   """
+  if not isinstance(callbacks, (list, tuple)):  # One, as Keras takes it.
+    callbacks = [callbacks]
   guard, dog = liveness.build_guard(
       is_multi_worker=plan.strategy_kind == "multi_worker",
       timeout=plan.config.collective_timeout)
@@ -171,7 +175,7 @@ def execute(plan: plan_lib.Plan, *, model_class=None,
     if plan.config.mode == "evaluate":
       return _evaluate(plan, model_class)
     # From the start: a stop signal during start-up ends the process at once.
-    with preemption.StopSignals() as stop_signals:
+    with preemption.StopSignals(interrupt=interruptible) as stop_signals:
       return _train(plan, model_class, callbacks, guard, stop_signals)
   except Exception as error:  # pylint: disable=broad-except
     _raise_if_bad_data(plan, error)
@@ -210,19 +214,46 @@ def _raise_if_bad_data(plan: plan_lib.Plan, error: Exception) -> None:
       raise DataError(sentence) from None
 
 
-def _build_actions(plan: plan_lib.Plan, model, checkpointer, callbacks,
-                   agree):
+def _check_callbacks(plan: plan_lib.Plan, model, callbacks):
+  """Keras callbacks whose meaning cannot be kept are refused up front.
+
+  Returns:
+    What the Keras callbacks see as `self.model`.
+  """
+  from trainer import actions, user_models
+  from trainer import callbacks as callbacks_lib
+  config = plan.config.train
+  view = callbacks_lib.callback_model(model, user_models.network_of(model))
+  if config.plateau_patience and callbacks_lib.is_schedule(model.optimizer):
+    raise ConfigError("plateau_patience sets the learning rate, but the"
+                      " compiled optimizer's is a schedule; give it a float"
+                      " learning_rate or drop plateau_patience.")
+  try:
+    callbacks_lib.check_callbacks(
+        [c for c in callbacks if not isinstance(c, actions.Action)],
+        model=view, steps_per_loop=config.steps_per_loop,
+        has_eval_data=(plan.eval_source is not None
+                       and "evaluator" not in plan.cluster.cluster))
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
+  return view
+
+
+def _build_actions(plan: plan_lib.Plan, view, model, checkpointer,
+                   callbacks, agree):
   """The flags' early stopping, plateau and best checkpoint + callbacks."""
   from trainer import actions
   from trainer import callbacks as callbacks_lib
   config = plan.config.train
   monitor = dict(monitor=config.monitor, mode=config.monitor_mode)
-  built = [hook for hook in callbacks if isinstance(hook, actions.Action)]
+  # First: Keras's fit finalizes before its callbacks' on_train_end.
+  built = [actions.FinalizeWeights(model=model)]
+  built += [hook for hook in callbacks if isinstance(hook, actions.Action)]
   keras_callbacks = [c for c in callbacks
                      if not isinstance(c, actions.Action)]
   if keras_callbacks:
     built.append(callbacks_lib.KerasCallbacks(
-        keras_callbacks, model=model, is_chief=plan.cluster.is_chief,
+        keras_callbacks, model=view, is_chief=plan.cluster.is_chief,
         steps_per_epoch=config.eval_every or config.train_steps,
         train_steps=config.train_steps, agree=agree))
   if config.keep_best_checkpoint:
@@ -258,6 +289,7 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
   train_config = config.train
   strategy, model, checkpointer = _set_up(plan, model_class)
   paths = _model_dir(plan)
+  callback_view = _check_callbacks(plan, model, callbacks)
   fingerprint = resume.model_fingerprint(model)
   if not config.allow_config_change:
     resume.check_fingerprint(config, fingerprint)
@@ -266,6 +298,9 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
     resume.write_config(config, fingerprint)
   start_step = checkpointer.restore_latest()
   _say_if_complete(plan, start_step)
+  if 0 < start_step < train_config.train_steps and plan.cluster.is_chief:
+    logging.info("Resuming from step %d of %d.", start_step,
+                 train_config.train_steps)
   for role, source in (("Train", plan.train_source),
                        ("Eval", plan.eval_source)):
     if source is not None and plan.cluster.is_chief:
@@ -299,7 +334,7 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
                          history=history, start_step=start_step,
                          model=model)
   agree = (train_runner.agree if plan.strategy_kind == "multi_worker"
-           else bool)
+           else bool)  # Every worker's answer to a question.
   controller = loop.Controller(
       runner=train_runner, checkpointer=checkpointer, writer=writer,
       config=loop.LoopConfig(
@@ -311,11 +346,12 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
           profile_steps=train_config.profile_steps,
           profile_dir=(paths.split_summaries("train")
                        if plan.cluster.is_chief else "")),
-      stop_requested=lambda: train_runner.agree(stop_signals.is_set()),
-      actions=_build_actions(plan, model, checkpointer, callbacks, agree))
+      stop_requested=stop_signals.is_set, agree=agree,
+      actions=_build_actions(plan, callback_view, model, checkpointer,
+                             callbacks, agree))
   try:
     stop_signals.training_started()
-    logs = controller.run(start_step)
+    logs = _run_interruptibly(controller, start_step, stop_signals)
     network = user_models.network_of(model)
     export.export_model(network, paths.export,
                         is_chief=plan.cluster.is_chief,
@@ -324,7 +360,34 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
   finally:
     writer.close()
   logging.info("Done at step %d.", controller.last_step)
+  if stop_signals.interrupted:  # In the final loop: nothing was lost.
+    raise _saved_interrupt(f"interrupted in the final loop; the run is"
+                           f" complete at step {controller.last_step},"
+                           " saved and exported.", controller.last_step)
   return RunResult(network, logs, history.rows, controller.last_step)
+
+
+def _run_interruptibly(controller, start_step: int,
+                       stop_signals: preemption.StopSignals) -> dict:
+  """`controller.run`; a Ctrl-C that saved becomes a KeyboardInterrupt."""
+  from trainer import loop
+  try:
+    logs = controller.run(start_step)
+  except loop.StopRequested as stopped:
+    if not stop_signals.interrupted:
+      raise
+    raise _saved_interrupt(
+        f"interrupted at step {stopped.step}; a checkpoint of that step was"
+        " saved, run fit again with the same model_dir to resume.",
+        stopped.step) from None
+  return logs
+
+
+def _saved_interrupt(message: str, step: int) -> KeyboardInterrupt:
+  """A KeyboardInterrupt raised after saving at `step` (its `.step`)."""
+  interrupt = KeyboardInterrupt(message)
+  interrupt.step = step
+  return interrupt
 
 
 def _input_options(plan: plan_lib.Plan):

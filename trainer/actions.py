@@ -29,8 +29,10 @@ class Action:
     """At an evaluation boundary of a run without eval data."""
     del step
 
-  def on_train_end(self, step: int, logs: dict) -> None:
-    """After the final evaluation (`logs`; empty without eval data)."""
+  def on_train_end(self, step: int, logs: dict) -> bool | None:
+    """After the final checkpoint and evaluation (`logs`; empty without
+    eval data). Return True if this changed the model's weights (restored
+    the best ones): the controller then saves and evaluates them again."""
     del step, logs
 
   def on_train_loop_end(self, step: int, logs: dict) -> bool | None:
@@ -68,7 +70,12 @@ class _Monitor:
 
 
 class EarlyStopping(Action):
-  """Stops after `patience` evaluations without improvement."""
+  """Stops after `patience` evaluations without improvement.
+
+  With `restore_best_weights`, an early stop ends training with the weights
+  of the best evaluation: the final checkpoint, the final evaluation and
+  the export then hold them (see `on_train_end`).
+  """
 
   def __init__(self, *, model, monitor: str = "loss", mode: str = "auto",
                patience: int = 3, min_delta: float = 0.0,
@@ -78,12 +85,16 @@ class EarlyStopping(Action):
     self._patience = patience
     self._restore = restore_best_weights
     self._best_weights = None
+    self._best_step = None
     self.stopped_at = None
 
   def on_eval_end(self, step, logs):
+    if self.stopped_at is not None:  # The evaluation after a stop.
+      return True
     if self._monitor.update(logs):
       if self._restore:  # A host copy, once per improving evaluation.
         self._best_weights = [np.array(w) for w in self._model.get_weights()]
+        self._best_step = step
       return False
     if self._monitor.evals_since_best < self._patience:
       return False
@@ -91,9 +102,16 @@ class EarlyStopping(Action):
     logging.info("Early stopping at step %d: %s has not improved on %.4f for"
                  " %d evaluations.", step, self._monitor.monitor,
                  self._monitor.best, self._patience)
-    if self._best_weights is not None:
-      self._model.set_weights(self._best_weights)
-      logging.info("Restored the weights of the best evaluation.")
+    return True
+
+  def on_train_end(self, step, logs):
+    """After an early stop, restores the best weights (True: it did)."""
+    del step, logs
+    if self.stopped_at is None or self._best_weights is None:
+      return False
+    self._model.set_weights(self._best_weights)
+    logging.info("Restored the weights of the best evaluation (step %d).",
+                 self._best_step)
     return True
 
 
@@ -132,3 +150,26 @@ class BestCheckpoint(Action):
     if self._monitor.update(logs):
       self._checkpointer.save(step)
     return False
+
+
+class FinalizeWeights(Action):
+  """At the end of training, the optimizer's final values, as Keras's `fit`.
+
+  An optimizer with `use_ema=True` then puts its moving averages into the
+  model's weights (before the callbacks' `on_train_end`, as in Keras), so
+  the final checkpoint, the export and the final evaluation hold them.
+  """
+
+  def __init__(self, *, model):
+    self._model = model
+
+  def on_train_end(self, step, logs):
+    del step, logs
+    optimizer = self._model.optimizer
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if not getattr(inner, "use_ema", False):
+      return False
+    optimizer.finalize_variable_values(self._model.trainable_variables)
+    logging.info("The optimizer's moving averages (use_ema) are the final"
+                 " weights, as in Keras's fit.")
+    return True

@@ -65,6 +65,7 @@ class Controller:
                writer: summaries.MetricWriter, config: LoopConfig,
                clock: Callable[[], float] = time.monotonic,
                stop_requested: Callable[[], bool] = lambda: False,
+               agree: Callable[[bool], bool] = bool,
                actions: Sequence[actions_lib.Action] = ()):
     """Initializes the controller.
 
@@ -74,12 +75,20 @@ class Controller:
       writer: Receives train and eval scalars.
       config: The schedule.
       clock: Seconds, for rates; injectable for tests.
-      stop_requested: Polled after every loop; must return the same answer
-        on every worker (the runner's `agree` does that). True saves and
-        raises `StopRequested`.
+      stop_requested: Polled after every loop on this worker (a stop
+        signal); `agree` makes the answer common. True saves and raises
+        `StopRequested`.
+      agree: `agree(flag)` is True on every worker if it is on any (the
+        runner's `agree` in multi-worker runs).
       actions: Called after every train loop and evaluation (early
         stopping, plateau, best checkpoint, user hooks); one returning True
-        ends training early, after a checkpoint.
+        ends training early, after a checkpoint. A `KeyboardInterrupt` an
+        action raises is held until the boundary, where every worker saves;
+        then it propagates (one with `immediate = True` at once). One
+        returning True from `on_train_end` changed the weights (restored
+        the best ones): the final checkpoint is written again and the final
+        evaluation repeated, so the checkpoint, the model and the returned
+        logs agree.
     """
     self._runner = runner
     self._checkpointer = checkpointer
@@ -87,7 +96,9 @@ class Controller:
     self._config = config
     self._clock = clock
     self._stop_requested = stop_requested
+    self._agree = agree
     self._actions = list(actions)
+    self._interrupt = None  # A KeyboardInterrupt an action raised.
     self.last_step = 0  # The step training ended at (early stops included).
     self._profiling = False
 
@@ -162,10 +173,26 @@ class Controller:
     self._writer.write("eval", step, logs)
     return logs
 
+  def _act(self, method: str, *args) -> bool:
+    """Calls `method` of every action; True if any asks to stop.
+
+    A `KeyboardInterrupt` is kept for the boundary (see `__init__`).
+    """
+    answers = []
+    for action in self._actions:
+      try:
+        answers.append(getattr(action, method)(*args))
+      except KeyboardInterrupt as interrupt:
+        if getattr(interrupt, "immediate", False):  # A second Ctrl-C.
+          raise
+        self._interrupt = self._interrupt or interrupt
+        logging.warning("Interrupted by a callback: saving a checkpoint at"
+                        " this boundary first.")
+    return any(answers)
+
   def _evaluate_and_act(self, step: int) -> tuple[dict, bool]:
     logs = self.evaluate(step)
-    stop = [action.on_eval_end(step, logs) for action in self._actions]
-    return logs, any(stop)
+    return logs, self._act("on_eval_end", step, logs)
 
   def run(self, start_step: int) -> dict[str, float]:
     """Trains from `start_step` to the final step (see `_run`)."""
@@ -184,10 +211,15 @@ class Controller:
 
     Returns:
       The final evaluation's logs (empty if there is no eval data).
+
+    Raises:
+      StopRequested: A stop signal, after saving.
+      KeyboardInterrupt: An action raised it, after saving.
     """
     config = self._config
     step = start_step
     self.last_step = step
+    self._interrupt = None
     saved_step = start_step if start_step else None
     training = step < config.train_steps
     if not training:
@@ -196,48 +228,76 @@ class Controller:
     for action in self._actions if training else ():
       action.on_train_begin(step)
     logs = self._train(step, saved_step)
-    for action in self._actions if training else ():
-      action.on_train_end(self.last_step, logs)
+    if self._agree(self._interrupt is not None):  # In the last loop: saved.
+      raise self._interrupt or StopRequested(self.last_step)
+    if training and self._agree(self._act("on_train_end", self.last_step,
+                                          logs)):
+      logging.info("A callback changed the weights at the end of training"
+                   " (restored the best ones): saving them at step %d again"
+                   " and evaluating them.", self.last_step)
+      self._checkpointer.save(self.last_step)
+      if self._runner.can_evaluate:  # Not a new row: the step is the same.
+        logs = self._runner.evaluate()
+        logging.info("Evaluation of the final weights: %s.", ", ".join(
+            f"{name} {value:.4f}" for name, value in logs.items()
+            if name != "examples"))
+    if self._interrupt is not None:
+      raise self._interrupt
     return logs
+
+  def _stop_if_asked(self, step: int, saved_step: int | None) -> None:
+    """At a boundary: saves and raises if any worker was asked to stop."""
+    asked = self._interrupt is not None or self._stop_requested()
+    if not self._agree(asked):
+      return
+    if saved_step != step:
+      self._checkpointer.save(step)
+    if self._interrupt is not None:
+      raise self._interrupt
+    raise StopRequested(step)
+
+  def _end_early(self, step: int, eval_logs: dict | None,
+                 evaluated: bool) -> dict[str, float]:
+    """After an early stop: saves, and ends the epoch as Keras's fit does."""
+    logging.info("Training stopped early at step %d.", step)
+    self._checkpointer.save(step)
+    if not evaluated:  # Stopped between evaluations.
+      if self._runner.can_evaluate:
+        eval_logs, _ = self._evaluate_and_act(step)
+      else:
+        self._act("on_boundary", step)
+    return eval_logs or {}
 
   def _train(self, step: int, saved_step: int | None) -> dict[str, float]:
     config = self._config
     while step < config.train_steps:
       self._profile(step)
-      for action in self._actions:
-        action.on_train_loop_begin(step)
+      self._act("on_train_loop_begin", step)
       step, logs = self._train_loop(step)
       self._profile(step)
       self.last_step = step
-      stop = any([action.on_train_loop_end(step, logs)
-                  for action in self._actions])
+      stop = self._act("on_train_loop_end", step, logs)
       if step == config.train_steps:
         break
-      if self._stop_requested():
-        if saved_step != step:
-          self._checkpointer.save(step)
-        raise StopRequested(step)
-      eval_logs = None
+      self._stop_if_asked(step, saved_step)
+      eval_logs, evaluated = None, False
       if config.eval_every and step % config.eval_every == 0:
+        evaluated = True
         if self._runner.can_evaluate:
           eval_logs, eval_stop = self._evaluate_and_act(step)
         else:
-          eval_stop = any([action.on_boundary(step)
-                           for action in self._actions])
+          eval_stop = self._act("on_boundary", step)
+        # A signal or interrupt during the evaluation: no loop more.
+        self._stop_if_asked(step, saved_step)
         stop = stop or eval_stop
       if stop:
-        logging.info("Training stopped early at step %d.", step)
-        self._checkpointer.save(step)
-        if eval_logs is None and self._runner.can_evaluate:
-          eval_logs = self.evaluate(step)
-        return eval_logs or {}
+        return self._end_early(step, eval_logs, evaluated)
       if config.checkpoint_every and step % config.checkpoint_every == 0:
         self._checkpointer.save(step)
         saved_step = step
     if saved_step != step:
       self._checkpointer.save(step)
     if not self._runner.can_evaluate:
-      for action in self._actions:
-        action.on_boundary(step)
+      self._act("on_boundary", step)
       return {}
     return self._evaluate_and_act(step)[0]

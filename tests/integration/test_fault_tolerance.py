@@ -91,7 +91,8 @@ def test_stop_and_resume_is_bitwise_equal_on_two_workers(tmp_path):
   assert_bitwise_equal(weights(straight, 200), weights(resumed, 200))
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1,
+                                    signal.SIGINT])
 def test_signal_saves_at_a_loop_boundary_and_relaunch_loses_nothing(
     tmp_path, signum):
   model_dir = tmp_path / "run"

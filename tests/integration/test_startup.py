@@ -78,3 +78,17 @@ def test_a_stop_signal_while_waiting_for_peers_ends_at_once(tmp_path, signum):
       f"error: stopped by {signal.Signals(signum).name} during start-up,"
       " before the first training loop; the latest checkpoint is unchanged,"
       " relaunch to resume."]
+
+
+def test_ctrl_c_while_waiting_for_peers_ends_at_once(tmp_path):
+  process = start_worker(worker_tf_configs(2)[0], tmp_path / "run")
+  time.sleep(8)  # Imports done; waiting for worker 1, which never comes.
+  assert process.poll() is None
+  sent = time.monotonic()
+  process.send_signal(signal.SIGINT)
+  code, output = finish(process, timeout=30)
+  assert time.monotonic() - sent < 5
+  assert code == 130, output[-3000:]
+  assert error_lines(output) == [
+      "error: interrupted (Ctrl-C) without saving; the latest checkpoint is"
+      " unchanged, relaunch to resume."]

@@ -33,7 +33,18 @@ def test_early_stopping_waits_for_patience_and_restores_the_best():
     stopped = stopper.on_eval_end(step, {"loss": loss})
     assert stopped == (step == 40)
   assert stopper.stopped_at == 40
+  # Restored at the end, so the controller saves and evaluates them again.
+  np.testing.assert_array_equal(model.get_weights()[0], weights[40][0])
+  assert stopper.on_train_end(40, {}) is True
   np.testing.assert_array_equal(model.get_weights()[0], weights[20][0])
+
+
+def test_early_stopping_restores_nothing_without_a_stop():
+  model = small_model()
+  stopper = actions.EarlyStopping(model=model, monitor="loss", patience=5,
+                                  restore_best_weights=True)
+  stopper.on_eval_end(10, {"loss": 1.0})
+  assert stopper.on_train_end(10, {}) is False
 
 
 def test_monitor_must_be_in_the_logs():
@@ -94,6 +105,64 @@ def test_controller_calls_hooks_and_stops_early_with_a_checkpoint():
   logs = controller.run(0)
   assert controller.last_step == 30
   assert checkpointer.saved == [30]
+  # The stop between evaluations evaluates and ends the epoch (Keras's fit).
   assert hook.calls == [("train", 10, 1.0), ("train", 20, 1.0),
-                        ("eval", 20, 0.9), ("train", 30, 1.0)]
+                        ("eval", 20, 0.9), ("train", 30, 1.0),
+                        ("eval", 30, 0.9)]
   assert logs["examples"] == 37  # The final evaluation at the stop step.
+
+
+class Restorer(actions.Action):
+  """Changes the weights at the end, as restore_best_weights does."""
+
+  def on_train_end(self, step, logs):
+    return True
+
+
+def test_weights_changed_at_the_end_are_saved_and_evaluated_again():
+  runner = FakeRunner()
+  controller, checkpointer, _ = make_controller(
+      runner, actions=[Restorer()], train_steps=40, steps_per_loop=10,
+      eval_every=20)
+  controller.run(0)
+  assert checkpointer.saved == [40, 40]
+  assert runner.eval_calls == 3  # At 20, at 40, and of the restored ones.
+
+
+class Interrupter(actions.Action):
+
+  def __init__(self, method, step):
+    self.method, self.step = method, step
+
+  def on_train_loop_end(self, step, logs):
+    if self.method == "loop" and step == self.step:
+      raise KeyboardInterrupt("from a callback")
+
+  def on_eval_end(self, step, logs):
+    if self.method == "eval" and step == self.step:
+      raise KeyboardInterrupt("from a callback")
+
+
+@pytest.mark.parametrize("method,step", [("loop", 30), ("eval", 20),
+                                         ("loop", 40)])
+def test_a_keyboard_interrupt_from_a_callback_saves_first(method, step):
+  runner = FakeRunner()
+  controller, checkpointer, _ = make_controller(
+      runner, actions=[Interrupter(method, step)], train_steps=40,
+      steps_per_loop=10, eval_every=20, checkpoint_every=0)
+  with pytest.raises(KeyboardInterrupt, match="from a callback"):
+    controller.run(0)
+  assert checkpointer.saved == [step]
+  assert controller.last_step == step
+
+
+def test_a_stop_signal_during_an_evaluation_stops_without_another_loop():
+  from trainer import loop  # pylint: disable=import-outside-toplevel
+  runner = FakeRunner()
+  controller, checkpointer, _ = make_controller(
+      runner, train_steps=100, steps_per_loop=10, eval_every=20)
+  controller._stop_requested = lambda: runner.eval_calls > 0
+  with pytest.raises(loop.StopRequested):
+    controller.run(0)
+  assert runner.train_calls == [10, 10]
+  assert checkpointer.saved == [20]
