@@ -20,6 +20,7 @@ import tensorflow as tf
 from trainer import build
 from trainer import config as config_lib
 from trainer import model as model_lib
+from trainer import optimizers
 from trainer import private_apis
 
 
@@ -85,6 +86,8 @@ def build_user_model(model_fn: Callable[[], keras.Model],
         raise ValueError("the model was compiled without an optimizer.")
       private_apis.build_compiled_model(model, element_spec)
       model.optimizer.build(model.trainable_variables)
+      # Keras's default step then skips an overflow on all replicas alike.
+      optimizers.prepare_for_replicas(model.optimizer)
       return model
     if not isinstance(model, model_lib.Model):
       model = model_lib.Model(
