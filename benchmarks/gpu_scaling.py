@@ -47,7 +47,6 @@ checks that need GPUs say "skipped: no GPU".
 """
 
 from collections.abc import Callable, Iterator
-import dataclasses
 import math
 import os
 import sys
@@ -57,6 +56,8 @@ import time
 from absl import flags
 
 from benchmarks import gpu_runs
+from benchmarks import gpu_table
+from benchmarks.gpu_table import Row
 from launch import devices
 
 TRIVIAL_MODEL = "benchmarks.gpu_scaling:build_trivial"
@@ -93,10 +94,6 @@ _BUDGET = flags.DEFINE_float("budget", 560.0, "Seconds for the whole table;"
                              " checks that no longer fit are skipped.",
                              flag_values=_FLAGS)
 
-HEADER = ("| # | check | setup | verdict | examples/s | detail |\n"
-          "| --- | --- | --- | --- | --- | --- |")
-
-
 def build_trivial(input_shape, spec):
   """A linear model (`--model=benchmarks.gpu_scaling:build_trivial`).
 
@@ -107,23 +104,6 @@ def build_trivial(input_shape, spec):
   inputs = keras.Input(shape=input_shape)
   outputs = spec.output_layer()(keras.layers.Flatten()(inputs))
   return keras.Model(inputs, outputs, name="trivial")
-
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-  """One line of the table."""
-
-  check: str
-  setup: str
-  verdict: str  # PASS, WARN, FAIL or "skipped: why".
-  rate: float | None = None
-  detail: str = ""
-
-  def markdown(self, number: int) -> str:
-    rate = "" if self.rate is None else f"{self.rate:,.0f}"
-    detail = self.detail.replace("|", "/").replace("\n", " ")
-    return (f"| {number} | {self.check} | {self.setup} | {self.verdict} |"
-            f" {rate} | {detail} |")
 
 
 class Checks:
@@ -375,36 +355,6 @@ class Checks:
     yield Row(check, setup, verdict, ceiling, detail)
 
 
-def run_checks(checks: Checks, *, budget: float, clock=time.monotonic,
-               out=print) -> list[Row]:
-  """Runs every check, printing each row as it comes; never stops early.
-
-  A check that raises gives a FAIL row with the one-line reason; checks
-  that start after `budget` seconds are skipped.
-  """
-  start = clock()
-  rows = []
-
-  def emit(row: Row) -> None:
-    rows.append(row)
-    out(row.markdown(len(rows)), flush=True)
-
-  out(HEADER, flush=True)
-  for name, check in checks.plan():
-    if clock() - start > budget - 30:
-      emit(Row(name, "", f"skipped: time budget ({budget:.0f} s) used up"))
-      continue
-    try:
-      for row in check():
-        emit(row)
-    except gpu_runs.RunFailed as error:
-      emit(Row(name, "", "FAIL", detail=str(error)))
-    except Exception as error:  # pylint: disable=broad-except
-      first = (str(error).strip().splitlines() or [""])[0]
-      emit(Row(name, "", "FAIL", detail=f"{type(error).__name__}: {first}"))
-  return rows
-
-
 def main(argv: list[str]) -> int:
   try:
     _FLAGS(argv)
@@ -441,7 +391,7 @@ def main(argv: list[str]) -> int:
                     model=_MODEL.value or ("mlp" if smoke else "cnn"),
                     sizes=sizes, work_dir=work_dir,
                     tfrecords=_TFRECORDS.value, run_timeout=run_timeout)
-    rows = run_checks(checks, budget=_BUDGET.value)
+    rows = gpu_table.run_checks(checks, budget=_BUDGET.value)
   failed = sum(row.verdict == "FAIL" for row in rows)
   print(f"{len(rows)} rows, {failed} FAIL, in"
         f" {time.monotonic() - start:.0f} s.", flush=True)

@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import gpu_runs
 from benchmarks import gpu_scaling
+from benchmarks import gpu_table
 from benchmarks.gpu_runs import Run, Sizes
 from tests.processes import REPO_ROOT, harness_env
 
@@ -120,11 +121,11 @@ class FakeChecks:
 
   def plan(self):
     def failing():
-      yield gpu_scaling.Row("first", "s", "PASS", 1.0)
+      yield gpu_table.Row("first", "s", "PASS", 1.0)
       raise gpu_runs.RunFailed("exit 1: RuntimeError: boom")
 
     def good():
-      yield gpu_scaling.Row("good", "s", "PASS", 2.0, "fine")
+      yield gpu_table.Row("good", "s", "PASS", 2.0, "fine")
 
     def crashing():
       raise ValueError("bad value\nsecond line")
@@ -135,10 +136,10 @@ class FakeChecks:
 
 def test_a_failing_check_gives_a_row_and_the_table_goes_on():
   printed = []
-  rows = gpu_scaling.run_checks(
+  rows = gpu_table.run_checks(
       FakeChecks(), budget=600,
       out=lambda line, **_: printed.append(line))
-  assert printed[0] == gpu_scaling.HEADER
+  assert printed[0] == gpu_table.HEADER
   assert printed[1:] == [
       "| 1 | first | s | PASS | 1 |  |",
       "| 2 | failing |  | FAIL |  | exit 1: RuntimeError: boom |",
@@ -150,7 +151,7 @@ def test_a_failing_check_gives_a_row_and_the_table_goes_on():
 def test_checks_that_no_longer_fit_the_budget_are_skipped():
   times = iter([0.0, 0.0, 540.0, 600.0])  # Start, then before each check.
   printed = []
-  gpu_scaling.run_checks(FakeChecks(), budget=560,
+  gpu_table.run_checks(FakeChecks(), budget=560,
                          clock=lambda: next(times),
                          out=lambda line, **_: printed.append(line))
   assert printed[-2:] == [

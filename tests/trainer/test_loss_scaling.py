@@ -1,4 +1,4 @@
-"""mixed_float16 on 2 replicas: an overflow on ONE replica skips the step on all.
+"""mixed_float16, 2 replicas: an overflow on ONE replica skips the step on all.
 
 Keras's LossScaleOptimizer looks at replica 0's gradients only; these tests
 force an overflow on replica 1 alone (a batch whose replica-1 half is huge)
