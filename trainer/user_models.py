@@ -5,7 +5,8 @@
   Keras's idiom: `self.compute_loss`, `self.optimizer.apply_gradients`,
   `self.compute_metrics`). Keras's default step divides the loss by the
   replica count itself, so gradients summed over replicas are those of the
-  global batch.
+  global batch. Its optimizer is prepared so that, under mixed_float16, an
+  overflow on any replica skips the step on all of them.
 * A `trainer.model.Model` (the harness's step contract) gets the
   configured optimizer if it has none.
 * Any other `keras.Model` is the network of a `trainer.model.Model` with
