@@ -193,9 +193,11 @@ def execute(run: Run, *, smoke: bool, visible: list[str], sizes: Sizes,
     try:
       returncode = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-      os.killpg(process.pid, signal.SIGKILL)  # launch.local's workers too.
-      process.wait()
       returncode = None
+    finally:  # Also on Ctrl-C: nothing may stay on the GPUs.
+      if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)  # launch.local's workers too.
+        process.wait()
   with open(log_path, encoding="utf-8", errors="replace") as stream:
     output = stream.read()
   if returncode is None:

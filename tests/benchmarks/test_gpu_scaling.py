@@ -219,3 +219,19 @@ def test_cpu_smoke_prints_each_row_as_it_goes(tmp_path):
       assert re.fullmatch(r"[\d,]+", row[4]), row
   assert process.returncode == 0
   assert lines[-1].startswith("14 rows, 0 FAIL, in ")
+
+
+@pytest.mark.parametrize("code, timeout, reason", [
+    ("import time; time.sleep(60)", 1, "no end after 1 s (a hang?)"),
+    ("import sys; print('ValueError: bad shape'); sys.exit(3)", 60,
+     "exit 3: ValueError: bad shape"),
+    ("pass", 60, "the run wrote no metrics.jsonl")])
+def test_a_run_that_hangs_crashes_or_writes_nothing_fails_in_one_line(
+    monkeypatch, tmp_path, code, timeout, reason):
+  monkeypatch.setattr(gpu_runs, "command",
+                      lambda *args, **kwargs: [sys.executable, "-c", code])
+  with pytest.raises(gpu_runs.RunFailed) as raised:
+    gpu_runs.execute(Run("r", 1), smoke=True, visible=[], sizes=GPU_SIZES,
+                     work_dir=str(tmp_path), timeout=timeout)
+  assert str(raised.value).startswith(reason)
+  assert "\n" not in str(raised.value)
