@@ -94,6 +94,7 @@ _BUDGET = flags.DEFINE_float("budget", 560.0, "Seconds for the whole table;"
                              " checks that no longer fit are skipped.",
                              flag_values=_FLAGS)
 
+
 def build_trivial(input_shape, spec):
   """A linear model (`--model=benchmarks.gpu_scaling:build_trivial`).
 
@@ -307,7 +308,7 @@ class Checks:
       detail += f"; {ratio:.2f}x the float32 row's examples/s"
       if ratio < 0.9 and not self.smoke:
         verdict = "WARN"
-        detail += " (slower: the model may be too small to gain from it)"
+        detail += " (slower than float32 here: a small model may not gain)"
     yield Row(label, setup, verdict, result.examples_per_sec, detail)
 
   def _tfrecord_glob(self) -> str:
