@@ -89,6 +89,8 @@ def attach_optimizer(model: keras.Model, config: config_lib.TrainConfig):
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.optimizer = optimizer
   model.optimizer.build(model.trainable_variables)
+  optimizers.prepare_for_replicas(
+      model.optimizer, clip_norm=getattr(model, "clip_norm", 0.0))
 
 
 def _network_spec(config: config_lib.TrainConfig,

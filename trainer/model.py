@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from trainer import optimizers
+
 
 class Model(keras.Model):
   """A trainable wrapper around a network with the harness's step contract.
@@ -32,7 +34,7 @@ class Model(keras.Model):
     network: The wrapped `keras.Model` (what gets exported), or None.
     loss_fn: Per-example loss: `loss_fn(y, y_pred)` returns shape [batch].
     loss_tracker: Mean of the per-example loss (plus regularization).
-    clip_norm: If > 0, `apply_gradients` clips the all-reduced gradient.
+    clip_norm: If > 0, the optimizer clips the all-reduced gradient.
     accumulate_steps: Micro-batches per replica batch in `train_step`.
   """
 
@@ -102,39 +104,19 @@ class Model(keras.Model):
     return {metric.name: metric.result() for metric in self.metrics}
 
   def apply_gradients(self, gradients: list) -> None:
-    """Clips (by the all-reduced global norm) and applies local gradients.
+    """Applies local gradients: summed over replicas, clipped, agreed.
 
     Call it with the gradients of `self.optimizer.scale_loss(loss)`; the
     optimizer unscales them when it is a LossScaleOptimizer.
 
-    Clipping each replica's gradient would clip something else than the
-    gradient of the global batch, so the norm is taken of the sum over
-    replicas (one extra all-reduce) and every replica scales its own share
-    by the same factor. Under loss scaling, replicas also agree on whether
-    the step overflowed, so all of them skip it together.
+    The optimizer (prepared by `optimizers.prepare_for_replicas`, which the
+    harness does when it attaches it) all-reduces the gradients once, clips
+    the sum (the global batch's gradient) to `clip_norm`, and under loss
+    scaling makes all replicas skip an overflowing step together.
+    `self.optimizer.apply_gradients` does the same.
     """
-    context = tf.distribute.get_replica_context()
-    is_loss_scaled = isinstance(self.optimizer,
-                                keras.optimizers.LossScaleOptimizer)
-    if self.clip_norm or (is_loss_scaled and context is not None):
-      gradients = self._agree_on_gradients(gradients, context, is_loss_scaled)
+    optimizers.prepare_for_replicas(self.optimizer, clip_norm=self.clip_norm)
     self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-
-  def _agree_on_gradients(self, gradients, context, is_loss_scaled):
-    if self.clip_norm:
-      total = (context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-               if context is not None else gradients)
-      scale = (tf.cast(self.optimizer.dynamic_scale, tf.float32)
-               if is_loss_scaled else 1.0)
-      norm = tf.linalg.global_norm(total) / scale
-      factor = tf.minimum(1.0, self.clip_norm / norm)  # norm 0 -> inf -> 1.
-    else:
-      non_finite = tf.cast(tf.logical_not(tf.reduce_all(
-          [tf.reduce_all(tf.math.is_finite(g)) for g in gradients])),
-                           tf.float32)
-      overflowed = context.all_reduce(tf.distribute.ReduceOp.SUM, non_finite)
-      factor = tf.where(overflowed > 0, float("nan"), 1.0)
-    return [g * tf.cast(factor, g.dtype) for g in gradients]
 
   def train_step(self, data):
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

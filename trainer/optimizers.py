@@ -1,8 +1,16 @@
-"""Optimizers by name, created and built inside the strategy's scope."""
+"""Optimizers by name, created and built inside the strategy's scope.
+
+`prepare_for_replicas` makes any Keras optimizer safe under several
+replicas: a LossScaleOptimizer's overflow decision is agreed by all of them
+(Keras takes replica 0's, keras-team/keras#18666), and clipping takes the
+norm of the all-reduced gradient with no second all-reduce.
+"""
 
 import keras
+import tensorflow as tf
 
 from trainer import config as config_lib
+from trainer import private_apis
 from trainer.config import OPTIMIZER_NAMES
 
 
@@ -52,3 +60,68 @@ def build_optimizer(name: str, learning_rate, *, momentum: float = 0.9,
     return keras.optimizers.RMSprop(learning_rate)
   raise ValueError(f"unknown optimizer {name!r}; choose one of"
                    f" {', '.join(OPTIMIZER_NAMES)}.")
+
+
+def prepare_for_replicas(optimizer: keras.optimizers.Optimizer, *,
+                         clip_norm: float = 0.0) -> None:
+  """Makes `optimizer` agree on overflow and clip the global gradient.
+
+  Call it once the optimizer exists (calling it again is harmless); it
+  changes this instance only, for every caller of its `apply_gradients`
+  (the harness's step, Keras's default `train_step`, a user's own).
+
+  * A `LossScaleOptimizer` skips a step when its gradients are not finite,
+    but under tf.distribute Keras looks at replica 0's local gradients only
+    (or, under XLA on GPUs, each replica at its own, so the replicas take
+    different branches around the all-reduce and hang). Here every replica
+    first all-reduces one number, "my gradients are not finite", and if any
+    is, all of them pass NaN gradients on: all skip the step and halve the
+    loss scale, as Keras does on one device.
+  * `clip_norm` > 0 clips the gradient summed over the replicas (the global
+    batch's) to that global norm, right after the one all-reduce Keras's
+    optimizer does; under loss scaling the norm is of unscaled gradients.
+
+  Args:
+    optimizer: A Keras optimizer, built or not.
+    clip_norm: The largest global norm of the gradient; 0: no clipping.
+  """
+  is_loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+  inner = optimizer.inner_optimizer if is_loss_scaled else optimizer
+  private_apis.clip_after_all_reduce(inner, clip_norm)
+  if is_loss_scaled and "apply" not in vars(optimizer):
+    apply = optimizer.apply  # The class's, bound.
+
+    def apply_agreed(grads, trainable_variables=None):
+      return apply(agree_on_finite(list(grads)), trainable_variables)
+
+    optimizer.apply = apply_agreed
+
+
+def agree_on_finite(gradients: list) -> list:
+  """The local gradients, or all NaN on every replica if any is not finite.
+
+  Call it in a replica context; it costs one all-reduce of a scalar (none on
+  one replica). None gradients stay None.
+  """
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return gradients
+  values = [grad.values if isinstance(grad, tf.IndexedSlices) else grad
+            for grad in gradients if grad is not None]
+  if not values:
+    return gradients
+  is_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(value))
+                             for value in values])
+  non_finite_replicas = context.all_reduce(
+      tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(is_finite, tf.float32))
+  factor = tf.where(non_finite_replicas > 0, float("nan"), 1.0)
+
+  def scaled(grad):
+    if grad is None:
+      return None
+    if isinstance(grad, tf.IndexedSlices):
+      return tf.IndexedSlices(grad.values * tf.cast(factor, grad.dtype),
+                              grad.indices, grad.dense_shape)
+    return grad * tf.cast(factor, grad.dtype)
+
+  return [scaled(grad) for grad in gradients]

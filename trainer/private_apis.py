@@ -43,6 +43,40 @@ def build_compiled_model(model, element_spec) -> None:
   model._symbolic_build(data_batch=element_spec)  # pylint: disable=protected-access
 
 
+def clip_after_all_reduce(optimizer, clip_norm: float) -> None:
+  """Clips the gradients `optimizer` has just summed over the replicas.
+
+  Keras's TensorFlow optimizer all-reduces the gradients inside `apply`,
+  after its own `clipnorm`/`global_clipnorm` clipped each replica's share,
+  and offers no public hook in between. Clipping by the norm of the global
+  batch's gradient, with the one all-reduce Keras does anyway, needs its
+  private reduction method wrapped (on this instance only); clip_norm 0
+  removes the wrapper.
+
+  Args:
+    optimizer: A Keras optimizer of the TensorFlow backend (not a
+      LossScaleOptimizer: pass its `inner_optimizer`).
+    clip_norm: The largest global norm of the summed gradient; 0: no clip.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  name = "_all_reduce_sum_gradients"
+  vars(optimizer).pop(name, None)
+  if not clip_norm:
+    return
+  all_reduce = getattr(optimizer, name)  # Keras's, bound.
+
+  def all_reduce_then_clip(grads_and_vars):
+    reduced = list(all_reduce(grads_and_vars))
+    present = [grad for grad, _ in reduced if grad is not None]
+    clipped = iter(tf.clip_by_global_norm(present, clip_norm)[0])
+    return [(grad if grad is None else next(clipped), variable)
+            for grad, variable in reduced]
+
+  # Keras optimizers track what is set on them; a plain function is kept as
+  # is, and an instance attribute shadows the class's method.
+  setattr(optimizer, name, all_reduce_then_clip)
+
+
 def export_input_signature(network):
   """The input specs `network.export()` would use for a SavedModel.
 

@@ -6,7 +6,9 @@
   `self.compute_metrics`). Keras's default step divides the loss by the
   replica count itself, so gradients summed over replicas are those of the
   global batch; a `trainer.loss_tracking.LossWatch` (the runner's) makes a
-  custom step log the global batch's loss too.
+  custom step log the global batch's loss too. Its optimizer is prepared so
+  that, under mixed_float16, an overflow on any replica skips the step on
+  all of them.
 * A `trainer.model.Model` (the harness's step contract) gets the
   configured optimizer if it has none.
 * Any other `keras.Model` is the network of a `trainer.model.Model` with
@@ -21,6 +23,7 @@ import tensorflow as tf
 from trainer import build
 from trainer import config as config_lib
 from trainer import model as model_lib
+from trainer import optimizers
 from trainer import private_apis
 
 
@@ -86,6 +89,8 @@ def build_user_model(model_fn: Callable[[], keras.Model],
         raise ValueError("the model was compiled without an optimizer.")
       private_apis.build_compiled_model(model, element_spec)
       model.optimizer.build(model.trainable_variables)
+      # Keras's default step then skips an overflow on all replicas alike.
+      optimizers.prepare_for_replicas(model.optimizer)
       return model
     if not isinstance(model, model_lib.Model):
       model = model_lib.Model(
