@@ -99,6 +99,7 @@ class RaisesInterrupt(keras.callbacks.Callback):
     (SendsCtrlC(epoch=1, batch=4), 15),  # Inside epoch 1: LR set once.
     (RaisesInterrupt(), 20),
 ])
+@pytest.mark.slow
 def test_an_interrupted_fit_saves_and_the_next_resumes_exactly(
     tmp_path, capsys, straight, interrupter, saved_step):
   with pytest.raises(KeyboardInterrupt):
@@ -117,6 +118,7 @@ def test_an_interrupted_fit_saves_and_the_next_resumes_exactly(
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_ctrl_c_from_another_thread_while_a_loop_runs(tmp_path, capsys):
   """The signal lands while TensorFlow runs a loop, as a person's would."""
   started = threading.Event()
@@ -145,6 +147,7 @@ def test_a_second_ctrl_c_stops_at_once_without_saving(tmp_path):
       if name.endswith(".index")]
 
 
+@pytest.mark.slow
 def test_learning_rate_callbacks_take_effect(tmp_path):
   weights_at_epoch_end = []
   record = keras.callbacks.LambdaCallback(
@@ -170,6 +173,7 @@ def test_learning_rate_callbacks_take_effect(tmp_path):
     (1, 20),  # An early stop.
     (100, 30),  # No stop: Keras restores the best weights at the end too.
 ])
+@pytest.mark.slow
 def test_restored_best_weights_are_the_logs_checkpoint_and_export(
     tmp_path, patience, last_step):
   # mode="max" on a falling loss: the first evaluation stays the best.
@@ -192,6 +196,7 @@ def test_restored_best_weights_are_the_logs_checkpoint_and_export(
       np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_the_harness_restore_best_weights_agrees_too(tmp_path):
   result = run(tmp_path, model_fn=network, train_steps=60,
                early_stopping_patience=1, restore_best_weights=True,
@@ -225,6 +230,7 @@ class Recorder(keras.callbacks.Callback):
       self.model.stop_training = True
 
 
+@pytest.mark.slow
 def test_model_checkpoint_and_a_custom_callback_keep_keras_meaning(tmp_path):
   recorder, history = Recorder(), keras.callbacks.History()
   callbacks = [
@@ -305,6 +311,7 @@ def test_callbacks_that_would_mean_something_else_are_refused(
     (dict(patience=2, baseline=100.0), 20),  # Never beats the baseline.
     (dict(patience=0, start_from_epoch=2), 40),  # Watches from epoch 2 on.
 ])
+@pytest.mark.slow
 def test_early_stopping_baseline_and_start_from_epoch(tmp_path, options,
                                                      stop_step):
   # mode="max" on a falling loss: no epoch after the first improves.
@@ -352,6 +359,7 @@ def test_auto_mode_knows_which_way_accuracy_goes(tmp_path, model_fn):
   assert stopper.best is not None
 
 
+@pytest.mark.slow
 def test_an_ema_optimizer_ends_with_its_averages_as_keras_fit(tmp_path):
   def model_fn(**optimizer):
     model = compiled_sgd()

@@ -195,6 +195,7 @@ def _losses(result, split="train"):
                    for key in row if key.endswith("loss")])
 
 
+@pytest.mark.slow
 def test_keras_idiom_step_logs_the_global_batch_loss_on_1_2_4_replicas(
     tmp_path, capsys):
   logged = {replicas: _fit(tmp_path, _model_fn(), replicas, evaluate=True)
@@ -207,6 +208,7 @@ def test_keras_idiom_step_logs_the_global_batch_loss_on_1_2_4_replicas(
   assert not WARNING.search(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_idiom_step_of_a_two_output_model_logs_what_keras_default_does(
     tmp_path, capsys):
   data = _digits(two_outputs=True)
@@ -220,6 +222,7 @@ def test_idiom_step_of_a_two_output_model_logs_what_keras_default_does(
   assert not WARNING.search(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_a_step_logging_a_wrong_loss_is_told_the_fix(tmp_path, capsys):
   _fit(tmp_path, _model_fn(HalvesModel), 2)
   _fit(tmp_path, _model_fn(ComputeMetricsModel), 2)
@@ -237,6 +240,7 @@ def test_a_step_logging_a_wrong_loss_is_told_the_fix(tmp_path, capsys):
                    r" gradients are 2x the global batch's", lines[2])
 
 
+@pytest.mark.slow
 def test_idiom_step_with_sample_weights_logs_the_one_replica_loss(tmp_path,
                                                                 capsys):
   x, y = _digit_arrays()
@@ -266,6 +270,7 @@ def test_right_or_other_losses_give_no_warning(tmp_path, capsys, model_fn):
   assert _losses(result)[0] > 2.0  # The global batch's, not half of it.
 
 
+@pytest.mark.slow
 def test_mixed_float16_idiom_step_with_and_without_scale_loss(tmp_path,
                                                              capsys):
   mixed = dict(mixed_precision="mixed_float16")

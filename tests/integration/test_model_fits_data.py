@@ -185,6 +185,7 @@ def _two_outputs(kind, compiled):
   return model_fn
 
 
+@pytest.mark.slow
 def test_outputs_and_labels_must_correspond(tmp_path):
   keyed = {"a": Y3, "c": FLOATS}
   message = _refused(_two_outputs("dict", True), from_arrays(X10, keyed),
@@ -218,6 +219,7 @@ def test_eval_data_is_checked_too(tmp_path):
          " data's (10,) float32" in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy",
                                   "categorical_crossentropy"])
 def test_column_labels_give_the_same_run_as_flat_ones(tmp_path, loss):
@@ -264,6 +266,7 @@ def build():
 '''
 
 
+@pytest.mark.slow
 def test_cli_input_mismatch_exits_2_with_one_line(tmp_path):
   (tmp_path / "my_model.py").write_text(USER_MODULE)
   data = tmp_path / "table.csv"

@@ -57,6 +57,7 @@ def _eval_rows(model_dir):
   return [row for row in rows if row["split"] == "eval"]
 
 
+@pytest.mark.slow
 def test_command_line_names_a_corrupt_file_and_skips_it_on_request(tmp_path):
   images = write_folders(tmp_path / "images")
   (images / "two" / "scan.jpg").write_text("this is a text file\n")

@@ -55,6 +55,7 @@ def iris_csv(tmp_path_factory):
                     for x, y in zip(data.data, data.target)])
 
 
+@pytest.mark.slow
 def test_float_targets_train_a_regression_and_export_says_so(tmp_path):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(256, 3))
@@ -97,6 +98,7 @@ def test_float_targets_train_a_regression_and_export_says_so(tmp_path):
     files.load_features(short, (3,), ["rooms", "area", "age"])
 
 
+@pytest.mark.slow
 def test_whole_number_targets_ask_then_match_plain_keras(tmp_path,
                                                          diabetes_csv):
   code, errors = launch_in_this_process([
@@ -136,6 +138,7 @@ def test_whole_number_targets_ask_then_match_plain_keras(tmp_path,
         metrics=["accuracy"])
 
 
+@pytest.mark.slow
 def test_iris_text_labels_train_and_predict_names(tmp_path, iris_csv):
   code, output = train([
       f"--train_data={iris_csv}", "--label_column=species",
@@ -157,6 +160,7 @@ def test_iris_text_labels_train_and_predict_names(tmp_path, iris_csv):
   assert np.mean(np.array(names) == np.array(truth)) > 0.9
 
 
+@pytest.mark.slow
 def test_image_folder_predicts_files_and_folders_with_names(tmp_path):
   for name, value in (("dark", 30), ("light", 220)):
     (tmp_path / "train" / name).mkdir(parents=True)

@@ -214,6 +214,7 @@ def run_as_srun_task(environ: dict, model_dir, *args: str) -> str:
   return completed.stdout
 
 
+@pytest.mark.slow
 def test_fit_under_srun_takes_its_share(tmp_path):
   # The script of "Your script on N workers" calling fit under
   # srun --ntasks-per-node=2 --gres=gpu:4: task 1 must not use GPUs 0, 1.
@@ -222,6 +223,7 @@ def test_fit_under_srun_takes_its_share(tmp_path):
   assert "CUDA_VISIBLE_DEVICES 2,3" in output
 
 
+@pytest.mark.slow
 def test_fit_after_tensorflow_listed_the_gpus_is_one_sentence(tmp_path):
   output = run_as_srun_task(gres_env(1, 2, 4), tmp_path / "run", "tf_first")
   assert ("ERROR this Slurm task must use GPUs 2,3 only, but TensorFlow"

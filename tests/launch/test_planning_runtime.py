@@ -129,6 +129,7 @@ def run_plans(cases, model_dir, *extra):
   return json.loads(lines[-1][len("RESULTS "):])
 
 
+@pytest.mark.slow
 def test_no_planning_path_starts_tensorflows_runtime(user_data, tmp_path):
   root = user_data["root"]
   cases = {
