@@ -13,6 +13,7 @@ def tf_config(cluster, task):
   return json.dumps({"cluster": cluster, "task": task})
 
 
+@pytest.mark.slow
 def test_mlp_on_four_logical_cpus_reaches_95_percent(tmp_path):
   result = run_launch(["--model=mlp", "--dataset=digits", "--cpu_devices=4",
                        "--global_batch_size=64", "--train_steps=300",
@@ -28,6 +29,7 @@ def test_mlp_on_four_logical_cpus_reaches_95_percent(tmp_path):
   assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_flagfile_is_honoured(tmp_path):
   flagfile = tmp_path / "flags.txt"
   flagfile.write_text(f"--train_steps=20\n--model_dir={tmp_path / 'run'}\n"

@@ -99,6 +99,7 @@ def test_keras_idiom_train_step_is_replica_equivalent(tmp_path):
   assert max_difference(weights[1], weights[4]) <= 1e-5
 
 
+@pytest.mark.slow
 def test_exact_eval_of_a_compiled_model_on_an_uneven_split(tmp_path):
   """360 examples over 4 replicas x 32: Keras's evaluate on one device."""
   train, test = _digits(one_hot=True)
@@ -156,6 +157,7 @@ def test_keras_callbacks_see_val_metrics_and_can_stop(tmp_path):
   assert "val_accuracy" in rows[0]
 
 
+@pytest.mark.slow
 def test_two_fits_in_one_process_are_independent(tmp_path):
   train, test = _digits()
   first = fit(None, train, eval_data=test, model="mlp",

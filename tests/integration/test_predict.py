@@ -93,6 +93,7 @@ def test_fresh_process_predicts_exactly_what_the_trained_mlp_did(tmp_path):
     np.testing.assert_array_equal(predicted, expected)
 
 
+@pytest.mark.slow
 def test_two_input_model_predicts_from_an_npz(tmp_path):
   halves = catalogue.load_digits("digits_halves")
   directory, expected = trained_export(
@@ -110,6 +111,7 @@ def test_two_input_model_predicts_from_an_npz(tmp_path):
                                 (expected[:, 0] > 0).astype(np.int32))
 
 
+@pytest.mark.slow
 def test_two_output_model_writes_one_npz_key_per_output(tmp_path):
   targets = catalogue.load_digits("digits_two_targets")
   directory, expected = trained_export(
@@ -139,6 +141,7 @@ def test_two_output_model_writes_one_npz_key_per_output(tmp_path):
                              sigmoid(expected["large"]), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_list_output_model_writes_one_npz_key_per_output(tmp_path):
   import keras  # pylint: disable=import-outside-toplevel
   inputs = keras.Input((4,))

@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.processes import REPO_ROOT, harness_env
 
 
@@ -16,6 +18,7 @@ def readme_example() -> str:
   return match.group(1)
 
 
+@pytest.mark.slow
 def test_custom_train_step_example_trains(tmp_path):
   script = tmp_path / "my_train.py"
   script.write_text(readme_example())

@@ -10,6 +10,8 @@ import sys
 import termios
 import time
 
+import pytest
+
 from tests.processes import REPO_ROOT, harness_env
 
 COLUMNS = 80
@@ -51,6 +53,7 @@ def screen_rows(output: str) -> list[str]:
   return [row for row in rows if row]
 
 
+@pytest.mark.slow
 def test_a_run_in_an_80_column_terminal(tmp_path):
   returncode, output = run_in_terminal([
       "--train_steps=300", "--steps_per_loop=25", "--eval_every=100",
@@ -91,6 +94,7 @@ def test_a_run_in_an_80_column_terminal(tmp_path):
   assert len(traces) == 1 and traces[0].stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_verbose_shows_tensorflows_own_lines(tmp_path):
   returncode, output = run_in_terminal([
       "--train_steps=10", "--steps_per_loop=10", "--verbose",

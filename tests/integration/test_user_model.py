@@ -45,6 +45,7 @@ def user_dir(tmp_path):
   return tmp_path
 
 
+@pytest.mark.slow
 def test_user_builder_trains_on_two_replicas(user_dir, tmp_path):
   result = run_launch(["--model=my_models:build", "--cpu_devices=2",
                        "--train_steps=300", "--dropout=0.1",
@@ -57,6 +58,7 @@ def test_user_builder_trains_on_two_replicas(user_dir, tmp_path):
   assert (tmp_path / "run" / "export" / "model.keras").exists()
 
 
+@pytest.mark.slow
 def test_user_builder_may_bring_its_loss_and_metrics(user_dir, tmp_path):
   result = run_launch(["--model=my_models:build_with_objectives",
                        "--cpu_devices=2", "--train_steps=200",

@@ -27,6 +27,7 @@ def test_100_steps_on_2_and_4_replicas_match_one_device(optimizer,
                                                         abs=TOLERANCE)
 
 
+@pytest.mark.slow
 def test_cnn_with_sync_batchnorm_matches_one_device():
   kwargs = dict(steps=30, model="cnn", dropout=0.0, optimizer="sgd",
                 learning_rate=0.02, l2=1e-4)
@@ -48,6 +49,7 @@ def test_clipping_uses_the_all_reduced_norm(replicas):
   assert norm == pytest.approx(0.01, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_clipped_training_agrees_across_replicas():
   kwargs = dict(steps=50, optimizer="sgd", learning_rate=0.1, clip_norm=0.5)
   one = training.train(1, **kwargs)
@@ -127,6 +129,7 @@ def test_multiclass_evaluation_is_exact(replicas, eval_batch, per_call):
   assert_matches(logs, expected)
 
 
+@pytest.mark.slow
 def test_binary_evaluation_is_exact():
   source = catalogue.make_synthetic(num_examples=512, num_eval_examples=101,
                                     shape=(6,), num_classes=2, seed=3)

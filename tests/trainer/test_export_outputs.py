@@ -143,6 +143,7 @@ def _compiled(output_activation, loss, units=10):
   return model_fn
 
 
+@pytest.mark.slow
 def test_compiled_model_on_logits_gets_probabilities(tmp_path):
   train, features = _digits()
   result = _fit(_compiled(None, keras.losses.SparseCategoricalCrossentropy(

@@ -53,6 +53,7 @@ def test_weighted_loss_and_per_output_metrics_are_exact(source):
       np.mean((large_logits > 0) == large), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_one_and_two_replicas_and_accumulation_agree(source):
   one = training.train(1, steps=40, source=source, **SETTINGS)
   two = training.train(2, steps=40, source=source, **SETTINGS)
