@@ -17,6 +17,7 @@ import zipfile
 
 import numpy as np
 
+from datasets import labels
 from datasets.errors import DataError
 
 FEATURE_SUFFIXES = (".npy", ".npz", ".csv")
@@ -60,14 +61,6 @@ def load_features(path: str, input_shape, feature_names=None):
   return _fit(path, features, input_shape)
 
 
-def _is_number(cell: str) -> bool:
-  try:
-    float(cell)
-  except ValueError:
-    return False
-  return True
-
-
 def _read_csv(path: str, feature_names):
   """Rows of numbers; a header row picks `feature_names` by name."""
   with open(path, newline="", encoding="utf-8-sig") as stream:
@@ -75,7 +68,7 @@ def _read_csv(path: str, feature_names):
   if not rows:
     raise DataError(f"{path} holds no rows.")
   header = [cell.strip() for cell in rows[0]]
-  if all(_is_number(cell) for cell in header):
+  if all(labels.is_number(cell) for cell in header):
     header = None
   else:
     rows = rows[1:]

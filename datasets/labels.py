@@ -119,7 +119,8 @@ def column_labels(cells: list[str], *, task: str, column: str, where,
   return values.astype(np.int64), "classification", None
 
 
-def _is_number(cell: str) -> bool:
+def is_number(cell: str) -> bool:
+  """Whether a CSV cell holds a number."""
   try:
     float(cell)
   except ValueError:
@@ -130,7 +131,7 @@ def _is_number(cell: str) -> bool:
 def _text_classes(cells, task, column, class_names, where):
   """Text labels as indices of sorted class names (Keras's order)."""
   if task == "auto" and class_names is None:
-    numbers = [_is_number(cell) for cell in cells]
+    numbers = [is_number(cell) for cell in cells]
     if any(numbers):
       text = numbers.index(False)
       raise DataError(f"{where(text)} column {column!r} holds {cells[text]!r}"
