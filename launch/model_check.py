@@ -5,8 +5,12 @@ vs the training features, before Keras calls the model), turns a failed
 build into one sentence with Keras's cause (`build_error`), and calls
 `check_fits` on the built model: outputs vs labels and losses on the
 training and the eval data. See `trainer.compatibility` for the rules.
+The data's own findings go here too: the sources' warnings
+(`log_data_warnings`) and a pipeline's read or decode error turned into a
+sentence naming the file (`raise_if_bad_data`).
 """
 
+from absl import logging
 import keras
 import tensorflow as tf
 
@@ -212,3 +216,31 @@ def _check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
   except compatibility.Mismatch as error:
     raise ConfigError(f"{_model_name(plan)} does not fit its data:"
                       f" {error}") from None
+
+
+def log_data_warnings(plan: plan_lib.Plan) -> None:
+  """The sources' warnings (a class a split left out, files skipped), once."""
+  said = set()
+  for source in (plan.train_source, plan.eval_source):
+    for warning in getattr(source, "warnings", ()):
+      if warning not in said:
+        said.add(warning)
+        logging.warning("%s", warning)
+
+
+def raise_if_bad_data(plan: plan_lib.Plan, error: Exception) -> None:
+  """An input pipeline's read or decode error, as a sentence naming the file.
+
+  Raises:
+    DataError: If a source finds the data behind `error` (e.g. an image
+      file that does not decode).
+  """
+  from datasets.errors import DataError  # pylint: disable=import-outside-toplevel
+  if not isinstance(error, (tf.errors.InvalidArgumentError,
+                            tf.errors.NotFoundError)):
+    return
+  for source in (plan.train_source, plan.eval_source):
+    explain = getattr(source, "explain_failure", None)
+    sentence = explain(error) if explain is not None else None
+    if sentence:
+      raise DataError(sentence) from None

@@ -15,6 +15,7 @@ from launch import model_check
 from launch import plan as plan_lib
 from launch import preemption
 from launch import resume
+from launch import run_actions
 from launch import rendezvous
 from launch import writers
 from launch import strategy as strategy_lib
@@ -178,97 +179,11 @@ def execute(plan: plan_lib.Plan, *, model_class=None, callbacks=(),
     with preemption.StopSignals(interrupt=interruptible) as stop_signals:
       return _train(plan, model_class, callbacks, guard, stop_signals)
   except Exception as error:  # pylint: disable=broad-except
-    _raise_if_bad_data(plan, error)
+    model_check.raise_if_bad_data(plan, error)
     raise
   finally:
     if dog is not None:
       dog.close()
-
-
-def _log_data_warnings(plan: plan_lib.Plan) -> None:
-  """The sources' warnings (a class a split left out, files skipped), once."""
-  said = set()
-  for source in (plan.train_source, plan.eval_source):
-    for warning in getattr(source, "warnings", ()):
-      if warning not in said:
-        said.add(warning)
-        logging.warning("%s", warning)
-
-
-def _raise_if_bad_data(plan: plan_lib.Plan, error: Exception) -> None:
-  """An input pipeline's read or decode error, as a sentence naming the file.
-
-  Raises:
-    DataError: If a source finds the data behind `error` (e.g. an image
-      file that does not decode).
-  """
-  import tensorflow as tf
-  from datasets.errors import DataError
-  if not isinstance(error, (tf.errors.InvalidArgumentError,
-                            tf.errors.NotFoundError)):
-    return
-  for source in (plan.train_source, plan.eval_source):
-    explain = getattr(source, "explain_failure", None)
-    sentence = explain(error) if explain is not None else None
-    if sentence:
-      raise DataError(sentence) from None
-
-
-def _check_callbacks(plan: plan_lib.Plan, model, callbacks):
-  """Keras callbacks whose meaning cannot be kept are refused up front.
-
-  Returns:
-    What the Keras callbacks see as `self.model`.
-  """
-  from trainer import actions, user_models
-  from trainer import callbacks as callbacks_lib
-  config = plan.config.train
-  view = callbacks_lib.callback_model(model, user_models.network_of(model))
-  if config.plateau_patience and callbacks_lib.is_schedule(model.optimizer):
-    raise ConfigError("plateau_patience sets the learning rate, but the"
-                      " compiled optimizer's is a schedule; give it a float"
-                      " learning_rate or drop plateau_patience.")
-  try:
-    callbacks_lib.check_callbacks(
-        [c for c in callbacks if not isinstance(c, actions.Action)],
-        model=view, steps_per_loop=config.steps_per_loop,
-        has_eval_data=(plan.eval_source is not None
-                       and "evaluator" not in plan.cluster.cluster))
-  except ValueError as error:
-    raise ConfigError(str(error)) from None
-  return view
-
-
-def _build_actions(plan: plan_lib.Plan, view, model, checkpointer,
-                   callbacks, agree):
-  """The flags' early stopping, plateau and best checkpoint + callbacks."""
-  from trainer import actions
-  from trainer import callbacks as callbacks_lib
-  config = plan.config.train
-  monitor = dict(monitor=config.monitor, mode=config.monitor_mode)
-  # First: Keras's fit finalizes before its callbacks' on_train_end.
-  built = [actions.FinalizeWeights(model=model)]
-  built += [hook for hook in callbacks if isinstance(hook, actions.Action)]
-  keras_callbacks = [c for c in callbacks
-                     if not isinstance(c, actions.Action)]
-  if keras_callbacks:
-    built.append(callbacks_lib.KerasCallbacks(
-        keras_callbacks, model=view, is_chief=plan.cluster.is_chief,
-        steps_per_epoch=config.eval_every or config.train_steps,
-        train_steps=config.train_steps, agree=agree))
-  if config.keep_best_checkpoint:
-    best = checkpointer.sibling(_model_dir(plan).best_checkpoint)
-    built.append(actions.BestCheckpoint(checkpointer=best, **monitor))
-  if config.plateau_patience:
-    built.append(actions.ReduceLROnPlateau(
-        optimizer=model.optimizer, factor=config.plateau_factor,
-        patience=config.plateau_patience, min_lr=config.plateau_min_lr,
-        **monitor))
-  if config.early_stopping_patience:
-    built.append(actions.EarlyStopping(
-        model=model, patience=config.early_stopping_patience,
-        restore_best_weights=config.restore_best_weights, **monitor))
-  return built
 
 
 def _say_if_complete(plan: plan_lib.Plan, start_step: int) -> None:
@@ -289,7 +204,7 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
   train_config = config.train
   strategy, model, checkpointer = _set_up(plan, model_class)
   paths = _model_dir(plan)
-  callback_view = _check_callbacks(plan, model, callbacks)
+  callback_view = run_actions.check_callbacks(plan, model, callbacks)
   fingerprint = resume.model_fingerprint(model)
   if not config.allow_config_change:
     resume.check_fingerprint(config, fingerprint)
@@ -312,7 +227,7 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
                  f"loss {train_config.loss}, metrics"
                  f" {', '.join(train_config.metrics)}")
   if plan.cluster.is_chief:
-    _log_data_warnings(plan)
+    model_check.log_data_warnings(plan)
     from trainer import model_summary
     model_summary.log(user_models.network_of(model))
 
@@ -347,7 +262,7 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
           profile_dir=(paths.split_summaries("train")
                        if plan.cluster.is_chief else "")),
       stop_requested=stop_signals.is_set, agree=agree,
-      actions=_build_actions(plan, callback_view, model, checkpointer,
+      actions=run_actions.build_actions(plan, callback_view, model, checkpointer,
                              callbacks, agree))
   try:
     stop_signals.training_started()

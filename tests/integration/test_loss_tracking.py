@@ -25,6 +25,16 @@ from trainer.loss_tracking import unscaled_loss
 WARNING = re.compile(r"warning: The training 'loss' logged")
 
 
+def _descend(model, x, y, sample_weight=None):
+  """Keras's guide: one gradient step on `compute_loss`; (loss, y_pred)."""
+  with tf.GradientTape() as tape:
+    y_pred = model(x, training=True)
+    loss = model.compute_loss(y=y, y_pred=y_pred, sample_weight=sample_weight)
+  gradients = tape.gradient(loss, model.trainable_variables)
+  model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+  return loss, y_pred
+
+
 def _log(model, loss, y, y_pred):
   """Keras's guide: the "loss" metric gets the loss, the others (y, y_pred)."""
   for metric in model.metrics:
@@ -39,12 +49,7 @@ class IdiomModel(keras.Model):
 
   def train_step(self, data):
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    with tf.GradientTape() as tape:
-      y_pred = self(x, training=True)
-      loss = self.compute_loss(y=y, y_pred=y_pred,
-                               sample_weight=sample_weight)
-    gradients = tape.gradient(loss, self.trainable_variables)
-    self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+    loss, y_pred = _descend(self, x, y, sample_weight)
     _log(self, loss, y, y_pred)
     return {m.name: m.result() for m in self.metrics}
 
@@ -97,11 +102,7 @@ class ComputeMetricsModel(keras.Model):
 
   def train_step(self, data):
     x, y = data
-    with tf.GradientTape() as tape:
-      y_pred = self(x, training=True)
-      loss = self.compute_loss(y=y, y_pred=y_pred)
-    gradients = tape.gradient(loss, self.trainable_variables)
-    self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+    _, y_pred = _descend(self, x, y)
     return self.compute_metrics(x, y, y_pred)
 
 
@@ -130,11 +131,7 @@ class DataLossModel(keras.Model):
 
   def train_step(self, data):
     x, y = data
-    with tf.GradientTape() as tape:
-      y_pred = self(x, training=True)
-      loss = self.compute_loss(y=y, y_pred=y_pred)
-    gradients = tape.gradient(loss, self.trainable_variables)
-    self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+    _, y_pred = _descend(self, x, y)
     cross_entropy = keras.losses.sparse_categorical_crossentropy(
         y, y_pred, from_logits=True)
     _log(self, tf.reduce_mean(cross_entropy), y, y_pred)
