@@ -239,28 +239,26 @@ class Checks:
 
   def one_process(self) -> Iterator[Row]:
     setup = f"1 process, {self._devices(self.count)}, {self.model}"
-    checks = [("NCCL (1 process)", setup), ("scaling (1 process)", setup)]
-    if self.gpu_problem and not self.smoke:
-      yield from self._skip_without_gpus(*checks)
-      return
-    if self.count < 2:
-      yield from self._needs_devices(2, *checks)
-      return
-    result = self._run("mirrored", self.count)
-    self.rates["mirrored"] = result.examples_per_sec
-    yield self._nccl_row(result, *checks[0])
-    yield self._scaling_row(result.examples_per_sec, *checks[1])
+    yield from self._nccl_and_scaling("mirrored", "1 process", setup)
 
   def workers(self) -> Iterator[Row]:
-    setup = (f"{self.count} workers x 1 {self.unit}, {self.model}")
-    checks = [("NCCL (workers)", setup), ("scaling (workers)", setup)]
+    setup = f"{self.count} workers x 1 {self.unit}, {self.model}"
+    yield from self._nccl_and_scaling("workers", "workers", setup,
+                                      processes=self.count)
+
+  def _nccl_and_scaling(self, kind: str, label: str, setup: str,
+                        processes: int = 1) -> Iterator[Row]:
+    """NCCL in TensorFlow's log and 1 -> N scaling of one `kind` of run."""
+    checks = [(f"NCCL ({label})", setup), (f"scaling ({label})", setup)]
     if self.gpu_problem and not self.smoke:
       yield from self._skip_without_gpus(*checks)
       return
     if self.count < 2:
       yield from self._needs_devices(2, *checks)
       return
-    result = self._run("workers", self.count, processes=self.count)
+    result = self._run(kind, self.count, processes=processes)
+    if kind == "mirrored":
+      self.rates["mirrored"] = result.examples_per_sec
     yield self._nccl_row(result, *checks[0])
     yield self._scaling_row(result.examples_per_sec, *checks[1])
 
