@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 
-from launch import devices
+from launch.distributed import devices
 from trainer import layout
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

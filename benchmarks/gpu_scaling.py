@@ -58,7 +58,7 @@ from absl import flags
 from benchmarks import gpu_runs
 from benchmarks import gpu_table
 from benchmarks.gpu_table import Row
-from launch import devices
+from launch.distributed import devices
 
 TRIVIAL_MODEL = "benchmarks.gpu_scaling:build_trivial"
 

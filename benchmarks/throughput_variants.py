@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from datasets import catalogue
-from launch import strategy as strategy_lib
+from launch.distributed import strategy as strategy_lib
 from trainer import build
 from trainer import config as config_lib
 from trainer import models

@@ -23,12 +23,12 @@ laptop, on every GPU of a node, or as one worker of a cluster job.
 import os
 import re
 
-from launch import cluster as cluster_lib
-from launch import config as config_lib
-from launch import console
-from launch import options as options_lib
-from launch import placement
-from launch import plan as plan_lib
+from launch.distributed import cluster as cluster_lib
+from launch.options import run_config as config_lib
+from launch.cli import console
+from launch.options import definitions as options_lib
+from launch.distributed import placement
+from launch.run import plan as plan_lib
 from launch.errors import ConfigError, Preempted, RunFailed
 
 # launch.local's script form passes each worker's heartbeat file here.
@@ -87,7 +87,7 @@ def _first_line(error: Exception) -> str:
 def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
         spelling: str = "python"):
   """Executes a plan; maps failures onto the harness's exception types."""
-  from launch import run as run_lib  # pylint: disable=import-outside-toplevel
+  from launch.run import execute as run_lib  # pylint: disable=import-outside-toplevel
   from trainer import checkpointing, loop  # pylint: disable=import-outside-toplevel
   try:
     return run_lib.execute(the_plan, model_class=model_class,
@@ -153,7 +153,7 @@ def fit(model_fn, train_data=None, *, eval_data=None, model_dir: str,
       deterministic=True, mixed_precision="mixed_float16"`.
 
   Returns:
-    A `launch.run.RunResult`: `.model` (the trained keras.Model), `.logs`
+    A `launch.run.execute.RunResult`: `.model` (the trained keras.Model), `.logs`
     (final eval: loss, metrics, examples), `.history` (train and eval
     rows), `.step`.
 

@@ -10,7 +10,7 @@ import sys
 from absl import flags
 from absl import logging
 
-from launch import usage
+from launch.cli import usage
 
 
 class ConfigError(ValueError):

@@ -15,9 +15,9 @@ import sys
 
 from absl import app
 
-from launch import console
+from launch.cli import console
 from launch import api as fit_lib
-from launch import flags as flag_defs
+from launch.cli import flags as flag_defs
 from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
                            ConfigError, Preempted, RunFailed, fail,
                            parse_flags)

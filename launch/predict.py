@@ -25,7 +25,7 @@ import os
 from absl import app
 from absl import flags
 
-from launch import console
+from launch.cli import console
 from launch.errors import fail, parse_flags
 
 _EXPORT_DIR = flags.DEFINE_string(

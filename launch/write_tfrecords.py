@@ -17,7 +17,7 @@ import zipfile
 from absl import app
 from absl import flags
 
-from launch import console
+from launch.cli import console
 from launch.errors import fail, parse_flags
 
 _INPUT = flags.DEFINE_string(

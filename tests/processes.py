@@ -7,8 +7,8 @@ import subprocess
 import sys
 import tempfile
 
-from launch import supervisor
-from launch.supervisor import worker_tf_configs  # noqa: F401  Re-exported.
+from launch.local import supervisor
+from launch.local.supervisor import worker_tf_configs  # noqa: F401  Re-exported.
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

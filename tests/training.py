@@ -56,9 +56,9 @@ def max_difference(first: list, second: list) -> float:
 
 def run_config(config, cluster=None, **plan_options) -> dict:
   """Plans and runs a RunConfig in this process; final eval logs + "step"."""
-  from launch import cluster as cluster_lib
-  from launch import plan as plan_lib
-  from launch import run as run_lib
+  from launch.distributed import cluster as cluster_lib
+  from launch.run import plan as plan_lib
+  from launch.run import execute as run_lib
   plan = plan_lib.plan_run(config, cluster or cluster_lib.ClusterInfo(),
                            **plan_options)
   result = run_lib.execute(plan)
@@ -69,8 +69,8 @@ def config_from_flags(args: list[str]):
   """The RunConfig `python -m launch ARGS` would build (flags restored)."""
   from absl import flags
   from absl.testing import flagsaver
-  from launch import config as config_lib
-  from launch import flags as flag_defs
+  from launch.options import run_config as config_lib
+  from launch.cli import flags as flag_defs
   with flagsaver.flagsaver():
     flags.FLAGS(["launch", *args])
     values = flag_defs.values()

@@ -2,7 +2,7 @@
 
 On 1, 2 and 4 logical CPUs (one device, MirroredStrategy) the flags are
 parsed and run in this process by the code behind `python -m launch`
-(`launch.plan.plan_run`, `launch.run.execute`), which saves a
+(`launch.run.plan.plan_run`, `launch.run.execute.execute`), which saves a
 process start per case; on 2 workers (MultiWorkerMirroredStrategy on
 localhost) they are real `python -m launch` processes. Thresholds are well
 above chance and below what 120 steps reached when measured (in comments).
@@ -12,9 +12,9 @@ import math
 
 import pytest
 
-from launch import cluster as cluster_lib
-from launch import plan as plan_lib
-from launch import run as run_lib
+from launch.distributed import cluster as cluster_lib
+from launch.run import plan as plan_lib
+from launch.run import execute as run_lib
 from tests.processes import run_workers
 from tests.training import config_from_flags
 

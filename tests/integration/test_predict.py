@@ -27,7 +27,7 @@ def trained_export(tmp_path, source, **train_config):
   """Trains on 2 replicas, exports, returns (export dir, in-process outputs).
 
   `source` is a (train, eval) pair; the outputs (logits) are of the eval
-  features. The metadata is what `launch.run` writes for the options.
+  features. The metadata is what `launch.run.execute` writes for the options.
   """
   trained = training.train(2, steps=40, source=source, **train_config)
   source = source[1]

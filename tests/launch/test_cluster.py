@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from launch import cluster as cluster_lib
+from launch.distributed import cluster as cluster_lib
 from launch.errors import ConfigError
 
 TWO_WORKERS = {"worker": ["localhost:2222", "localhost:2223"]}

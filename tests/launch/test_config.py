@@ -5,8 +5,8 @@ import os
 import pytest
 
 from datasets.config import DataConfig
-from launch import config as config_lib
-from launch import resume
+from launch.options import run_config as config_lib
+from launch.run import resume
 from launch.errors import ConfigError
 from trainer.config import TrainConfig
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from launch import stderr_filter
+from launch.cli import stderr_filter
 from tests.processes import REPO_ROOT, harness_env
 
 NOTICE = (b"WARNING: All log messages before absl::InitializeLog() is called"
@@ -54,7 +54,7 @@ def test_the_filter_runs_on_file_descriptor_2_and_then_steps_aside():
   lines = b"\n".join([NOTICE, ONEDNN, CUINIT, REAL_ERROR, b"partial"])
   result = _run(
       "import os, sys\n"
-      "from launch import console\n"
+      "from launch.cli import console\n"
       "console._has_nvidia_device = lambda: False\n"
       "with console.quiet_native_startup():\n"
       f"  os.write(2, {lines!r})\n"
@@ -67,7 +67,7 @@ def test_the_filter_runs_on_file_descriptor_2_and_then_steps_aside():
 def test_a_fatal_line_is_shown_though_the_process_aborts():
   result = _run(
       "import os\n"
-      "from launch import console\n"
+      "from launch.cli import console\n"
       "with console.quiet_native_startup():\n"
       "  os.write(2, b'F0000 00:00:1.0  1 x.cc:1] Check failed: boom\\n')\n"
       "  os.abort()\n")

@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from launch import devices
+from launch.distributed import devices
 from launch.errors import ConfigError
 
 GPU_COUNTS = (1, 2, 4, 8)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from launch import cluster as cluster_lib
-from launch import gpu_usage
+from launch.distributed import cluster as cluster_lib
+from launch.distributed import gpu_usage
 from launch.errors import ConfigError
 
 GPU_COUNTS = (1, 2, 4, 8)

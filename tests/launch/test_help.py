@@ -10,8 +10,8 @@ import sys
 from absl import flags
 import pytest
 
-from launch import options as options_lib
-from launch import usage
+from launch.options import definitions as options_lib
+from launch.cli import usage
 from tests.processes import REPO_ROOT, harness_env
 
 WIDTH = 80
@@ -64,7 +64,7 @@ def test_launch_help_does_not_import_tensorflow():
   result = run_tool("launch", "--help", python_args=("-X", "importtime"))
   assert result.returncode == 0
   imported = re.findall(r"\|\s*(\S+)$", result.stderr, re.MULTILINE)
-  assert "launch.flags" in imported  # The measurement works.
+  assert "launch.cli.flags" in imported  # The measurement works.
   assert not [name for name in imported
               if name.split(".")[0] in ("tensorflow", "keras")]
 

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from launch import local
-from launch import placement
+from launch.local import launcher as local
+from launch.distributed import placement
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_gpus_that_do_not_divide_are_one_sentence(monkeypatch,
     ("0", 1)])
 def test_each_worker_keeps_its_share_in_its_own_placement(
     monkeypatch, supervisor_flags, visible, workers):
-  # What each worker process then decides (launch.placement, called by
+  # What each worker process then decides (launch.distributed.placement, called by
   # fit) must be the supervisor's share, under srun's variables too.
   monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
   envs = local._worker_envs(workers)

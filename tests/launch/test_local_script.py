@@ -11,8 +11,8 @@ import textwrap
 
 import pytest
 
-from launch import local
-from launch import supervisor
+from launch.local import launcher as local
+from launch.local import supervisor
 from launch.api import HEARTBEAT_ENV
 from tests.processes import harness_env
 

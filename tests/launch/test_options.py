@@ -5,9 +5,9 @@ import json
 from absl import flags
 import pytest
 
-from launch import config as config_lib
-from launch import flags as _  # noqa: F401  Defines the flags.
-from launch import options as options_lib
+from launch.options import run_config as config_lib
+from launch.cli import flags as _  # noqa: F401  Defines the flags.
+from launch.options import definitions as options_lib
 from launch.errors import ConfigError
 
 
@@ -71,7 +71,7 @@ def test_groups_are_known():
 
 
 def test_data_errors_name_flags_but_not_inside_paths():
-  from launch import plan
+  from launch.run import plan
   assert plan.as_flags(
       "/data/train_data/x.csv is unreadable; needs data_dir") == (
           "/data/train_data/x.csv is unreadable; needs --data_dir")

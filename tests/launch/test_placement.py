@@ -17,8 +17,8 @@ import sys
 
 import pytest
 
-from launch import devices
-from launch import placement
+from launch.distributed import devices
+from launch.distributed import placement
 from launch.errors import ConfigError
 from tests.processes import REPO_ROOT, harness_env
 

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from launch import cluster as cluster_lib
-from launch import rendezvous
+from launch.distributed import cluster as cluster_lib
+from launch.distributed import rendezvous
 from launch.errors import ConfigError
-from launch.supervisor import free_ports
+from launch.local.supervisor import free_ports
 
 
 def clusters(num_workers):

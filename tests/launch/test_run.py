@@ -10,9 +10,9 @@ from tensorboard.backend.event_processing import event_accumulator
 import tensorflow as tf
 
 from datasets.config import DataConfig
-from launch import cluster as cluster_lib
-from launch import config as config_lib
-from launch import plan as plan_lib
+from launch.distributed import cluster as cluster_lib
+from launch.options import run_config as config_lib
+from launch.run import plan as plan_lib
 from launch.errors import ConfigError
 from tests.training import run_config
 from trainer.config import TrainConfig

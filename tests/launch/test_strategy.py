@@ -1,7 +1,7 @@
 import pytest
 
-from launch import cluster as cluster_lib
-from launch import strategy as strategy_lib
+from launch.distributed import cluster as cluster_lib
+from launch.distributed import strategy as strategy_lib
 from launch.errors import ConfigError
 
 SINGLE = cluster_lib.ClusterInfo()

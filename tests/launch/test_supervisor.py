@@ -3,7 +3,7 @@
 import signal
 import sys
 
-from launch import supervisor
+from launch.local import supervisor
 
 SLEEPER = (sys.executable, "-c", "import sys, time; print('up', flush=True);"
            " time.sleep(60)")

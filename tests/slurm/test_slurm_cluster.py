@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from launch import cluster as cluster_lib
+from launch.distributed import cluster as cluster_lib
 from tests.slurm.conftest import srun_task_environments
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

@@ -39,7 +39,7 @@ def _fit(model_fn, directory, train):
 @pytest.fixture(scope="module")
 def mlp_export(tmp_path_factory):
   """The built-in MLP (logits) trained briefly on 2 replicas and exported
-  with the metadata `launch.run` writes for it."""
+  with the metadata `launch.run.execute` writes for it."""
   digits = catalogue.load_digits()
   trained = training.train(2, steps=30, source=digits)
   directory = tmp_path_factory.mktemp("mlp") / "export"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from datasets import catalogue
-from launch import plan as plan_lib
+from launch.run import plan as plan_lib
 from launch.errors import ConfigError
 from tests import training
 from trainer.config import TrainConfig

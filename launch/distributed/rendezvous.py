@@ -18,7 +18,7 @@ import select
 import socket
 import time
 
-from launch import cluster as cluster_lib
+from launch.distributed import cluster as cluster_lib
 from launch.errors import ConfigError
 
 _POLL_SECONDS = 0.2

@@ -9,13 +9,13 @@ import inspect
 import os
 import re
 
-from launch import cluster as cluster_lib
-from launch import config as config_lib
-from launch import console
-from launch import gpu_usage
-from launch import resume
-from launch import strategy as strategy_lib
-from launch import tasks
+from launch.distributed import cluster as cluster_lib
+from launch.options import run_config as config_lib
+from launch.cli import console
+from launch.distributed import gpu_usage
+from launch.run import resume
+from launch.distributed import strategy as strategy_lib
+from launch.run import tasks
 from launch.errors import ConfigError
 
 
@@ -164,7 +164,7 @@ def as_flags(message: str) -> str:
   "task=regression"), are taken for options: plain words such as "seed" or
   "model" are prose in a datasets message.
   """
-  from launch import options as options_lib  # pylint: disable=import-outside-toplevel
+  from launch.options import definitions as options_lib  # pylint: disable=import-outside-toplevel
   names = "|".join(name for name in options_lib.BY_NAME if "_" in name)
   message = re.sub(rf"(?<![-\w/.\\])({names})(?![\w/.\\])", r"--\1",
                    message)

@@ -4,7 +4,7 @@ Keras callbacks whose meaning cannot be kept are refused here, before
 anything is written; the rest are adapted to the loop's boundaries.
 """
 
-from launch import plan as plan_lib
+from launch.run import plan as plan_lib
 from launch.errors import ConfigError
 
 

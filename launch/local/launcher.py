@@ -46,11 +46,11 @@ import sys
 
 from absl import flags
 
-from launch import config as config_lib
-from launch import devices
-from launch import flags as flag_defs  # Also defines the training flags.
-from launch import supervisor
-from launch import usage
+from launch.options import run_config as config_lib
+from launch.distributed import devices
+from launch.cli import flags as flag_defs  # Also defines the training flags.
+from launch.local import supervisor
+from launch.cli import usage
 from launch.api import HEARTBEAT_ENV
 from launch.errors import ConfigError, fail
 from trainer import layout

@@ -10,10 +10,10 @@ import math
 import os
 
 from datasets.config import DATASET_NAMES, DataConfig
-from launch import options as options_lib
-from launch import gpu_usage
+from launch.options import definitions as options_lib
+from launch.distributed import gpu_usage
 from launch.errors import ConfigError
-from launch.strategy import STRATEGY_KINDS
+from launch.distributed.strategy import STRATEGY_KINDS
 from datasets.labels import TASKS
 from trainer.config import (LOSS_NAMES, LR_SCHEDULES, METRIC_NAMES,
                             MODEL_NAMES, OPTIMIZER_NAMES, PRECISION_POLICIES,
@@ -261,7 +261,7 @@ def _check_monitoring(train: TrainConfig, epochs: float | None) -> None:
   """Early stopping, plateau and best checkpoint need periodic evaluation."""
   _check_choice("monitor_mode", train.monitor_mode, ("auto", "min", "max"))
   # No metrics yet: the task's defaults, known once the data is read
-  # (launch.tasks checks again then).
+  # (launch.run.tasks checks again then).
   metrics = train.metrics or ("accuracy", *REGRESSION_METRICS)
   names = ("loss", "examples", *metrics)
   if train.output_losses:  # Per-output names: digit_loss, digit_accuracy...

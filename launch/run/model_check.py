@@ -1,6 +1,6 @@
 """The user's model against the run's data, before anything is written.
 
-`launch.run` builds the model through `checked_model_fn` (declared inputs
+`launch.run.execute` builds the model through `checked_model_fn` (declared inputs
 vs the training features, before Keras calls the model), turns a failed
 build into one sentence with Keras's cause (`build_error`), and calls
 `check_fits` on the built model: outputs vs labels and losses on the
@@ -14,7 +14,7 @@ from absl import logging
 import keras
 import tensorflow as tf
 
-from launch import plan as plan_lib
+from launch.run import plan as plan_lib
 from launch.errors import ConfigError
 
 

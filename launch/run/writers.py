@@ -7,7 +7,7 @@ history and its heartbeat.
 
 import sys
 
-from launch import plan as plan_lib
+from launch.run import plan as plan_lib
 from trainer import layout
 
 

@@ -1,6 +1,6 @@
 """Every option of a run, defined once: name, default, group and help.
 
-The command-line flags (`launch.flags`), the keyword arguments of
+The command-line flags (`launch.cli.flags`), the keyword arguments of
 `launch.fit` and `config.json` all follow from `OPTIONS`. An option that
 maps onto a field of `TrainConfig`, `DataConfig` or `RunConfig` takes its
 default from that field, so a default is written in exactly one place.
@@ -34,7 +34,7 @@ class Option:
     help: One or two sentences.
     field: "train.x", "data.x" or "run.x": the config field it fills (the
       default comes from there), or "" if it is turned into fields by
-      `launch.config` (e.g. `loss` also fills `output_losses`).
+      `launch.options.run_config` (e.g. `loss` also fills `output_losses`).
     default: The default when `field` is empty.
   """
 
@@ -49,7 +49,7 @@ class Option:
 def _field_default(path: str):
   scope, name = path.split(".")
   if scope == "run":
-    from launch import config  # pylint: disable=import-outside-toplevel
+    from launch.options import run_config as config  # pylint: disable=import-outside-toplevel
     cls = config.RunConfig
   else:
     cls = {"train": TrainConfig, "data": DataConfig}[scope]

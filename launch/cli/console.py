@@ -14,7 +14,7 @@
   error-level "failed call to cuInit") go straight to file descriptor 2
   before TF_CPP_MIN_LOG_LEVEL applies. `import_tensorflow` filters that
   descriptor while TensorFlow loads and finds its devices
-  (`launch/stderr_filter.py` says which lines go): errors are kept, and the
+  (`launch/cli/stderr_filter.py` says which lines go): errors are kept, and the
   cuInit one too on a machine with an NVIDIA device, where it is real.
 
 `verbose=True` (`--verbose`) shows everything.
@@ -30,7 +30,7 @@ import time
 
 from absl import logging
 
-from launch import stderr_filter
+from launch.cli import stderr_filter
 
 _PACKAGES = tuple(
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -168,7 +168,7 @@ def _filtering_wanted() -> bool:
 def quiet_native_startup():
   """Filters file descriptor 2 in this block (see the module docstring).
 
-  fd 2 goes to a child process (`launch/stderr_filter.py`) that writes the
+  fd 2 goes to a child process (`launch/cli/stderr_filter.py`) that writes the
   kept lines to the real stderr; the block's end restores fd 2 and waits
   for the child to write what it read.
   """

@@ -1,7 +1,7 @@
 """`--help` of the harness's command-line tools: their own flags, grouped.
 
 absl's `--help` lists only the flags of the `__main__` module (the harness
-defines them in `launch.flags`) and `--helpfull` starts with absl's own.
+defines them in `launch.cli.flags`) and `--helpfull` starts with absl's own.
 This renders instead: a usage line; the `__main__` module's docstring (as
 absl's usage does); the flags of the program's own modules, grouped by their
 `.group` attribute in the order the groups first appear; the docstring's

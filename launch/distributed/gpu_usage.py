@@ -7,7 +7,7 @@ strings and numbers, each with one sentence for the log, so they are tested
 without TensorFlow. `apply_memory_policy`, `build_collective_kwargs` and
 `build_input_options` turn a choice into TensorFlow calls; they import
 TensorFlow inside. Without GPUs every choice is TensorFlow's default, so CPU
-runs do not change. Which GPUs a process sees is `launch.devices`.
+runs do not change. Which GPUs a process sees is `launch.distributed.devices`.
 """
 
 from collections.abc import Mapping
@@ -16,8 +16,8 @@ import os
 
 from absl import logging
 
-from launch import cluster as cluster_lib
-from launch import devices
+from launch.distributed import cluster as cluster_lib
+from launch.distributed import devices
 from launch.errors import ConfigError
 
 MEMORY_MODES = ("auto", "growth", "all")

@@ -14,7 +14,7 @@ They take plain values (device ids, counts, the environment as a Mapping)
 and never read `os.environ`; only `count_node_gpus` looks at the machine.
 With no GPU visible they change nothing, so CPU runs behave as before.
 How a process then uses its GPUs (memory, collectives, input) is
-`launch.gpu_usage`.
+`launch.distributed.gpu_usage`.
 """
 
 from collections.abc import Mapping, Sequence
@@ -24,7 +24,7 @@ import re
 import shutil
 import subprocess
 
-from launch import cluster as cluster_lib
+from launch.distributed import cluster as cluster_lib
 from launch.errors import ConfigError
 
 VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"

@@ -1,4 +1,4 @@
-"""Command-line flags of `python -m launch`, generated from `launch.options`.
+"""Command-line flags of `python -m launch`, generated from `launch.options.definitions`.
 
 Read only by `launch.main` (and `launch.local`, which validates a worker's
 flags before starting it); the library (`launch.fit`) never touches them.
@@ -6,7 +6,7 @@ flags before starting it); the library (`launch.fit`) never touches them.
 
 from absl import flags
 
-from launch import options as options_lib
+from launch.options import definitions as options_lib
 
 _DEFINE = {"str": flags.DEFINE_string, "int": flags.DEFINE_integer,
            "float": flags.DEFINE_float, "bool": flags.DEFINE_boolean,
@@ -14,7 +14,7 @@ _DEFINE = {"str": flags.DEFINE_string, "int": flags.DEFINE_integer,
 
 
 def _define_all(flag_values: flags.FlagValues) -> None:
-  # Values are validated by launch.config, which raises one clear sentence;
+  # Values are validated by launch.options.run_config, which raises one clear sentence;
   # DEFINE_enum is avoided so that error has the same shape.
   for option in options_lib.OPTIONS:
     value = options_lib.default(option)

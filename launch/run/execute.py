@@ -9,16 +9,16 @@ import time
 
 from absl import logging
 
-from launch import gpu_usage
-from launch import liveness
-from launch import model_check
-from launch import plan as plan_lib
-from launch import preemption
-from launch import resume
-from launch import run_actions
-from launch import rendezvous
-from launch import writers
-from launch import strategy as strategy_lib
+from launch.distributed import gpu_usage
+from launch.distributed import liveness
+from launch.run import model_check
+from launch.run import plan as plan_lib
+from launch.distributed import preemption
+from launch.run import resume
+from launch.run import actions as run_actions
+from launch.distributed import rendezvous
+from launch.run import writers
+from launch.distributed import strategy as strategy_lib
 from launch.errors import ConfigError
 
 

@@ -17,7 +17,7 @@ import re
 
 from absl import logging
 
-from launch.config import CONFIG_FILENAME, RunConfig
+from launch.options.run_config import CONFIG_FILENAME, RunConfig
 from launch.errors import ConfigError
 from trainer import layout
 

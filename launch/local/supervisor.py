@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from launch import netns
+from launch.local import netns
 from launch.errors import EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED
 
 _TAIL_LINES = 15

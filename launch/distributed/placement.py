@@ -16,7 +16,7 @@ from `launch.api.plan`, before TensorFlow lists the GPUs:
 `decide` is pure (an environment in, a `ProcessPlacement` out), so every
 row is tested on simulated nodes; `place_this_process` applies it to this
 process once. After start-up, `compare_gpus_seen` checks that TensorFlow
-sees the GPUs the process was given (`launch.strategy` logs it).
+sees the GPUs the process was given (`launch.distributed.strategy` logs it).
 """
 
 from collections.abc import Mapping, Sequence
@@ -25,7 +25,7 @@ import os
 
 from absl import logging
 
-from launch import devices
+from launch.distributed import devices
 from launch.errors import ConfigError
 
 

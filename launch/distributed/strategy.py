@@ -11,10 +11,10 @@ import os
 
 from absl import logging
 
-from launch import cluster as cluster_lib
-from launch import devices
-from launch import gpu_usage
-from launch import placement
+from launch.distributed import cluster as cluster_lib
+from launch.distributed import devices
+from launch.distributed import gpu_usage
+from launch.distributed import placement
 from launch.errors import ConfigError
 
 STRATEGY_KINDS = ("auto", "one_device", "mirrored", "multi_worker")
