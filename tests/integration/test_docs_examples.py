@@ -139,13 +139,14 @@ def test_script_on_two_workers_matches_one_process(tmp_path):
   steps = "--train_steps=100"
   one = _run([sys.executable, str(script), f"--model_dir={tmp_path / 'one'}",
               steps, "--cpu_devices=2"], tmp_path)
-  command = command.replace("my_train.py", str(script)).replace(
-      "/tmp/two-workers", str(tmp_path / "two"))
-  two = _run(_command(command, tmp_path, steps), REPO_ROOT)
+  argv = [str(script) if word == "my_train.py" else word
+          for word in _command(command, tmp_path, steps)]
+  two = _run(argv, REPO_ROOT)
   assert "eval accuracy" in one
   assert "[worker:0] eval accuracy" in two and "[worker:1] eval accuracy" in two
   assert checkpoints.max_checkpoint_difference(
-      tmp_path / "one" / "checkpoints", tmp_path / "two" / "checkpoints") <= 1e-5
+      tmp_path / "one" / "checkpoints",
+      tmp_path / "two-workers" / "checkpoints") <= 1e-5
 
 
 @pytest.mark.slow
