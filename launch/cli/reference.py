@@ -43,7 +43,7 @@ def _value_text(value: Any) -> str:
     return "true" if value else "false"
   if isinstance(value, (tuple, list, set, frozenset)):
     items = sorted(value) if isinstance(value, (set, frozenset)) else value
-    return ",".join(str(item) for item in items) if items else "none"
+    return ",".join(_value_text(item) for item in items) if items else "none"
   return str(value)
 
 
