@@ -24,8 +24,8 @@ of it whose `optimizer` is the one training it). Setting
 computes the same all-reduced logs and the stop is agreed between workers.
 Callbacks that write or send (CSVLogger, ModelCheckpoint, TensorBoard,
 RemoteMonitor) run on the chief only. `check_callbacks` refuses, before
-training, the callbacks whose meaning the harness cannot keep; the README's
-"Callbacks" table says what each of Keras's does here.
+training, the callbacks whose meaning the harness cannot keep; the table of
+docs/callbacks.md says what each of Keras's does here.
 """
 
 from collections.abc import Callable, Sequence

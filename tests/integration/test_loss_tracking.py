@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from datasets import from_arrays, from_dataset_fn
 from launch import fit
-from tests.integration.test_readme_api import readme_example
+from tests.docs.examples import docs_example
 from tests.processes import Supervisor, harness_env
 from trainer.loss_tracking import unscaled_loss
 
@@ -289,10 +289,11 @@ def _train_losses(model_dir) -> list[float]:
 
 
 @pytest.mark.slow
-def test_the_readme_script_on_two_workers_logs_the_one_replica_loss(
+def test_the_docs_script_on_two_workers_logs_the_one_replica_loss(
     tmp_path):
   script = tmp_path / "my_train.py"
-  script.write_text(readme_example("script-on-workers"))
+  script.write_text(docs_example("docs/multi-worker-and-clusters.md",
+                                 "script-on-workers"))
   steps = "--train_steps=40"
   one = subprocess.run(
       [sys.executable, str(script), f"--model_dir={tmp_path / 'one'}", steps,

@@ -74,7 +74,7 @@ print("RESULTS " + json.dumps(results))
 
 
 def write_user_tfrecords(directory, count, seed=0):
-  """TFRecords of tf.train.Examples plus the schema.json the README shows."""
+  """TFRecords of tf.train.Examples plus the schema.json docs/data.md shows."""
   directory.mkdir(parents=True)
   rng = np.random.default_rng(seed)
   for part in range(2):
