@@ -82,7 +82,7 @@ def test_best_checkpoint_saves_only_on_improvement():
   assert saver.steps == [10, 20, 40]
 
 
-class StopAfter(callbacks.Action):
+class StopAfter(callbacks.Callback):
   """A user's callback: records every call, stops after a given train loop."""
 
   def __init__(self, stop_step):
@@ -112,7 +112,7 @@ def test_controller_calls_callbacks_and_stops_early_with_a_checkpoint():
   assert logs["examples"] == 37  # The final evaluation at the stop step.
 
 
-class Restorer(callbacks.Action):
+class Restorer(callbacks.Callback):
   """Changes the weights at the end, as restore_best_weights does."""
 
   def on_train_end(self, step, logs):
@@ -129,7 +129,7 @@ def test_weights_changed_at_the_end_are_saved_and_evaluated_again():
   assert runner.eval_calls == 3  # At 20, at 40, and of the restored ones.
 
 
-class Interrupter(callbacks.Action):
+class Interrupter(callbacks.Callback):
 
   def __init__(self, method, step):
     self.method, self.step = method, step
@@ -157,12 +157,22 @@ def test_a_keyboard_interrupt_from_a_callback_saves_first(method, step):
 
 
 def test_a_stop_signal_during_an_evaluation_stops_without_another_loop():
-  from trainer import controller  # pylint: disable=import-outside-toplevel
+  from trainer import controller as controller_lib  # pylint: disable=import-outside-toplevel
   runner = FakeRunner()
   controller, checkpointer, _ = make_controller(
       runner, train_steps=100, steps_per_loop=10, eval_every=20)
   controller._stop_requested = lambda: runner.eval_calls > 0
-  with pytest.raises(controller.StopRequested):
+  with pytest.raises(controller_lib.StopRequested):
     controller.run(0)
   assert runner.train_calls == [10, 10]
   assert checkpointer.saved == [20]
+
+
+def test_the_old_name_action_is_the_callback_class_with_a_warning():
+  from trainer import actions  # pylint: disable=import-outside-toplevel
+  with pytest.warns(DeprecationWarning, match="trainer.callbacks.Callback"):
+    assert actions.Action is callbacks.Callback
+  with pytest.warns(DeprecationWarning):
+    assert actions.EarlyStopping is callbacks.EarlyStopping
+  with pytest.raises(AttributeError):
+    actions.NoSuchThing  # pylint: disable=pointless-statement
