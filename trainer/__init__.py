@@ -26,7 +26,7 @@ _EXPORTS = {
     "TrainConfig": ("trainer.config", "TrainConfig"),
     "Callback": ("trainer.callbacks", "Callback"),
     "BuiltOnce": ("trainer.pipelines", "BuiltOnce"),
-    "element_spec": ("trainer.pipelines", "element_spec"),
+    "batch_spec": ("trainer.pipelines", "batch_spec"),
     "build_model": ("trainer.build", "build_model"),
     "build_user_model": ("trainer.user_models", "build_user_model"),
     "is_compiled": ("trainer.user_models", "is_compiled"),

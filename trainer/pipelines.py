@@ -1,9 +1,10 @@
-"""`BuiltOnce`: a training Source whose input pipelines are built once.
+"""`BuiltOnce`: a Source whose input pipelines are built once.
 
-Building a model_fn's model needs the spec of a training batch, and the
-runner needs the pipeline itself: both ask `train_dataset_fn` for the same
-start step and input context, and get the one pipeline built the first time
-(a user's dataset function, reading files, is not called twice).
+Building a model_fn's model needs the spec of a training batch, checking
+it against the eval data needs an eval batch's spec, and the runner needs
+the pipelines themselves: each asks the source for the same pipeline (same
+arguments, same input context) and gets the one built the first time, so a
+user's dataset function, or a pipeline reading files, runs once.
 """
 
 import tensorflow as tf
@@ -17,10 +18,10 @@ def _context_key(input_context) -> tuple[int, int, int]:
 
 
 class BuiltOnce:
-  """Wraps a Source: each training pipeline is built once, then reused.
+  """Wraps a Source: each of its pipelines is built once, then reused.
 
-  Every other attribute (name, num_classes, eval_dataset_fn, ...) is the
-  wrapped Source's.
+  Every other attribute (name, num_classes, split, ...) is the wrapped
+  Source's.
   """
 
   def __init__(self, source):
@@ -30,31 +31,39 @@ class BuiltOnce:
   def __getattr__(self, name):
     return getattr(self.source, name)
 
+  def _kept(self, key: tuple, build):
+    def dataset_fn(input_context=None):
+      full_key = key + _context_key(input_context)
+      if full_key not in self._built:
+        self._built[full_key] = build(input_context)
+      return self._built[full_key]
+    return dataset_fn
+
   def train_dataset_fn(self, *, global_batch_size: int, seed: int,
                        start_step: int = 0):
     """The wrapped source's `train_dataset_fn`, each pipeline kept."""
-    build = self.source.train_dataset_fn(global_batch_size=global_batch_size,
-                                         seed=seed, start_step=start_step)
+    return self._kept(
+        ("train", global_batch_size, seed, start_step),
+        self.source.train_dataset_fn(global_batch_size=global_batch_size,
+                                     seed=seed, start_step=start_step))
 
-    def dataset_fn(input_context=None):
-      key = (global_batch_size, seed, start_step, _context_key(input_context))
-      if key not in self._built:
-        self._built[key] = build(input_context)
-      return self._built[key]
+  def eval_dataset_fn(self, *, global_batch_size: int,
+                      num_input_pipelines: int = 1, padded: bool = True):
+    """The wrapped source's `eval_dataset_fn`, each pipeline kept."""
+    build, steps = self.source.eval_dataset_fn(
+        global_batch_size=global_batch_size,
+        num_input_pipelines=num_input_pipelines, padded=padded)
+    return self._kept(("eval", global_batch_size, num_input_pipelines,
+                       padded), build), steps
 
-    return dataset_fn
 
+def batch_spec(strategy: tf.distribute.Strategy, dataset_fn):
+  """Specs of one per-replica batch of this task's pipeline of `dataset_fn`.
 
-def element_spec(strategy: tf.distribute.Strategy, source, *,
-                 global_batch_size: int, seed: int, start_step: int = 0):
-  """Specs of one per-replica training batch of this task's pipeline.
-
-  The pipeline is built for the input context the strategy gives this task,
-  so a `BuiltOnce` source hands the same one to the runner later.
+  The pipeline is built for the input context the strategy gives this task
+  (as the runner's will be), so a `BuiltOnce` source keeps it for the runner.
   """
   specs = []
-  dataset_fn = source.train_dataset_fn(global_batch_size=global_batch_size,
-                                       seed=seed, start_step=start_step)
 
   def recording_fn(input_context):
     dataset = dataset_fn(input_context)

@@ -69,20 +69,19 @@ def _strategy(plan: plan_lib.Plan):
       deadline=liveness.hard_deadline)
 
 
-def _build_model(plan: plan_lib.Plan, strategy, model_class, train_source):
+def _build_model(plan: plan_lib.Plan, strategy, model_class):
   """The model to train, its optimizer built; bad models are bad input.
 
-  A model_fn's model is built on the spec of a training batch: the
-  pipeline `train_source` (a `trainer.BuiltOnce`) then gives the runner.
+  A model_fn's model is built on the spec of a training batch, of the
+  pipeline the runner then reads (the plan's sources are `BuiltOnce`).
   """
   import tensorflow as tf
   import trainer
   config, source = plan.config, plan.train_source
   returned = []
-  spec = (trainer.element_spec(
-      strategy, train_source, global_batch_size=config.data.global_batch_size,
-      seed=config.data.seed,
-      start_step=trainer.resume_step(config.train.model_dir))
+  spec = (trainer.batch_spec(strategy, source.train_dataset_fn(
+      global_batch_size=config.data.global_batch_size, seed=config.data.seed,
+      start_step=trainer.resume_step(config.train.model_dir)))
           if plan.model_fn is not None else (None, None))
   try:
     if plan.model_fn is not None:
@@ -112,7 +111,7 @@ def _build_model(plan: plan_lib.Plan, strategy, model_class, train_source):
 
 
 def _set_up(plan: plan_lib.Plan, model_class):
-  """Strategy, seeds, the training data and the model."""
+  """Strategy, seeds, the model; the plan with sources built once."""
   import tensorflow as tf
   import trainer
   config = plan.config
@@ -120,9 +119,11 @@ def _set_up(plan: plan_lib.Plan, model_class):
   tf.keras.utils.set_random_seed(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
-  train_source = trainer.BuiltOnce(plan.train_source)
-  model = _build_model(plan, strategy, model_class, train_source)
-  return strategy, train_source, model
+  plan = dataclasses.replace(
+      plan, train_source=trainer.BuiltOnce(plan.train_source),
+      eval_source=(None if plan.eval_source is None
+                   else trainer.BuiltOnce(plan.eval_source)))
+  return strategy, plan, _build_model(plan, strategy, model_class)
 
 
 def _fit_config(plan: plan_lib.Plan, model):
@@ -182,7 +183,7 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
            stop_signals: preemption.StopSignals) -> RunResult:
   import trainer
   config = plan.config
-  strategy, train_source, model = _set_up(plan, model_class)
+  strategy, plan, model = _set_up(plan, model_class)
   fit_config = _fit_config(plan, model)
   try:
     trainer.check_callbacks(model, callbacks, config=fit_config,
@@ -198,7 +199,7 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
     model_check.log_data_warnings(plan)
   try:
     result = trainer.fit(
-        strategy=strategy, model=model, train_data=train_source,
+        strategy=strategy, model=model, train_data=plan.train_source,
         eval_data=plan.eval_source, config=fit_config, callbacks=callbacks,
         guard=guard, input_options=_input_options(plan),
         stop_requested=stop_signals.is_set,
@@ -235,7 +236,7 @@ def _input_options(plan: plan_lib.Plan):
 def _evaluate(plan: plan_lib.Plan, model_class) -> RunResult:
   """Evaluates the latest checkpoint, or every new one with --watch."""
   import trainer
-  strategy, _, model = _set_up(plan, model_class)
+  strategy, plan, model = _set_up(plan, model_class)
   result = trainer.evaluate(strategy=strategy, model=model,
                             eval_data=plan.eval_source,
                             config=_fit_config(plan, model),

@@ -82,13 +82,19 @@ def build_error(plan: plan_lib.Plan, error: Exception,
   return ConfigError(f"cannot build {what}{data}: {cause}{hint}.")
 
 
-def _eval_spec(plan: plan_lib.Plan, model):
-  """Specs of one eval batch: `(x, y)` or `(x, y, sample_weight)`."""
-  from trainer import user_models  # pylint: disable=import-outside-toplevel
+def _eval_spec(plan: plan_lib.Plan, model, strategy):
+  """Specs of one eval batch: `(x, y)` or `(x, y, sample_weight)`.
+
+  Of the pipeline the run evaluates on (the plan's sources are
+  `trainer.BuiltOnce`: the runner reads this one).
+  """
+  import trainer  # pylint: disable=import-outside-toplevel
+  multi_worker = plan.strategy_kind == "multi_worker"
   dataset_fn, _ = plan.eval_source.eval_dataset_fn(
       global_batch_size=plan.config.data.global_batch_size,
-      padded=not user_models.is_compiled(model))
-  return dataset_fn(tf.distribute.InputContext()).element_spec
+      num_input_pipelines=plan.cluster.num_workers if multi_worker else 1,
+      padded=not trainer.is_compiled(model))
+  return trainer.batch_spec(strategy, dataset_fn)
 
 
 def _losses(plan: plan_lib.Plan, model, network, returned, outputs):
@@ -202,7 +208,7 @@ def _check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
       return
     checks = [("the training data", train_spec, plan.train_source)]
     if plan.eval_source is not None:
-      checks.append(("the eval data", _eval_spec(plan, model),
+      checks.append(("the eval data", _eval_spec(plan, model, strategy),
                      plan.eval_source))
     for data, spec, source in checks:
       if data == "the eval data":
