@@ -18,7 +18,7 @@ from launch.distributed import preemption
 from launch.distributed import rendezvous
 from launch.distributed import strategy as strategy_lib
 from launch.errors import ConfigError
-from launch.run import model_check
+from launch.run import checks
 from launch.run import plan as plan_lib
 from launch.run import resume
 from launch.run import writers
@@ -86,7 +86,7 @@ def _build_model(plan: plan_lib.Plan, strategy, model_class):
   try:
     if plan.model_fn is not None:
       model = trainer.build_user_model(
-          model_check.checked_model_fn(plan, strategy, spec, returned),
+          checks.checked_model_fn(plan, strategy, spec, returned),
           strategy, config=config.train, num_classes=source.num_classes,
           element_spec=spec)
       if trainer.is_compiled(model):
@@ -104,9 +104,9 @@ def _build_model(plan: plan_lib.Plan, strategy, model_class):
   except (ValueError, TypeError, tf.errors.OpError) as error:
     if isinstance(error, ConfigError):
       raise
-    raise model_check.build_error(plan, error, spec[0]) from None
+    raise checks.build_error(plan, error, spec[0]) from None
   # Before anything is written: outputs vs labels on train and eval data.
-  model_check.check_fits(plan, model, strategy, spec, returned)
+  checks.check_fits(plan, model, strategy, spec, returned)
   return model
 
 
@@ -172,7 +172,7 @@ def execute(plan: plan_lib.Plan, *, model_class=None, callbacks=(),
     with preemption.StopSignals(interrupt=interruptible) as stop_signals:
       return _train(plan, model_class, callbacks, guard, stop_signals)
   except Exception as error:  # pylint: disable=broad-except
-    model_check.raise_if_bad_data(plan, error)
+    checks.raise_if_bad_data(plan, error)
     raise
   finally:
     if dog is not None:
@@ -196,7 +196,7 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
   if plan.cluster.is_chief:  # Checked: the first thing written.
     os.makedirs(config.train.model_dir, exist_ok=True)
     resume.write_config(config, fingerprint)
-    model_check.log_data_warnings(plan)
+    checks.log_data_warnings(plan)
   try:
     result = trainer.fit(
         strategy=strategy, model=model, train_data=plan.train_source,
