@@ -35,7 +35,13 @@ def build_writer(*, model_dir: str, is_writer: bool,
       and its graph (training only).
     hparams: The run's settings for the HParams tab.
     metric_groups: Splits the HParams tab scores on.
+
+  Raises:
+    ValueError: If `progress` is not one of `PROGRESS_MODES`.
   """
+  if progress not in PROGRESS_MODES:
+    raise ValueError(f"progress must be one of {', '.join(PROGRESS_MODES)},"
+                     f" not {progress!r}.")
   writers = [history]
   if heartbeat_file:
     writers.append(summaries.HeartbeatWriter(heartbeat_file))
@@ -56,10 +62,7 @@ def build_writer(*, model_dir: str, is_writer: bool,
 
 
 def _progress_writers(progress: str, total: int, start_step: int) -> list:
-  """The chief's display: a bar on a terminal, else a line per loop."""
-  if progress not in PROGRESS_MODES:
-    raise ValueError(f"progress must be one of {', '.join(PROGRESS_MODES)},"
-                     f" not {progress!r}.")
+  """The chief's display: a bar, a line per loop, or nothing."""
   if progress == "bar":
     from trainer import progress as progress_lib  # pylint: disable=import-outside-toplevel
     return [progress_lib.ProgressBar(total, start_step=start_step)]

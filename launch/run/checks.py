@@ -60,14 +60,15 @@ def checked_model_fn(plan: "Plan", strategy, spec, returned: list):
       user's model or the harness's wrapper is being trained).
   """
   import keras  # pylint: disable=import-outside-toplevel
-  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
+  import trainer  # pylint: disable=import-outside-toplevel
+  from trainer import compatibility  # pylint: disable=import-outside-toplevel
 
   def build():
     model = plan.model_fn()
     returned.append(model)
     if isinstance(model, keras.Model):
       compatibility.check_inputs(model, spec[0], data="the training data")
-      if user_models.is_compiled(model):
+      if trainer.is_compiled(model):
         _check_fits(plan, model, strategy, spec, returned)
     return model
 
@@ -112,10 +113,10 @@ def _eval_spec(plan: "Plan", model, strategy):
 def _losses(plan: "Plan", model, network, returned, outputs):
   """({output: loss}, configured?) to check, or (None, _) to skip."""
   import keras  # pylint: disable=import-outside-toplevel
-  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
-  from trainer import model as model_lib  # pylint: disable=import-outside-toplevel
+  import trainer  # pylint: disable=import-outside-toplevel
+  from trainer import compatibility  # pylint: disable=import-outside-toplevel
   train = plan.config.train
-  if user_models.is_compiled(model):
+  if trainer.is_compiled(model):
     # A train_step of the user's own decides how labels meet outputs.
     if (getattr(model, "loss", None) is None
         or type(model).train_step is not keras.Model.train_step):
@@ -123,7 +124,7 @@ def _losses(plan: "Plan", model, network, returned, outputs):
     return compatibility.losses_per_output(
         model.loss, compatibility.named_outputs(
             outputs, getattr(model, "output_names", None))), False
-  if any(isinstance(item, model_lib.Model) for item in returned):
+  if any(isinstance(item, trainer.Model) for item in returned):
     return None, True  # The harness's step contract with its own loss_fn.
   return _configured_losses(
       outputs, getattr(network, "output_names", None), train.loss,
@@ -167,14 +168,15 @@ def check_fits(plan: "Plan", model, strategy, train_spec,
   Raises:
     ConfigError: If the model's outputs cannot be trained on the labels.
   """
-  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
+  import trainer  # pylint: disable=import-outside-toplevel
+  from trainer import compatibility  # pylint: disable=import-outside-toplevel
   if plan.model_fn is None:
     try:
       _check_built_in(plan)
     except compatibility.Mismatch as error:
       raise ConfigError(f"{_model_name(plan)} does not fit its data:"
                         f" {error}") from None
-  elif not user_models.is_compiled(model):
+  elif not trainer.is_compiled(model):
     _check_fits(plan, model, strategy, train_spec, returned)
 
 
@@ -206,9 +208,10 @@ def _check_built_in(plan: "Plan") -> None:
 def _check_fits(plan: "Plan", model, strategy, train_spec,
                 returned) -> None:
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
-  network = (model if user_models.is_compiled(model)
-             else user_models.network_of(model))
+  import trainer  # pylint: disable=import-outside-toplevel
+  from trainer import compatibility  # pylint: disable=import-outside-toplevel
+  network = (model if trainer.is_compiled(model)
+             else trainer.network_of(model))
   try:
     with strategy.scope():
       outputs = compatibility.output_shapes(network, train_spec[0])

@@ -1,7 +1,7 @@
 """Runs a `Plan`: the strategy, seeds and model, then `trainer.fit`.
 
 launch decides everything here (strategy, who writes, the display) and
-checks the model against the data (`model_check`); `trainer.fit` (or
+checks the model against the data (`checks`); `trainer.fit` (or
 `trainer.evaluate`) then trains, evaluates, saves and exports.
 """
 
