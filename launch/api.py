@@ -88,7 +88,7 @@ def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
         spelling: str = "python"):
   """Executes a plan; maps failures onto the harness's exception types."""
   from launch.run import execute as run_lib  # pylint: disable=import-outside-toplevel
-  from trainer import checkpointing, loop  # pylint: disable=import-outside-toplevel
+  import trainer  # pylint: disable=import-outside-toplevel
   try:
     return run_lib.execute(the_plan, model_class=model_class,
                            callbacks=callbacks, interruptible=True)
@@ -99,10 +99,10 @@ def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
     message = plan_lib.as_flags(str(error))
     raise ConfigError(_as_keywords(message) if spelling == "python"
                       else message) from None
-  except loop.StopRequested as stopped:
+  except trainer.StopRequested as stopped:
     raise Preempted(str(stopped), stopped.step) from None
   except (FloatingPointError, TimeoutError,
-          checkpointing.CheckpointError) as error:
+          trainer.CheckpointError) as error:
     raise RunFailed(str(error)) from None
   except Exception as error:  # pylint: disable=broad-except
     if _is_bad_data(error):  # What the checks before training cannot see.
@@ -144,8 +144,8 @@ def fit(model_fn, train_data=None, *, eval_data=None, model_dir: str,
     global_batch_size: Examples per step over all replicas.
     train_steps: Run length in steps (or `epochs`; 1000 if neither).
     epochs: Run length in passes over `train_data`.
-    callbacks: `keras.callbacks.Callback`s (see `trainer.callbacks` for
-      when they are called) and `trainer.actions.Action`s.
+    callbacks: `keras.callbacks.Callback`s (see `trainer.keras_callbacks`
+      for when they are called) and `trainer.callbacks.Callback`s.
     model_class: A `trainer.model.Model` subclass for the built-in network
       (a custom `train_step` in the harness's contract).
     **options: Any option of `python -m launch --help` by its name, e.g.

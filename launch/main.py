@@ -12,6 +12,7 @@ start-up or a second one, without saving.
 
 import functools
 import sys
+import warnings
 
 from absl import app
 
@@ -25,20 +26,20 @@ from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
 EXIT_INTERRUPTED = 130  # The shells' status for a SIGINT.
 
 
-def main(argv: list[str], model_class=None, hooks=()) -> None:
+def main(argv: list[str], model_class=None, callbacks=()) -> None:
   """Validates the flags and environment, trains, prints the final eval.
 
   Args:
     argv: What `errors.parse_flags` left: the program name only.
     model_class: Optional `trainer.model.Model` subclass to train.
-    hooks: Keras callbacks or `trainer.actions.Action`s.
+    callbacks: Keras callbacks and `trainer.callbacks.Callback`s.
   """
   del argv
   values = flag_defs.values()
   options = {name: values[name] for name in flag_defs.given()}
   try:
     plan = fit_lib.plan(None, None, options=options, spelling="flags")
-    result = fit_lib.run(plan, callbacks=hooks, model_class=model_class,
+    result = fit_lib.run(plan, callbacks=callbacks, model_class=model_class,
                          spelling="flags")
   except ConfigError as error:
     fail(str(error), EXIT_BAD_INPUT)
@@ -61,18 +62,31 @@ def main(argv: list[str], model_class=None, hooks=()) -> None:
           f" ({logs['examples']} examples)", flush=True)
 
 
-def run(model_class=None, hooks=()) -> None:
+def run(model_class=None, callbacks=(), *, hooks=None) -> None:
   """Entry point of `python -m launch` and of the `tfharness` script.
 
   A script that wants the command line with its own step calls
   `launch.main.run(model_class=MyModel)`; one that wants no command line
   calls `launch.fit`.
+
+  Args:
+    model_class: Optional `trainer.model.Model` subclass to train.
+    callbacks: Keras callbacks and `trainer.callbacks.Callback`s, as
+      `launch.fit(callbacks=)`.
+    hooks: The old name of `callbacks` (deprecated).
   """
+  if hooks is not None:
+    warnings.warn("launch.main.run(hooks=...) is now callbacks=...",
+                  DeprecationWarning, stacklevel=2)
+    if callbacks:
+      raise TypeError("give callbacks=, not both callbacks= and hooks=.")
+    callbacks = hooks
   console.configure_logging(owns_stderr=True)
   program = sys.modules.get("__main__")
   if program is not None and not program.__doc__:
     # The `tfharness` script's __main__ is pip's wrapper: `--help` shows
     # this module's docstring (its prose) instead.
     program.__doc__ = __doc__
-  app.run(functools.partial(main, model_class=model_class, hooks=hooks),
+  app.run(functools.partial(main, model_class=model_class,
+                            callbacks=callbacks),
           flags_parser=parse_flags)

@@ -96,7 +96,7 @@ class StopSignals:
     del frame
     if not self._training.is_set() or self.interrupted:
       interrupt = KeyboardInterrupt()
-      interrupt.immediate = True  # Not held for a save (`trainer.loop`).
+      interrupt.immediate = True  # Not held for a save (`trainer.controller`).
       raise interrupt
     with self._lock:
       self.interrupted = True

@@ -1,7 +1,9 @@
 """`plan_run`: a validated config, cluster, data and model, before TF runs.
 
-Everything a user can get wrong is checked here and raised as one
-`ConfigError` sentence, before anything is written.
+The options are validated (`launch.options.run_config`), the data loaded and
+checked (`launch.run.checks`), the task resolved; what needs the built model
+is checked by `launch.run.checks` too, in `execute`, still before anything
+is written. Each failure is one `ConfigError` sentence.
 """
 
 import dataclasses
@@ -13,6 +15,7 @@ from launch.distributed import cluster as cluster_lib
 from launch.options import run_config as config_lib
 from launch.cli import console
 from launch.distributed import gpu_usage
+from launch.run import checks
 from launch.run import resume
 from launch.distributed import strategy as strategy_lib
 from launch.run import tasks
@@ -133,12 +136,16 @@ def load_sources(config: config_lib.RunConfig, train=None, eval_data=None):
       train, eval_data = _user_dataset(config.data.name)
     elif train is None:
       from datasets import catalogue  # pylint: disable=import-outside-toplevel
-      return catalogue.load(config.data)  # Applies the validation split.
+      # Its test split, replaced by the validation split below.
+      train, eval_data = catalogue.load(dataclasses.replace(
+          config.data, validation_split=0.0))
+      if split:
+        eval_data = None
     if not _is_source(train) or (eval_data is not None
                                  and not _is_source(eval_data)):
       raise ConfigError("train_data and eval_data must be datasets Sources"
                         " (datasets.from_arrays, from_csv, ...).")
-    if split:
+    if split:  # The one place a validation split is made.
       if eval_data is not None:
         raise ConfigError("give eval data or --validation_split, not both.")
       train, eval_data = split_source(train, split, config.data.seed)
@@ -217,14 +224,9 @@ def plan_run(config: config_lib.RunConfig,
   # After the task is resolved: config.json records the resolved one.
   if config.mode == "train" and not config.allow_config_change:
     resume.check_resume_compatible(config)
-  if config.epochs is not None and not train.num_examples:
-    raise ConfigError(f"--epochs needs data of known size, but {train.name}"
-                      " does not say how many examples it has; set"
-                      " --train_steps instead.")
+  checks.check_data(config, train, eval_data)
   config = config_lib.resolve_train_steps(config, train.num_examples or 0)
   config_lib.check_profile_steps(config)
-  if config.mode == "evaluate" and eval_data is None:
-    raise ConfigError("--mode=evaluate needs eval data.")
   gpu_memory = gpu_usage.choose_memory_policy(
       config.gpu_memory, processes_on_node=gpu_usage.processes_on_host(cluster),
       environ=os.environ)
@@ -245,9 +247,9 @@ def plan_run(config: config_lib.RunConfig,
   replicas = strategy_lib.count_replicas(kind, cluster=strategy_cluster,
                                          num_gpus=num_gpus,
                                          cpu_devices=config.cpu_devices)
-  _check_batch(config, train, replicas)
+  checks.check_batch(config, train, replicas)
   if model_fn is None:
-    _check_outputs(config.train, train)
+    checks.check_outputs(config.train, train)
   if config.train.jit_compile and replicas > 1 and not num_gpus:
     # Measured: XLA fails with "Trying to access resource ... located in
     # device CPU:1 from device CPU:0" on mirrored logical CPUs.
@@ -288,44 +290,3 @@ def refuse_for_compiled(given) -> None:
                       " compile() chose its optimizer, loss and metrics (set"
                       " it there, e.g. keras.optimizers.Adam(global_clipnorm="
                       "...) for clipping).")
-
-
-def _check_batch(config: config_lib.RunConfig, source, replicas: int) -> None:
-  """Checks the batch against the replicas and the data."""
-  batch = config.data.global_batch_size
-  if batch % replicas:
-    raise ConfigError(f"--global_batch_size={batch} does not divide over the"
-                      f" {replicas} replicas; use a multiple of {replicas}.")
-  micro = config.train.accumulate_steps
-  if (batch // replicas) % micro:
-    raise ConfigError(f"the per-replica batch ({batch // replicas}) does not"
-                      f" split into --accumulate_steps={micro} micro-batches.")
-  if source.num_examples and batch // replicas > source.num_examples:
-    raise ConfigError(f"the per-replica batch ({batch // replicas}) is larger"
-                      f" than {source.name}'s {source.num_examples}"
-                      " training examples.")
-
-
-def _check_outputs(train, source) -> None:
-  """The configured losses must match the data's labels (one per output)."""
-  classes = source.num_classes
-  if train.output_losses:
-    outputs = {name for name, _ in train.output_losses}
-    if not isinstance(classes, dict) or set(classes) != outputs:
-      labels = (", ".join(sorted(classes)) if isinstance(classes, dict)
-                else "one array")
-      raise ConfigError(
-          f"--loss names the outputs {', '.join(sorted(outputs))}, but"
-          f" {source.name}'s labels are {labels}.")
-    losses = dict(train.output_losses)
-  elif isinstance(classes, dict):
-    raise ConfigError(f"{source.name} has the outputs"
-                      f" {', '.join(sorted(classes))}; give one loss per"
-                      " output, e.g. --loss=name:loss,name:loss.")
-  else:
-    losses, classes = {"": train.loss}, {"": classes}
-  for name, loss in losses.items():
-    if loss == "binary_crossentropy" and classes[name] != 2:
-      raise ConfigError(f"binary_crossentropy needs 2 classes, but"
-                        f" {source.name}{' ' + name if name else ''} has"
-                        f" {classes[name]}.")

@@ -265,3 +265,47 @@ def test_a_per_class_metric_becomes_one_scalar_per_class(tmp_path):
   with open(tmp_path / "metrics.csv", newline="", encoding="utf-8") as stream:
     header = next(csv.reader(stream))
   assert "val_f1_score/1" in header
+
+
+def _counted_dataset_fn(path, calls: list):
+  """A user's dataset function reading their .npz file; counts its calls."""
+  def read_digits(input_context):
+    import tensorflow as tf
+    calls.append(input_context.input_pipeline_id)
+    with np.load(path) as data:
+      features, labels = data["x"], data["y"]
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels)).shard(
+        input_context.num_input_pipelines, input_context.input_pipeline_id)
+    return dataset.batch(input_context.get_per_replica_batch_size(32),
+                         drop_remainder=True)
+  return read_digits
+
+
+@pytest.mark.parametrize("cpu_devices", [1, 2])
+def test_the_training_pipeline_is_built_once(tmp_path, cpu_devices):
+  """A model_fn's model is built on a batch's spec: the same pipeline then
+  trains (it was built twice, reading the user's files twice)."""
+  from sklearn import datasets as sklearn_datasets
+  from datasets import from_dataset_fn
+  digits = sklearn_datasets.load_digits()
+  path = tmp_path / "digits.npz"
+  np.savez(path, x=(digits.images / 16.0).astype(np.float32).reshape(-1, 64),
+           y=digits.target.astype(np.int32))
+  train_calls, eval_calls = [], []
+  train = from_dataset_fn(_counted_dataset_fn(path, train_calls),
+                          num_examples=1797, input_shape=(64,),
+                          num_classes=10)
+  held_out = from_dataset_fn(_counted_dataset_fn(path, eval_calls),
+                             num_examples=320, input_shape=(64,),
+                             num_classes=10)
+  run = dict(model_dir=str(tmp_path / "run"), global_batch_size=32,
+             steps_per_loop=5, cpu_devices=cpu_devices, progress="none")
+  first = fit(_idiom_model, train, eval_data=held_out, train_steps=10, **run)
+  assert first.step == 10 and first.logs["examples"] > 0
+  assert train_calls == [0]  # One input pipeline, built once.
+  assert eval_calls == [0]  # Checked against the model, then evaluated.
+  del train_calls[:]
+  resumed = fit(_idiom_model, train, eval_data=held_out, train_steps=20,
+                **run)
+  assert resumed.step == 20
+  assert train_calls == [0]  # Built for the restored step, once.

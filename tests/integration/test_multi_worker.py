@@ -61,3 +61,70 @@ def test_deterministic_two_worker_runs_are_bitwise_equal(tmp_path):
         sync_batchnorm=True))
   for first, second in zip(*weights):
     np.testing.assert_array_equal(first, second)
+
+
+COUNTED_MODULE = '''
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from datasets import from_dataset_fn
+
+_DATA = os.path.join(os.path.dirname(__file__), "digits.npz")
+
+
+def _counted(role):
+  def read(input_context):
+    # One line per call: which worker built which pipeline.
+    with open(os.environ["CALLS_FILE"], "a", encoding="utf-8") as calls:
+      calls.write(f"{role} {input_context.input_pipeline_id}"
+                  f" of {input_context.num_input_pipelines}\\n")
+    with np.load(_DATA) as data:
+      features, labels = data["x"], data["y"]
+    if role == "eval":
+      features, labels = features[1400:], labels[1400:]
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels)).shard(
+        input_context.num_input_pipelines, input_context.input_pipeline_id)
+    return dataset.batch(input_context.get_per_replica_batch_size(32),
+                         drop_remainder=True)
+  return read
+
+
+def digits():
+  return (from_dataset_fn(_counted("train"), num_examples=1797,
+                          input_shape=(64,), num_classes=10),
+          from_dataset_fn(_counted("eval"), steps=5))
+
+
+def build():
+  model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, "relu"),
+                            keras.layers.Dense(10)])
+  model.compile(optimizer="adam", metrics=["accuracy"],
+                loss=keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True))
+  return model
+'''
+
+
+def test_two_workers_build_each_users_pipeline_once(tmp_path):
+  """A model_fn's model on two workers: each worker calls the user's
+  dataset function once per pipeline, with its own shard."""
+  from sklearn import datasets as sklearn_datasets
+  digits = sklearn_datasets.load_digits()
+  np.savez(tmp_path / "digits.npz",
+           x=(digits.images / 16.0).astype(np.float32).reshape(-1, 64),
+           y=digits.target.astype(np.int32))
+  (tmp_path / "counted_digits.py").write_text(COUNTED_MODULE)
+  calls = tmp_path / "calls.txt"
+  results = run_workers(
+      ["--dataset=counted_digits:digits", "--model=counted_digits:build",
+       "--train_steps=20", "--steps_per_loop=10", "--global_batch_size=64",
+       f"--model_dir={tmp_path / 'run'}"], 2, PYTHONPATH=str(tmp_path),
+      CALLS_FILE=str(calls))
+  for index, result in enumerate(results):
+    assert result.returncode == 0, f"worker {index}:\n{result.stdout[-3000:]}"
+  assert "Final eval at step 20" in results[0].stdout
+  assert sorted(calls.read_text().splitlines()) == [
+      "eval 0 of 2", "eval 1 of 2", "train 0 of 2", "train 1 of 2"]

@@ -250,3 +250,21 @@ def test_best_checkpoint_keeps_the_best_evaluation(tmp_path):
   best = max(evals, key=lambda r: (r["accuracy"], -r["step"]))
   best_path = tf.train.latest_checkpoint(model_dir / "best_checkpoint")
   assert best_path.endswith(f"ckpt-{best['step']}")
+
+
+def test_main_run_takes_callbacks_and_the_old_hooks_with_a_warning(
+    monkeypatch):
+  from launch import main  # pylint: disable=import-outside-toplevel
+  started = []
+  monkeypatch.setattr(main.console, "configure_logging",
+                      lambda **kwargs: None)  # No process-wide handlers.
+  monkeypatch.setattr(main.app, "run",
+                      lambda function, flags_parser: started.append(function))
+  marker = object()
+  main.run(callbacks=[marker])
+  assert started[-1].keywords["callbacks"] == [marker]
+  with pytest.warns(DeprecationWarning, match="is now callbacks="):
+    main.run(hooks=[marker])
+  assert started[-1].keywords["callbacks"] == [marker]
+  with pytest.warns(DeprecationWarning), pytest.raises(TypeError):
+    main.run(callbacks=[marker], hooks=[marker])

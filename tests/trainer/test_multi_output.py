@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from datasets import catalogue
-from launch.run import plan as plan_lib
+from launch.run import checks
 from launch.errors import ConfigError
 from tests import training
 from trainer.config import TrainConfig
@@ -76,5 +76,5 @@ def test_one_and_two_replicas_and_accumulation_agree(source):
 def test_losses_must_match_the_labels(source, changes, message):
   config = TrainConfig(**{**SETTINGS, "loss_weights": (), **changes})
   with pytest.raises(ConfigError) as raised:
-    plan_lib._check_outputs(config, source[0])  # pylint: disable=protected-access
+    checks.check_outputs(config, source[0])
   assert message in str(raised.value)

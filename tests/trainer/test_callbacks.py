@@ -1,11 +1,11 @@
-"""Callback equivalents: early stopping, plateau, best checkpoint, hooks."""
+"""The loop's callbacks: early stopping, plateau, best checkpoint, your own."""
 
 import keras
 import numpy as np
 import pytest
 
-from tests.trainer.test_loop import FakeRunner, make_controller
-from trainer import actions
+from tests.trainer.test_controller import FakeRunner, make_controller
+from trainer import callbacks
 
 
 def small_model():
@@ -19,12 +19,12 @@ def small_model():
                                               ("accuracy", "max"),
                                               ("auc", "max"), ("mse", "min")])
 def test_auto_mode(monitor, expected):
-  assert actions._Monitor(monitor, "auto").mode == expected
+  assert callbacks._Monitor(monitor, "auto").mode == expected
 
 
 def test_early_stopping_waits_for_patience_and_restores_the_best():
   model = small_model()
-  stopper = actions.EarlyStopping(model=model, monitor="loss", patience=2,
+  stopper = callbacks.EarlyStopping(model=model, monitor="loss", patience=2,
                                   restore_best_weights=True)
   weights = {}
   for step, loss in ((10, 1.0), (20, 0.5), (30, 0.7), (40, 0.6)):
@@ -41,21 +41,21 @@ def test_early_stopping_waits_for_patience_and_restores_the_best():
 
 def test_early_stopping_restores_nothing_without_a_stop():
   model = small_model()
-  stopper = actions.EarlyStopping(model=model, monitor="loss", patience=5,
+  stopper = callbacks.EarlyStopping(model=model, monitor="loss", patience=5,
                                   restore_best_weights=True)
   stopper.on_eval_end(10, {"loss": 1.0})
   assert stopper.on_train_end(10, {}) is False
 
 
 def test_monitor_must_be_in_the_logs():
-  stopper = actions.EarlyStopping(model=small_model(), monitor="auc")
+  stopper = callbacks.EarlyStopping(model=small_model(), monitor="auc")
   with pytest.raises(KeyError, match="'auc' is not in the eval logs"):
     stopper.on_eval_end(10, {"loss": 1.0})
 
 
 def test_plateau_halves_the_rate_down_to_the_floor():
   model = small_model()
-  plateau = actions.ReduceLROnPlateau(optimizer=model.optimizer,
+  plateau = callbacks.ReduceLROnPlateau(optimizer=model.optimizer,
                                       monitor="accuracy", factor=0.5,
                                       patience=1, min_lr=0.03)
   rates = []
@@ -76,14 +76,14 @@ class Saves:
 
 def test_best_checkpoint_saves_only_on_improvement():
   saver = Saves()
-  best = actions.BestCheckpoint(checkpointer=saver, monitor="accuracy")
+  best = callbacks.BestCheckpoint(checkpointer=saver, monitor="accuracy")
   for step, accuracy in ((10, 0.5), (20, 0.7), (30, 0.6), (40, 0.8)):
     best.on_eval_end(step, {"accuracy": accuracy})
   assert saver.steps == [10, 20, 40]
 
 
-class StopAfter(actions.Action):
-  """A user hook: records every call, stops after a given train loop."""
+class StopAfter(callbacks.Callback):
+  """A user's callback: records every call, stops after a given train loop."""
 
   def __init__(self, stop_step):
     self.stop_step, self.calls = stop_step, []
@@ -96,11 +96,11 @@ class StopAfter(actions.Action):
     self.calls.append(("eval", step, logs["accuracy"]))
 
 
-def test_controller_calls_hooks_and_stops_early_with_a_checkpoint():
+def test_controller_calls_callbacks_and_stops_early_with_a_checkpoint():
   hook = StopAfter(30)
   runner = FakeRunner()
   controller, checkpointer, _ = make_controller(
-      runner, actions=[hook], train_steps=100, steps_per_loop=10,
+      runner, callbacks=[hook], train_steps=100, steps_per_loop=10,
       eval_every=20, checkpoint_every=50)
   logs = controller.run(0)
   assert controller.last_step == 30
@@ -112,7 +112,7 @@ def test_controller_calls_hooks_and_stops_early_with_a_checkpoint():
   assert logs["examples"] == 37  # The final evaluation at the stop step.
 
 
-class Restorer(actions.Action):
+class Restorer(callbacks.Callback):
   """Changes the weights at the end, as restore_best_weights does."""
 
   def on_train_end(self, step, logs):
@@ -122,14 +122,14 @@ class Restorer(actions.Action):
 def test_weights_changed_at_the_end_are_saved_and_evaluated_again():
   runner = FakeRunner()
   controller, checkpointer, _ = make_controller(
-      runner, actions=[Restorer()], train_steps=40, steps_per_loop=10,
+      runner, callbacks=[Restorer()], train_steps=40, steps_per_loop=10,
       eval_every=20)
   controller.run(0)
   assert checkpointer.saved == [40, 40]
   assert runner.eval_calls == 3  # At 20, at 40, and of the restored ones.
 
 
-class Interrupter(actions.Action):
+class Interrupter(callbacks.Callback):
 
   def __init__(self, method, step):
     self.method, self.step = method, step
@@ -148,7 +148,7 @@ class Interrupter(actions.Action):
 def test_a_keyboard_interrupt_from_a_callback_saves_first(method, step):
   runner = FakeRunner()
   controller, checkpointer, _ = make_controller(
-      runner, actions=[Interrupter(method, step)], train_steps=40,
+      runner, callbacks=[Interrupter(method, step)], train_steps=40,
       steps_per_loop=10, eval_every=20, checkpoint_every=0)
   with pytest.raises(KeyboardInterrupt, match="from a callback"):
     controller.run(0)
@@ -157,12 +157,22 @@ def test_a_keyboard_interrupt_from_a_callback_saves_first(method, step):
 
 
 def test_a_stop_signal_during_an_evaluation_stops_without_another_loop():
-  from trainer import loop  # pylint: disable=import-outside-toplevel
+  from trainer import controller as controller_lib  # pylint: disable=import-outside-toplevel
   runner = FakeRunner()
   controller, checkpointer, _ = make_controller(
       runner, train_steps=100, steps_per_loop=10, eval_every=20)
   controller._stop_requested = lambda: runner.eval_calls > 0
-  with pytest.raises(loop.StopRequested):
+  with pytest.raises(controller_lib.StopRequested):
     controller.run(0)
   assert runner.train_calls == [10, 10]
   assert checkpointer.saved == [20]
+
+
+def test_the_old_name_action_is_the_callback_class_with_a_warning():
+  from trainer import actions  # pylint: disable=import-outside-toplevel
+  with pytest.warns(DeprecationWarning, match="trainer.callbacks.Callback"):
+    assert actions.Action is callbacks.Callback
+  with pytest.warns(DeprecationWarning):
+    assert actions.EarlyStopping is callbacks.EarlyStopping
+  with pytest.raises(AttributeError):
+    actions.NoSuchThing  # pylint: disable=pointless-statement

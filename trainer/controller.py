@@ -13,7 +13,7 @@ import time
 from absl import logging
 import tensorflow as tf
 
-from trainer import actions as actions_lib
+from trainer import callbacks as callbacks_lib
 from trainer import checkpointing
 from trainer import runner as runner_lib
 from trainer import summaries
@@ -66,7 +66,7 @@ class Controller:
                clock: Callable[[], float] = time.monotonic,
                stop_requested: Callable[[], bool] = lambda: False,
                agree: Callable[[bool], bool] = bool,
-               actions: Sequence[actions_lib.Action] = ()):
+               callbacks: Sequence[callbacks_lib.Callback] = ()):
     """Initializes the controller.
 
     Args:
@@ -80,10 +80,10 @@ class Controller:
         `StopRequested`.
       agree: `agree(flag)` is True on every worker if it is on any (the
         runner's `agree` in multi-worker runs).
-      actions: Called after every train loop and evaluation (early
-        stopping, plateau, best checkpoint, user hooks); one returning True
-        ends training early, after a checkpoint. A `KeyboardInterrupt` an
-        action raises is held until the boundary, where every worker saves;
+      callbacks: Called after every train loop and evaluation (early
+        stopping, plateau, best checkpoint, the user's callbacks); one returning True
+        ends training early, after a checkpoint. A `KeyboardInterrupt` a
+        callback raises is held until the boundary, where every worker saves;
         then it propagates (one with `immediate = True` at once). One
         returning True from `on_train_end` changed the weights (restored
         the best ones): the final checkpoint is written again and the final
@@ -97,8 +97,8 @@ class Controller:
     self._clock = clock
     self._stop_requested = stop_requested
     self._agree = agree
-    self._actions = list(actions)
-    self._interrupt = None  # A KeyboardInterrupt an action raised.
+    self._callbacks = list(callbacks)
+    self._interrupt = None  # A KeyboardInterrupt a callback raised.
     self.last_step = 0  # The step training ended at (early stops included).
     self._profiling = False
 
@@ -173,15 +173,15 @@ class Controller:
     self._writer.write("eval", step, logs)
     return logs
 
-  def _act(self, method: str, *args) -> bool:
-    """Calls `method` of every action; True if any asks to stop.
+  def _call(self, method: str, *args) -> bool:
+    """Calls `method` of every callback; True if any asks to stop.
 
     A `KeyboardInterrupt` is kept for the boundary (see `__init__`).
     """
     answers = []
-    for action in self._actions:
+    for callback in self._callbacks:
       try:
-        answers.append(getattr(action, method)(*args))
+        answers.append(getattr(callback, method)(*args))
       except KeyboardInterrupt as interrupt:
         if getattr(interrupt, "immediate", False):  # A second Ctrl-C.
           raise
@@ -190,9 +190,9 @@ class Controller:
                         " this boundary first.")
     return any(answers)
 
-  def _evaluate_and_act(self, step: int) -> tuple[dict, bool]:
+  def _evaluate_and_call(self, step: int) -> tuple[dict, bool]:
     logs = self.evaluate(step)
-    return logs, self._act("on_eval_end", step, logs)
+    return logs, self._call("on_eval_end", step, logs)
 
   def run(self, start_step: int) -> dict[str, float]:
     """Trains from `start_step` to the final step (see `_run`)."""
@@ -214,7 +214,7 @@ class Controller:
 
     Raises:
       StopRequested: A stop signal, after saving.
-      KeyboardInterrupt: An action raised it, after saving.
+      KeyboardInterrupt: A callback raised it, after saving.
     """
     config = self._config
     step = start_step
@@ -225,12 +225,12 @@ class Controller:
     if not training:
       logging.info("Already at step %d of %d; evaluating only.", step,
                    config.train_steps)
-    for action in self._actions if training else ():
-      action.on_train_begin(step)
+    for callback in self._callbacks if training else ():
+      callback.on_train_begin(step)
     logs = self._train(step, saved_step)
     if self._agree(self._interrupt is not None):  # In the last loop: saved.
       raise self._interrupt or StopRequested(self.last_step)
-    if training and self._agree(self._act("on_train_end", self.last_step,
+    if training and self._agree(self._call("on_train_end", self.last_step,
                                           logs)):
       logging.info("A callback changed the weights at the end of training"
                    " (restored the best ones): saving them at step %d again"
@@ -263,20 +263,20 @@ class Controller:
     self._checkpointer.save(step)
     if not evaluated:  # Stopped between evaluations.
       if self._runner.can_evaluate:
-        eval_logs, _ = self._evaluate_and_act(step)
+        eval_logs, _ = self._evaluate_and_call(step)
       else:
-        self._act("on_boundary", step)
+        self._call("on_boundary", step)
     return eval_logs or {}
 
   def _train(self, step: int, saved_step: int | None) -> dict[str, float]:
     config = self._config
     while step < config.train_steps:
       self._profile(step)
-      self._act("on_train_loop_begin", step)
+      self._call("on_train_loop_begin", step)
       step, logs = self._train_loop(step)
       self._profile(step)
       self.last_step = step
-      stop = self._act("on_train_loop_end", step, logs)
+      stop = self._call("on_train_loop_end", step, logs)
       if step == config.train_steps:
         break
       self._stop_if_asked(step, saved_step)
@@ -284,9 +284,9 @@ class Controller:
       if config.eval_every and step % config.eval_every == 0:
         evaluated = True
         if self._runner.can_evaluate:
-          eval_logs, eval_stop = self._evaluate_and_act(step)
+          eval_logs, eval_stop = self._evaluate_and_call(step)
         else:
-          eval_stop = self._act("on_boundary", step)
+          eval_stop = self._call("on_boundary", step)
         # A signal or interrupt during the evaluation: no loop more.
         self._stop_if_asked(step, saved_step)
         stop = stop or eval_stop
@@ -298,6 +298,6 @@ class Controller:
     if saved_step != step:
       self._checkpointer.save(step)
     if not self._runner.can_evaluate:
-      self._act("on_boundary", step)
+      self._call("on_boundary", step)
       return {}
-    return self._evaluate_and_act(step)[0]
+    return self._evaluate_and_call(step)[0]

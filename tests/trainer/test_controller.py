@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from trainer import loop
+from trainer import controller as controller_lib
 from trainer import summaries
 
 
@@ -53,12 +53,12 @@ class FakeClock:
     return self.now
 
 
-def make_controller(runner, actions=(), **config):
+def make_controller(runner, callbacks=(), **config):
   checkpointer, writer = FakeCheckpointer(), RecordingWriter()
   config.setdefault("global_batch_size", 8)
-  controller = loop.Controller(runner=runner, checkpointer=checkpointer,
-                               writer=writer, config=loop.LoopConfig(**config),
-                               clock=FakeClock(), actions=actions)
+  controller = controller_lib.Controller(runner=runner, checkpointer=checkpointer,
+                               writer=writer, config=controller_lib.LoopConfig(**config),
+                               clock=FakeClock(), callbacks=callbacks)
   return controller, checkpointer, writer
 
 
@@ -107,7 +107,7 @@ def test_non_finite_loss_stops_before_any_checkpoint(bad):
   runner = FakeRunner(losses=[1.0, bad])
   controller, checkpointer, _ = make_controller(
       runner, train_steps=100, steps_per_loop=10, checkpoint_every=20)
-  with pytest.raises(loop.NonFiniteLossError, match="up to 20"):
+  with pytest.raises(controller_lib.NonFiniteLossError, match="up to 20"):
     controller.run(0)
   assert checkpointer.saved == []
 

@@ -1,21 +1,31 @@
-"""The user's model against the run's data, before anything is written.
+"""The user's data, batch and model checked, before anything is written.
 
-`launch.run.execute` builds the model through `checked_model_fn` (declared inputs
-vs the training features, before Keras calls the model), turns a failed
-build into one sentence with Keras's cause (`build_error`), and calls
-`check_fits` on the built model: outputs vs labels and losses on the
-training and the eval data. See `trainer.compatibility` for the rules.
-The data's own findings go here too: the sources' warnings
-(`log_data_warnings`) and a pipeline's read or decode error turned into a
-sentence naming the file (`raise_if_bad_data`).
+The options were validated one by one (`launch.options.run_config`); here
+they meet the data and the model. `plan_run` calls `check_data` (run
+length, eval data), `check_batch` (replicas, micro-batches, data size) and,
+for a built-in network, `check_outputs` (losses vs labels). `execute`
+builds the model through `checked_model_fn` (declared inputs vs the
+training features, before Keras calls the model), turns a failed build into
+one sentence with Keras's cause (`build_error`), and calls `check_fits` on
+the built model: outputs vs labels and losses on the training and the eval
+data (see `trainer.compatibility` for the rules). The data's own findings
+go here too: the sources' warnings (`log_data_warnings`) and a pipeline's
+read or decode error turned into a sentence naming the file
+(`raise_if_bad_data`).
+
+TensorFlow and Keras are imported inside the functions that need them:
+`plan_run` runs the data checks before it imports TensorFlow.
 """
 
-from absl import logging
-import keras
-import tensorflow as tf
+from typing import TYPE_CHECKING
 
-from launch.run import plan as plan_lib
+from absl import logging
+
 from launch.errors import ConfigError
+
+if TYPE_CHECKING:  # plan.py calls these checks: no import at run time.
+  from launch.options.run_config import RunConfig
+  from launch.run.plan import Plan
 
 
 def _features(spec) -> str:
@@ -28,14 +38,14 @@ def _features(spec) -> str:
   return one(spec)
 
 
-def _model_name(plan: plan_lib.Plan) -> str:
+def _model_name(plan: "Plan") -> str:
   """How the user gave the model: model_fn, or --model=package.module:fn."""
   if plan.model_fn is not None and "model" not in plan.given:
     return "model_fn's model"
   return f"--model={plan.config.train.model}"
 
 
-def checked_model_fn(plan: plan_lib.Plan, strategy, spec, returned: list):
+def checked_model_fn(plan: "Plan", strategy, spec, returned: list):
   """`plan.model_fn` that checks its model against the data as it returns it.
 
   Declared inputs vs the training features, and a compiled model's outputs
@@ -49,23 +59,26 @@ def checked_model_fn(plan: plan_lib.Plan, strategy, spec, returned: list):
     returned: Receives what `model_fn` returned (to tell later whether the
       user's model or the harness's wrapper is being trained).
   """
-  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
+  import keras  # pylint: disable=import-outside-toplevel
+  import trainer  # pylint: disable=import-outside-toplevel
+  from trainer import compatibility  # pylint: disable=import-outside-toplevel
 
   def build():
     model = plan.model_fn()
     returned.append(model)
     if isinstance(model, keras.Model):
       compatibility.check_inputs(model, spec[0], data="the training data")
-      if user_models.is_compiled(model):
+      if trainer.is_compiled(model):
         _check_fits(plan, model, strategy, spec, returned)
     return model
 
   return build
 
 
-def build_error(plan: plan_lib.Plan, error: Exception,
+def build_error(plan: "Plan", error: Exception,
                 features_spec) -> ConfigError:
   """One sentence for a model that could not be built or called."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from trainer import compatibility, error_text  # pylint: disable=import-outside-toplevel
   if isinstance(error, compatibility.Mismatch):
     return ConfigError(f"{_model_name(plan)} does not fit its data: {error}")
@@ -82,21 +95,28 @@ def build_error(plan: plan_lib.Plan, error: Exception,
   return ConfigError(f"cannot build {what}{data}: {cause}{hint}.")
 
 
-def _eval_spec(plan: plan_lib.Plan, model):
-  """Specs of one eval batch: `(x, y)` or `(x, y, sample_weight)`."""
-  from trainer import user_models  # pylint: disable=import-outside-toplevel
+def _eval_spec(plan: "Plan", model, strategy):
+  """Specs of one eval batch: `(x, y)` or `(x, y, sample_weight)`.
+
+  Of the pipeline the run evaluates on (the plan's sources are
+  `trainer.BuiltOnce`: the runner reads this one).
+  """
+  import trainer  # pylint: disable=import-outside-toplevel
+  multi_worker = plan.strategy_kind == "multi_worker"
   dataset_fn, _ = plan.eval_source.eval_dataset_fn(
       global_batch_size=plan.config.data.global_batch_size,
-      padded=not user_models.is_compiled(model))
-  return dataset_fn(tf.distribute.InputContext()).element_spec
+      num_input_pipelines=plan.cluster.num_workers if multi_worker else 1,
+      padded=not trainer.is_compiled(model))
+  return trainer.batch_spec(strategy, dataset_fn)
 
 
-def _losses(plan: plan_lib.Plan, model, network, returned, outputs):
+def _losses(plan: "Plan", model, network, returned, outputs):
   """({output: loss}, configured?) to check, or (None, _) to skip."""
-  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
-  from trainer import model as model_lib  # pylint: disable=import-outside-toplevel
+  import keras  # pylint: disable=import-outside-toplevel
+  import trainer  # pylint: disable=import-outside-toplevel
+  from trainer import compatibility  # pylint: disable=import-outside-toplevel
   train = plan.config.train
-  if user_models.is_compiled(model):
+  if trainer.is_compiled(model):
     # A train_step of the user's own decides how labels meet outputs.
     if (getattr(model, "loss", None) is None
         or type(model).train_step is not keras.Model.train_step):
@@ -104,7 +124,7 @@ def _losses(plan: plan_lib.Plan, model, network, returned, outputs):
     return compatibility.losses_per_output(
         model.loss, compatibility.named_outputs(
             outputs, getattr(model, "output_names", None))), False
-  if any(isinstance(item, model_lib.Model) for item in returned):
+  if any(isinstance(item, trainer.Model) for item in returned):
     return None, True  # The harness's step contract with its own loss_fn.
   return _configured_losses(
       outputs, getattr(network, "output_names", None), train.loss,
@@ -132,7 +152,7 @@ def _configured_losses(outputs, output_names, loss: str,
   return {"": loss}
 
 
-def check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
+def check_fits(plan: "Plan", model, strategy, train_spec,
                returned=()) -> None:
   """Outputs vs labels on the training and eval data.
 
@@ -148,18 +168,19 @@ def check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
   Raises:
     ConfigError: If the model's outputs cannot be trained on the labels.
   """
-  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
+  import trainer  # pylint: disable=import-outside-toplevel
+  from trainer import compatibility  # pylint: disable=import-outside-toplevel
   if plan.model_fn is None:
     try:
       _check_built_in(plan)
     except compatibility.Mismatch as error:
       raise ConfigError(f"{_model_name(plan)} does not fit its data:"
                         f" {error}") from None
-  elif not user_models.is_compiled(model):
+  elif not trainer.is_compiled(model):
     _check_fits(plan, model, strategy, train_spec, returned)
 
 
-def _check_built_in(plan: plan_lib.Plan) -> None:
+def _check_built_in(plan: "Plan") -> None:
   """A built-in network is made for the training data: eval data must match.
 
   (Its output is sized by the training data's classes, its input by the
@@ -184,11 +205,13 @@ def _check_built_in(plan: plan_lib.Plan) -> None:
         " give training data that holds every class.")
 
 
-def _check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
+def _check_fits(plan: "Plan", model, strategy, train_spec,
                 returned) -> None:
-  from trainer import compatibility, user_models  # pylint: disable=import-outside-toplevel
-  network = (model if user_models.is_compiled(model)
-             else user_models.network_of(model))
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  import trainer  # pylint: disable=import-outside-toplevel
+  from trainer import compatibility  # pylint: disable=import-outside-toplevel
+  network = (model if trainer.is_compiled(model)
+             else trainer.network_of(model))
   try:
     with strategy.scope():
       outputs = compatibility.output_shapes(network, train_spec[0])
@@ -202,7 +225,7 @@ def _check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
       return
     checks = [("the training data", train_spec, plan.train_source)]
     if plan.eval_source is not None:
-      checks.append(("the eval data", _eval_spec(plan, model),
+      checks.append(("the eval data", _eval_spec(plan, model, strategy),
                      plan.eval_source))
     for data, spec, source in checks:
       if data == "the eval data":
@@ -218,7 +241,7 @@ def _check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
                       f" {error}") from None
 
 
-def log_data_warnings(plan: plan_lib.Plan) -> None:
+def log_data_warnings(plan: "Plan") -> None:
   """The sources' warnings (a class a split left out, files skipped), once."""
   said = set()
   for source in (plan.train_source, plan.eval_source):
@@ -228,13 +251,14 @@ def log_data_warnings(plan: plan_lib.Plan) -> None:
         logging.warning("%s", warning)
 
 
-def raise_if_bad_data(plan: plan_lib.Plan, error: Exception) -> None:
+def raise_if_bad_data(plan: "Plan", error: Exception) -> None:
   """An input pipeline's read or decode error, as a sentence naming the file.
 
   Raises:
     DataError: If a source finds the data behind `error` (e.g. an image
       file that does not decode).
   """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from datasets.errors import DataError  # pylint: disable=import-outside-toplevel
   if not isinstance(error, (tf.errors.InvalidArgumentError,
                             tf.errors.NotFoundError)):
@@ -244,3 +268,54 @@ def raise_if_bad_data(plan: plan_lib.Plan, error: Exception) -> None:
     sentence = explain(error) if explain is not None else None
     if sentence:
       raise DataError(sentence) from None
+
+
+def check_data(config: "RunConfig", train, eval_data) -> None:
+  """The run's length and mode against the data."""
+  if config.epochs is not None and not train.num_examples:
+    raise ConfigError(f"--epochs needs data of known size, but {train.name}"
+                      " does not say how many examples it has; set"
+                      " --train_steps instead.")
+  if config.mode == "evaluate" and eval_data is None:
+    raise ConfigError("--mode=evaluate needs eval data.")
+
+
+def check_batch(config: "RunConfig", source, replicas: int) -> None:
+  """Checks the batch against the replicas and the data."""
+  batch = config.data.global_batch_size
+  if batch % replicas:
+    raise ConfigError(f"--global_batch_size={batch} does not divide over the"
+                      f" {replicas} replicas; use a multiple of {replicas}.")
+  micro = config.train.accumulate_steps
+  if (batch // replicas) % micro:
+    raise ConfigError(f"the per-replica batch ({batch // replicas}) does not"
+                      f" split into --accumulate_steps={micro} micro-batches.")
+  if source.num_examples and batch // replicas > source.num_examples:
+    raise ConfigError(f"the per-replica batch ({batch // replicas}) is larger"
+                      f" than {source.name}'s {source.num_examples}"
+                      " training examples.")
+
+
+def check_outputs(train, source) -> None:
+  """The configured losses must match the data's labels (one per output)."""
+  classes = source.num_classes
+  if train.output_losses:
+    outputs = {name for name, _ in train.output_losses}
+    if not isinstance(classes, dict) or set(classes) != outputs:
+      labels = (", ".join(sorted(classes)) if isinstance(classes, dict)
+                else "one array")
+      raise ConfigError(
+          f"--loss names the outputs {', '.join(sorted(outputs))}, but"
+          f" {source.name}'s labels are {labels}.")
+    losses = dict(train.output_losses)
+  elif isinstance(classes, dict):
+    raise ConfigError(f"{source.name} has the outputs"
+                      f" {', '.join(sorted(classes))}; give one loss per"
+                      " output, e.g. --loss=name:loss,name:loss.")
+  else:
+    losses, classes = {"": train.loss}, {"": classes}
+  for name, loss in losses.items():
+    if loss == "binary_crossentropy" and classes[name] != 2:
+      raise ConfigError(f"binary_crossentropy needs 2 classes, but"
+                        f" {source.name}{' ' + name if name else ''} has"
+                        f" {classes[name]}.")
