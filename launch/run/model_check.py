@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from launch.run import plan as plan_lib
-from launch.errors import ConfigError
+from launch.errors import ConfigError, flag
 
 
 def _features(spec) -> str:
@@ -32,7 +32,7 @@ def _model_name(plan: plan_lib.Plan) -> str:
   """How the user gave the model: model_fn, or --model=package.module:fn."""
   if plan.model_fn is not None and "model" not in plan.given:
     return "model_fn's model"
-  return f"--model={plan.config.train.model}"
+  return f"{flag('model')}={plan.config.train.model}"
 
 
 def checked_model_fn(plan: plan_lib.Plan, strategy, spec, returned: list):
@@ -70,7 +70,7 @@ def build_error(plan: plan_lib.Plan, error: Exception,
   if isinstance(error, compatibility.Mismatch):
     return ConfigError(f"{_model_name(plan)} does not fit its data: {error}")
   what = ("model_fn" if plan.model_fn is not None and "model" not in
-          plan.given else f"--model={plan.config.train.model}")
+          plan.given else f"{flag('model')}={plan.config.train.model}")
   cause = error_text.describe_call_error(error)
   data = (f" on the training data's features {_features(features_spec)}"
           if plan.model_fn is not None else "")
@@ -119,15 +119,17 @@ def _configured_losses(outputs, output_names, loss: str,
   if output_losses:
     if not isinstance(outputs, dict) or set(outputs) != set(output_losses):
       raise compatibility.Mismatch(
-          f"--loss names the outputs {', '.join(output_losses)}, but the"
+          f"{flag('loss')} names the outputs {', '.join(output_losses)}, but"
+          " the"
           f" model's outputs are {', '.join(named) or 'one tensor'}; return"
-          " a dict of outputs keyed like --loss from the model.")
+          f" a dict of outputs keyed like {flag('loss')} from the model.")
     return output_losses
   if set(named) != {""}:
     raise compatibility.Mismatch(
         f"the model has {len(named)} outputs ({', '.join(named)}); return a"
         " dict of outputs and give one loss per output"
-        " (--loss=name:loss,name:loss), or compile the model with its"
+        f" ({flag('loss')}=name:loss,name:loss), or compile the model with"
+        " its"
         " losses.")
   return {"": loss}
 
@@ -212,7 +214,7 @@ def _check_fits(plan: plan_lib.Plan, model, strategy, train_spec,
           data=data, configured=configured,
           metrics=train.metrics if configured else (),
           output_names=getattr(network, "output_names", None),
-          origin="--loss=" if configured else "compile()'s loss ")
+          origin=f"{flag('loss')}=" if configured else "compile()'s loss ")
   except compatibility.Mismatch as error:
     raise ConfigError(f"{_model_name(plan)} does not fit its data:"
                       f" {error}") from None
