@@ -170,8 +170,8 @@ def load(config: config_lib.DataConfig):
   elif config.name == "tfrecord":
     from datasets import tfrecord  # pylint: disable=import-outside-toplevel
     if not config.data_dir:
-      raise DataError(f"the tfrecord dataset needs {argument('data_dir')}, a directory"
-                      " written by python -m launch.write_tfrecords.")
+      raise DataError(f"the tfrecord dataset needs {argument('data_dir')}, a"
+                      " directory written by python -m launch.write_tfrecords.")
     if config.validation_split:
       raise DataError("a validation split needs in-memory data; write the"
                       " held-out examples as the eval split of the TFRecord"

@@ -211,10 +211,12 @@ def _drop_unreadable(path: str, paths, labels, skip_unreadable: bool):
       (row, reason), = reasons.items()
       raise DataError(f"the image file {paths[row]} cannot be decoded:"
                       f" {reason}; remove or replace it, or pass"
-                      f" {argument('skip_unreadable')}=True to skip unreadable files.")
+                      f" {argument('skip_unreadable')}=True to skip unreadable"
+                      " files.")
     raise DataError(f"{len(reasons)} of the {len(paths)} image files under"
                     f" {path} cannot be decoded: {named}; remove or replace"
-                    f" them, or pass {argument('skip_unreadable')}=True to skip them.")
+                    f" them, or pass {argument('skip_unreadable')}=True to skip"
+                    " them.")
   keep = np.ones(len(paths), bool)
   keep[list(reasons)] = False
   warning = (f"skipped {len(reasons)} unreadable image"
@@ -284,7 +286,8 @@ def from_image_directory(path: str, *, image_size=DEFAULT_IMAGE_SIZE,
     raise DataError(f"{argument('image_size')}={image_size!r} must be (height,"
                     " width).") from None
   if height < 1 or width < 1:
-    raise DataError(f"{argument('image_size')}={image_size!r} must be positive.")
+    raise DataError(f"{argument('image_size')}={image_size!r} must be"
+                    " positive.")
   class_names, paths, labels = _list_images(path)
   listed = len(paths)
   paths, labels, warnings = _drop_unreadable(path, paths, labels,

@@ -80,8 +80,8 @@ def from_path(path: str, *, label_column: str | None = None,
   lower = path.lower()
   if skip_unreadable and not (os.path.isdir(path)
                               and _is_image_directory(path)):
-    raise DataError(f"{argument('skip_unreadable')} applies to directories of images, not"
-                    f" to {path}.")
+    raise DataError(f"{argument('skip_unreadable')} applies to directories of"
+                    f" images, not to {path}.")
   has_glob = glob.has_magic(path)
   if lower.endswith(".csv"):
     return csv_source.from_csv(path, label_column=label_column, task=task,
@@ -102,7 +102,8 @@ def from_path(path: str, *, label_column: str | None = None,
     return tfrecords.from_tfrecords(path, num_classes=num_classes, **schema,
                                     **options)
   if task == "regression" and os.path.isdir(path):
-    raise DataError(f"{path} is a directory of classes, so {argument('task')}=regression"
+    raise DataError(f"{path} is a directory of classes, so"
+                    f" {argument('task')}=regression"
                     " does not apply to it.")
   if os.path.isdir(path):
     from datasets import tfrecord  # pylint: disable=import-outside-toplevel

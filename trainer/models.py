@@ -104,7 +104,8 @@ def build_functional(input_shape: dict[str, tuple[int, ...]],
   """The notes' two-input model: Concatenate -> Dense(128) -> Dropout -> out.
 
   With the loss binary_crossentropy and `from_logits=False` the output is
-  the notes' Dense(1, sigmoid). Needs a dataset with two named inputs (digits_halves).
+  the notes' Dense(1, sigmoid). Needs a dataset with two named inputs
+  (digits_halves).
   """
   if not isinstance(input_shape, dict) or len(input_shape) != 2:
     raise ValueError("the functional network needs a dataset with two named"

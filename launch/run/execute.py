@@ -102,7 +102,8 @@ def _build_model(plan: plan_lib.Plan, strategy, model_class):
         plan_lib.refuse_for_compiled(plan.given)
     else:
       if source.input_shape is None or source.num_classes is None:
-        raise ConfigError(f"the built-in {flag('model')}={config.train.model} needs"
+        raise ConfigError(f"the built-in {flag('model')}={config.train.model}"
+                          " needs"
                           f" to know the shape and classes of {source.name};"
                           " pass them to the source, or give a model_fn.")
       model = build.build_model(

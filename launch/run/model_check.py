@@ -120,8 +120,7 @@ def _configured_losses(outputs, output_names, loss: str,
     if not isinstance(outputs, dict) or set(outputs) != set(output_losses):
       raise compatibility.Mismatch(
           f"{flag('loss')} names the outputs {', '.join(output_losses)}, but"
-          " the"
-          f" model's outputs are {', '.join(named) or 'one tensor'}; return"
+          f" the model's outputs are {', '.join(named) or 'one tensor'}; return"
           f" a dict of outputs keyed like {flag('loss')} from the model.")
     return output_losses
   if set(named) != {""}:
@@ -129,8 +128,7 @@ def _configured_losses(outputs, output_names, loss: str,
         f"the model has {len(named)} outputs ({', '.join(named)}); return a"
         " dict of outputs and give one loss per output"
         f" ({flag('loss')}=name:loss,name:loss), or compile the model with"
-        " its"
-        " losses.")
+        " its losses.")
   return {"": loss}
 
 

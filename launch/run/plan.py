@@ -106,7 +106,8 @@ def _user_dataset(name: str):
   if (isinstance(result, tuple) and len(result) == 2 and _is_source(result[0])
       and (result[1] is None or _is_source(result[1]))):
     return result
-  raise ConfigError(f"{flag('dataset')}={name} returned {type(result).__name__}, not"
+  raise ConfigError(f"{flag('dataset')}={name} returned"
+                    f" {type(result).__name__}, not"
                     " a datasets Source or a (train, eval) pair of them.")
 
 
@@ -141,7 +142,8 @@ def load_sources(config: config_lib.RunConfig, train=None, eval_data=None):
                         " (datasets.from_arrays, from_csv, ...).")
     if split:
       if eval_data is not None:
-        raise ConfigError(f"give eval data or {flag('validation_split')}, not both.")
+        raise ConfigError(f"give eval data or {flag('validation_split')}, not"
+                          " both.")
       train, eval_data = split_source(train, split, config.data.seed)
   except DataError as error:
     raise data_error(error) from None
@@ -199,8 +201,8 @@ def plan_run(config: config_lib.RunConfig,
                       " evaluate, so early stopping, plateau and best"
                       " checkpoints cannot run there.")
   elif config.mode == "evaluate" and cluster.is_multi_worker:
-    raise ConfigError(f"{flag('mode')}=evaluate runs in one process; unset TF_CONFIG"
-                      " or give it an evaluator task.")
+    raise ConfigError(f"{flag('mode')}=evaluate runs in one process; unset"
+                      " TF_CONFIG or give it an evaluator task.")
   # Validated: now load TensorFlow (seconds), before a user's model module
   # or data may, so that its start-up lines are filtered.
   console.import_tensorflow(config.verbose)
@@ -212,7 +214,8 @@ def plan_run(config: config_lib.RunConfig,
   if config.mode == "train" and not config.allow_config_change:
     resume.check_resume_compatible(config)
   if config.epochs is not None and not train.num_examples:
-    raise ConfigError(f"{flag('epochs')} needs data of known size, but {train.name}"
+    raise ConfigError(f"{flag('epochs')} needs data of known size, but"
+                      f" {train.name}"
                       " does not say how many examples it has; set"
                       f" {flag('train_steps')} instead.")
   config = config_lib.resolve_train_steps(config, train.num_examples or 0)
@@ -246,13 +249,14 @@ def plan_run(config: config_lib.RunConfig,
   if config.train.jit_compile and replicas > 1 and not num_gpus:
     # Measured: XLA fails with "Trying to access resource ... located in
     # device CPU:1 from device CPU:0" on mirrored logical CPUs.
-    raise ConfigError(f"{flag('jit_compile')} needs GPUs or a single replica; XLA"
-                      " cannot place variables of logical CPU devices.")
+    raise ConfigError(f"{flag('jit_compile')} needs GPUs or a single replica;"
+                      " XLA cannot place variables of logical CPU devices.")
   from trainer import layout  # pylint: disable=import-outside-toplevel
   checkpoints = layout.ModelDir(config.train.model_dir).checkpoints
   if (config.mode == "evaluate" and not config.watch
       and tf.train.latest_checkpoint(checkpoints) is None):
-    raise ConfigError(f"{flag('mode')}=evaluate found no checkpoint in {checkpoints}.")
+    raise ConfigError(f"{flag('mode')}=evaluate found no checkpoint in"
+                      f" {checkpoints}.")
   return Plan(config, cluster, train, eval_data, model_fn, kind, replicas,
               gpu_memory, num_gpus, frozenset(given))
 
@@ -283,12 +287,14 @@ def _check_batch(config: config_lib.RunConfig, source, replicas: int) -> None:
   """Checks the batch against the replicas and the data."""
   batch = config.data.global_batch_size
   if batch % replicas:
-    raise ConfigError(f"{flag('global_batch_size')}={batch} does not divide over the"
+    raise ConfigError(f"{flag('global_batch_size')}={batch} does not divide"
+                      " over the"
                       f" {replicas} replicas; use a multiple of {replicas}.")
   micro = config.train.accumulate_steps
   if (batch // replicas) % micro:
     raise ConfigError(f"the per-replica batch ({batch // replicas}) does not"
-                      f" split into {flag('accumulate_steps')}={micro} micro-batches.")
+                      f" split into {flag('accumulate_steps')}={micro}"
+                      " micro-batches.")
   if source.num_examples and batch // replicas > source.num_examples:
     raise ConfigError(f"the per-replica batch ({batch // replicas}) is larger"
                       f" than {source.name}'s {source.num_examples}"

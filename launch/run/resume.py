@@ -106,7 +106,8 @@ def check_resume_compatible(config: RunConfig) -> None:
   if changes:
     _refuse_or_replace(
         config, f"{flag('model_dir')}={config.train.model_dir} holds a run with"
-        f" other settings ({'; '.join(changes)}); use a new {flag('model_dir')}, or"
+        f" other settings ({'; '.join(changes)}); use a new"
+        f" {flag('model_dir')}, or"
         f" {flag('allow_config_change')} to resume anyway.")
 
 
@@ -152,7 +153,8 @@ def check_fingerprint(config: RunConfig, fingerprint: dict) -> None:
              for key in sorted(set(saved) | set(fingerprint))
              if saved.get(key) != fingerprint.get(key)]
   _refuse_or_replace(
-      config, f"{flag('model_dir')}={config.train.model_dir} holds a run of another"
+      config, f"{flag('model_dir')}={config.train.model_dir} holds a run of"
+              " another"
       f" model ({'; '.join(changes)[:300]}); use a new {flag('model_dir')}, or"
       f" {flag('allow_config_change')} to resume anyway.",
       say=False)  # Said by check_resume_compatible (or not worth a line).

@@ -49,7 +49,8 @@ def _check_agrees(task: str, source, config: config_lib.RunConfig) -> None:
                       " apply; drop it.")
   if config.task == "auto":  # --loss=mse on integer classes: Keras's meaning.
     return
-  raise ConfigError(f"{flag('task')}={task}, but {source.name} holds {said} labels;"
+  raise ConfigError(f"{flag('task')}={task}, but {source.name} holds {said}"
+                    " labels;"
                     f" read the data with task={task} (datasets.from_csv or"
                     f" from_arrays), or drop {flag('task')}.")
 
@@ -70,9 +71,10 @@ def resolve(config: config_lib.RunConfig, source,
   train = config.train
   if train.output_losses or isinstance(source.num_classes, dict):
     if config.task != "auto":
-      raise ConfigError(f"{flag('task')}={config.task} applies to one label; with"
-                        " several outputs give a loss per output, e.g."
-                        f" {flag('loss')}=name:mse,name:sparse_categorical_crossentropy.")
+      raise ConfigError(f"{flag('task')}={config.task} applies to one label;"
+                        " with several outputs give a loss per output, e.g."
+                        f" {flag('loss')}=name:mse,"
+                        "name:sparse_categorical_crossentropy.")
     return dataclasses.replace(config, train=dataclasses.replace(
         train, metrics=train.metrics or CLASSIFICATION_METRICS))
   task = data_task(config)
@@ -82,27 +84,30 @@ def resolve(config: config_lib.RunConfig, source,
   loss, metrics = train.loss, train.metrics
   if task == "regression":
     if "loss" in given and loss != "mse":
-      raise ConfigError(f"{flag('loss')}={loss} is a classification loss, but the"
-                        f" labels of {source.name} are regression targets;"
-                        f" use {flag('loss')}=mse, or {flag('task')}=classification if they"
+      raise ConfigError(f"{flag('loss')}={loss} is a classification loss, but"
+                        f" the labels of {source.name} are regression targets;"
+                        f" use {flag('loss')}=mse, or"
+                        f" {flag('task')}=classification if they"
                         " are classes.")
     loss, metrics = "mse", metrics or REGRESSION_METRICS
     wrong = [name for name in metrics if name not in REGRESSION_METRICS]
     if wrong:
-      raise ConfigError(f"{flag('metrics')}={wrong[0]} is a classification metric,"
-                        f" but the task is regression; use {flag('metrics')}=mae,mse"
+      raise ConfigError(f"{flag('metrics')}={wrong[0]} is a classification"
+                        " metric, but the task is regression; use"
+                        f" {flag('metrics')}=mae,mse"
                         f" (or {flag('task')}=classification if the labels are"
                         " classes).")
   else:
     if loss == "mse":
       raise ConfigError(f"{flag('loss')}=mse is a regression loss, but"
-                        f" {flag('task')}=classification; use a classification loss"
-                        " such as sparse_categorical_crossentropy.")
+                        f" {flag('task')}=classification; use a classification"
+                        " loss such as sparse_categorical_crossentropy.")
     metrics = metrics or CLASSIFICATION_METRICS
     if "mae" in metrics:
       raise ConfigError(f"{flag('metrics')}=mae is a regression metric, but the"
                         f" labels of {source.name} are classes; use accuracy"
-                        f" (or {flag('task')}=regression if they are quantities).")
+                        f" (or {flag('task')}=regression if they are"
+                        " quantities).")
   config = dataclasses.replace(config, task=task, train=dataclasses.replace(
       train, loss=loss, metrics=tuple(metrics)))
   config_lib.validate(config)  # --monitor against the resolved metrics.
