@@ -23,7 +23,7 @@ import numpy as np
 
 from datasets import arrays
 from datasets import config as config_lib
-from datasets.errors import DataError
+from datasets.errors import DataError, argument
 
 DATASET_NAMES = config_lib.DATASET_NAMES
 DIGITS_SPLIT_SEED = 0
@@ -83,12 +83,12 @@ def mnist_arrays(data_dir: str | None):
     except Exception as error:  # Network and cache errors of many kinds.
       raise DataError(
           "could not load MNIST through Keras (no network?); download"
-          " mnist.npz and pass its directory as data_dir"
+          f" mnist.npz and pass its directory as {argument('data_dir')}"
           f" ({type(error).__name__}).") from error
     return x_train, y_train, x_test, y_test
   path = os.path.join(data_dir, "mnist.npz")
   if not os.path.isfile(path):
-    raise DataError(f"data_dir {data_dir} holds no mnist.npz.")
+    raise DataError(f"{argument('data_dir')} {data_dir} holds no mnist.npz.")
   try:
     with np.load(path, allow_pickle=False) as archive:
       return tuple(archive[key] for key in
@@ -108,8 +108,13 @@ def load_mnist(data_dir: str | None, shuffle: bool = True):
                ey.astype(np.int32), shuffle=shuffle)
 
 
-def make_synthetic(*, num_examples: int = 60_000, num_eval_examples: int = 10_000,
-                   shape: tuple[int, ...] = (28, 28, 1), num_classes: int = 10,
+_DEFAULTS = config_lib.DataConfig()
+
+
+def make_synthetic(*, num_examples: int = _DEFAULTS.synthetic_examples,
+                   num_eval_examples: int = _DEFAULTS.synthetic_eval_examples,
+                   shape: tuple[int, ...] = _DEFAULTS.synthetic_shape,
+                   num_classes: int = _DEFAULTS.num_classes,
                    seed: int = 0, shuffle: bool = True):
   """Learnable uint8 data as (train, eval); equal seeds give equal data."""
   rng = np.random.default_rng(seed)
@@ -165,8 +170,8 @@ def load(config: config_lib.DataConfig):
   elif config.name == "tfrecord":
     from datasets import tfrecord  # pylint: disable=import-outside-toplevel
     if not config.data_dir:
-      raise DataError("the tfrecord dataset needs data_dir, a directory"
-                      " written by python -m launch.write_tfrecords.")
+      raise DataError(f"the tfrecord dataset needs {argument('data_dir')}, a"
+                      " directory written by python -m launch.write_tfrecords.")
     if config.validation_split:
       raise DataError("a validation split needs in-memory data; write the"
                       " held-out examples as the eval split of the TFRecord"

@@ -4,6 +4,9 @@ import dataclasses
 
 DATASET_NAMES = ("digits", "mnist", "synthetic", "digits_halves",
                  "digits_two_targets", "sequences", "tfrecord")
+# Image directories: (height, width) every image is resized to, as Keras's
+# image_dataset_from_directory.
+DEFAULT_IMAGE_SIZE = (256, 256)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

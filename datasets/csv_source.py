@@ -9,7 +9,7 @@ import numpy as np
 from datasets import arrays
 from datasets import labels as labels_lib
 from datasets import source as source_lib
-from datasets.errors import DataError
+from datasets.errors import DataError, argument
 
 
 def expand_paths(path_or_glob: str, what: str) -> list[str]:
@@ -41,7 +41,8 @@ def _read_file(path: str, label_column: str, header: list[str] | None):
     raise DataError(f"{path} is empty; it needs a header row.")
   names = [name.strip() for name in rows[0][1]]
   if label_column not in names:
-    raise DataError(f"{path} has no column {label_column!r} for label_column;"
+    raise DataError(f"{path} has no column {label_column!r} for"
+                    f" {argument('label_column')};"
                     f" its columns are {', '.join(names)}.")
   if header is not None and names != header:
     raise DataError(f"{path} has the columns {', '.join(names)}, unlike the"
@@ -108,8 +109,8 @@ def from_csv(path_or_glob: str, *, label_column: str,
       label column, files without rows, or labels whose task is in doubt.
   """
   if not label_column:
-    raise DataError(f"reading {path_or_glob} needs label_column, the name of"
-                    " the label's column.")
+    raise DataError(f"reading {path_or_glob} needs {argument('label_column')},"
+                    " the name of the label's column.")
   paths = expand_paths(path_or_glob, "CSV")
   labels_lib.check_task(task)
   header, tables, cells, places = None, [], [], []

@@ -20,11 +20,11 @@ import numpy as np
 from datasets import labels as labels_lib
 from datasets import image_check
 from datasets import source as source_lib
-from datasets.errors import DataError
+from datasets.config import DEFAULT_IMAGE_SIZE
+from datasets.errors import DataError, argument
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 COLOR_MODES = {"rgb": 3, "grayscale": 1}
-DEFAULT_IMAGE_SIZE = (256, 256)
 _NAMES_SHOWN = 3
 # TensorFlow errors of reading or decoding a file (the ops' names or texts).
 _FILE_ERROR = re.compile(r"DecodeImage|ReadFile|image file format|Invalid"
@@ -211,10 +211,12 @@ def _drop_unreadable(path: str, paths, labels, skip_unreadable: bool):
       (row, reason), = reasons.items()
       raise DataError(f"the image file {paths[row]} cannot be decoded:"
                       f" {reason}; remove or replace it, or pass"
-                      " skip_unreadable=True to skip unreadable files.")
+                      f" {argument('skip_unreadable')}=True to skip unreadable"
+                      " files.")
     raise DataError(f"{len(reasons)} of the {len(paths)} image files under"
                     f" {path} cannot be decoded: {named}; remove or replace"
-                    " them, or pass skip_unreadable=True to skip them.")
+                    f" them, or pass {argument('skip_unreadable')}=True to skip"
+                    " them.")
   keep = np.ones(len(paths), bool)
   keep[list(reasons)] = False
   warning = (f"skipped {len(reasons)} unreadable image"
@@ -281,10 +283,11 @@ def from_image_directory(path: str, *, image_size=DEFAULT_IMAGE_SIZE,
   try:
     height, width = (int(n) for n in image_size)
   except (TypeError, ValueError):
-    raise DataError(f"image_size={image_size!r} must be (height,"
+    raise DataError(f"{argument('image_size')}={image_size!r} must be (height,"
                     " width).") from None
   if height < 1 or width < 1:
-    raise DataError(f"image_size={image_size!r} must be positive.")
+    raise DataError(f"{argument('image_size')}={image_size!r} must be"
+                    " positive.")
   class_names, paths, labels = _list_images(path)
   listed = len(paths)
   paths, labels, warnings = _drop_unreadable(path, paths, labels,

@@ -9,7 +9,7 @@ wins, or is refused when the labels cannot mean it.
 
 import numpy as np
 
-from datasets.errors import DataError
+from datasets.errors import DataError, argument
 
 TASKS = ("auto", "classification", "regression")
 
@@ -24,7 +24,8 @@ MAX_AUTO_CLASSES = 20
 def check_task(task: str) -> str:
   """`task`, or DataError if it is not one of `TASKS`."""
   if task not in TASKS:
-    raise DataError(f"task={task!r} must be one of {', '.join(TASKS)}.")
+    raise DataError(f"{argument('task')}={task!r} must be one of"
+                    f" {', '.join(TASKS)}.")
   return task
 
 
@@ -83,7 +84,8 @@ def column_labels(cells: list[str], *, task: str, column: str, where,
     return _text_classes(cells, task, column, class_names, where)
   if first_text >= 0:
     raise DataError(f"{where(first_text)} column {column!r} holds"
-                    f" {cells[first_text]!r}, not a number; task=regression"
+                    f" {cells[first_text]!r}, not a number;"
+                    f" {argument('task')}=regression"
                     " needs numeric targets.")
   if not np.all(np.isfinite(values)):
     raise DataError(f"column {column!r} holds an infinite or NaN label"
@@ -95,27 +97,29 @@ def column_labels(cells: list[str], *, task: str, column: str, where,
     if task == "classification":
       raise DataError(f"column {column!r} holds labels with fractions such as"
                       f" {cells[int(np.argmax(values != np.round(values)))]},"
-                      " which cannot be classes; give task=regression.")
+                      " which cannot be classes; give"
+                      f" {argument('task')}=regression.")
     return values.astype(np.float32), "regression", None
   distinct = np.unique(values)
   if distinct[0] < 0:
     if task == "classification":
       raise DataError(f"column {column!r} holds the class {distinct[0]:g};"
                       " classes are indices from 0, so renumber them from 0"
-                      " (or give task=regression).")
+                      f" (or give {argument('task')}=regression).")
     raise DataError(f"column {column!r} holds negative whole numbers"
                     f" ({distinct[0]:g} to {distinct[-1]:g}): give"
-                    " task=regression if they are quantities, or renumber"
-                    " classes from 0.")
+                    f" {argument('task')}=regression if they are quantities, or"
+                    " renumber classes from 0.")
   if task == "auto" and not is_clearly_classes(len(distinct), len(values)):
     raise DataError(f"column {column!r} holds {len(distinct)} distinct whole"
                     f" numbers in {len(values)} rows, so it may be classes or"
-                    " quantities: give task=regression or"
-                    " task=classification.")
+                    f" quantities: give {argument('task')}=regression or"
+                    f" {argument('task')}=classification.")
   if len(distinct) < 2:
     raise DataError(f"column {column!r} holds one class only"
                     f" ({distinct[0]:g}); a classifier needs two or more, so"
-                    " check the label column (or give task=regression).")
+                    " check the label column (or give"
+                    f" {argument('task')}=regression).")
   return values.astype(np.int64), "classification", None
 
 
@@ -137,8 +141,8 @@ def _text_classes(cells, task, column, class_names, where):
       raise DataError(f"{where(text)} column {column!r} holds {cells[text]!r}"
                       f" where other rows hold numbers"
                       f" ({cells[numbers.index(True)]!r}); fix those rows, or"
-                      " give task=classification if every label is a class"
-                      " name.")
+                      f" give {argument('task')}=classification if every label"
+                      " is a class name.")
   if class_names is None:
     class_names = sorted(set(cells))
     if len(class_names) < 2:
@@ -150,7 +154,7 @@ def _text_classes(cells, task, column, class_names, where):
       raise DataError(f"column {column!r} holds {len(class_names)} distinct"
                       f" labels in {len(cells)} rows, more than classes"
                       " usually are: check the label column, or give"
-                      " task=classification.")
+                      f" {argument('task')}=classification.")
   index = {name: i for i, name in enumerate(class_names)}
   for row, cell in enumerate(cells):
     if cell not in index:

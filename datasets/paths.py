@@ -1,4 +1,4 @@
-"""`from_path`: a Source of the kind a path names (for `--train_data=PATH`).
+"""`from_path`: a Source of the kind a path names (a command line's train_data).
 
 * `*.csv`, or a glob of them: `from_csv` (needs `label_column`).
 * `*.npz`: `from_arrays` of its keys: `x` and `y`; or `features` and
@@ -18,7 +18,7 @@ import zipfile
 
 import numpy as np
 
-from datasets.errors import DataError
+from datasets.errors import DataError, argument
 
 KINDS = ("a .csv file or glob (with label_column)",
          "an .npz with x/y, features/labels or x_<name>/y_<name> keys",
@@ -80,8 +80,8 @@ def from_path(path: str, *, label_column: str | None = None,
   lower = path.lower()
   if skip_unreadable and not (os.path.isdir(path)
                               and _is_image_directory(path)):
-    raise DataError(f"skip_unreadable applies to directories of images, not"
-                    f" to {path}.")
+    raise DataError(f"{argument('skip_unreadable')} applies to directories of"
+                    f" images, not to {path}.")
   has_glob = glob.has_magic(path)
   if lower.endswith(".csv"):
     return csv_source.from_csv(path, label_column=label_column, task=task,
@@ -102,7 +102,8 @@ def from_path(path: str, *, label_column: str | None = None,
     return tfrecords.from_tfrecords(path, num_classes=num_classes, **schema,
                                     **options)
   if task == "regression" and os.path.isdir(path):
-    raise DataError(f"{path} is a directory of classes, so task=regression"
+    raise DataError(f"{path} is a directory of classes, so"
+                    f" {argument('task')}=regression"
                     " does not apply to it.")
   if os.path.isdir(path):
     from datasets import tfrecord  # pylint: disable=import-outside-toplevel

@@ -1,4 +1,6 @@
-"""The `--dataset=tfrecord` directory format (`python -m launch.write_tfrecords`).
+"""The directory format of the built-in dataset `tfrecord`.
+
+Written by `python -m launch.write_tfrecords`.
 
 Layout of a directory written by `write_dataset` (`python -m
 launch.write_tfrecords`):
@@ -20,7 +22,7 @@ import os
 
 import numpy as np
 
-from datasets.errors import DataError
+from datasets.errors import DataError, argument
 
 METADATA = "dataset.json"
 SPLITS = ("train", "eval")
@@ -142,8 +144,8 @@ def load(directory: str | None) -> TFRecordDirectory:
     DataError: If the directory holds no complete dataset.
   """
   if not directory:
-    raise DataError("the tfrecord dataset needs data_dir, a directory written"
-                    " by python -m launch.write_tfrecords.")
+    raise DataError(f"the tfrecord dataset needs {argument('data_dir')}, a"
+                    " directory written by python -m launch.write_tfrecords.")
   path = os.path.join(directory, METADATA)
   try:
     with open(path, encoding="utf-8") as stream:

@@ -21,38 +21,35 @@ laptop, on every GPU of a node, or as one worker of a cluster job.
 """
 
 import os
-import re
 
-from launch.distributed import cluster as cluster_lib
-from launch.options import run_config as config_lib
 from launch.cli import console
-from launch.options import definitions as options_lib
+from launch.distributed import cluster as cluster_lib
 from launch.distributed import placement
+from launch.errors import (FLAG_SPELLING, KEYWORD_SPELLING, ConfigError,
+                           Preempted, RunFailed)
+from launch.options import run_config as config_lib
 from launch.run import plan as plan_lib
-from launch.errors import ConfigError, Preempted, RunFailed
 
 # launch.local's script form passes each worker's heartbeat file here.
 HEARTBEAT_ENV = "TFHARNESS_HEARTBEAT_FILE"
 
-def _as_keywords(message: str) -> str:
-  """`--name=value` -> `name=value` for the options of `fit`."""
-  return re.sub(r"--(no)?([a-z_]+)",
-                lambda m: m.group(2) if m.group(2) in options_lib.BY_NAME
-                else m.group(0), message)
-
 
 def plan(model_fn, train_data, *, eval_data=None, options: dict,
-         spelling: str = "python") -> plan_lib.Plan:
-  """Validates options, cluster, data and model; see `fit`."""
+         spelling: str = KEYWORD_SPELLING) -> plan_lib.Plan:
+  """Validates options, cluster, data and model; see `fit`.
+
+  Args:
+    spelling: How a `ConfigError` names options: `KEYWORD_SPELLING`
+      (`fit`'s `name`) or `FLAG_SPELLING` (`--name`).
+  """
   try:
     if callable(model_fn) and "model" not in options:
       # Recorded in config.json, so a rerun with another function is seen.
       options = dict(options, model=f"{getattr(model_fn, '__module__', '?')}:"
                      f"{getattr(model_fn, '__qualname__', '?')}")
-    values = config_lib.resolve_options(options)
-    if not values["heartbeat_file"] and os.environ.get(HEARTBEAT_ENV):
-      values["heartbeat_file"] = os.environ[HEARTBEAT_ENV]
-    config = config_lib.from_options(values)
+    if not options.get("heartbeat_file") and os.environ.get(HEARTBEAT_ENV):
+      options = dict(options, heartbeat_file=os.environ[HEARTBEAT_ENV])
+    config = config_lib.to_config(options)
     console.configure_logging(config.verbose)
     placement.place_this_process()  # Before TensorFlow lists the GPUs.
     cluster = cluster_lib.from_environment(
@@ -62,9 +59,7 @@ def plan(model_fn, train_data, *, eval_data=None, options: dict,
                              given=frozenset(options) - (
                                  {"model"} if model_fn is not None else set()))
   except ConfigError as error:
-    if spelling == "python":
-      raise ConfigError(_as_keywords(str(error))) from None
-    raise
+    raise error.spelled(spelling) from None
 
 
 def _is_peer_failure(error: Exception) -> bool:
@@ -85,7 +80,7 @@ def _first_line(error: Exception) -> str:
 
 
 def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
-        spelling: str = "python"):
+        spelling: str = KEYWORD_SPELLING):
   """Executes a plan; maps failures onto the harness's exception types."""
   from launch.run import execute as run_lib  # pylint: disable=import-outside-toplevel
   import trainer  # pylint: disable=import-outside-toplevel
@@ -94,11 +89,11 @@ def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
                            callbacks=callbacks, interruptible=True)
   except ValueError as error:  # Found while building model or pipelines.
     from datasets.errors import DataError  # pylint: disable=import-outside-toplevel
-    if not isinstance(error, (ConfigError, DataError)):
+    if isinstance(error, DataError):
+      error = plan_lib.data_error(error)
+    if not isinstance(error, ConfigError):
       raise
-    message = plan_lib.as_flags(str(error))
-    raise ConfigError(_as_keywords(message) if spelling == "python"
-                      else message) from None
+    raise error.spelled(spelling) from None
   except trainer.StopRequested as stopped:
     raise Preempted(str(stopped), stopped.step) from None
   except (FloatingPointError, TimeoutError,

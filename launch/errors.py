@@ -1,24 +1,62 @@
-"""The one error type a user's input can cause, and how the tools report it.
+"""The harness's exception types and the exit codes they mean.
 
-Every command-line tool of the harness reports a problem as one line
-`error: ...` on stderr and a documented exit code, never a traceback.
+A `ConfigError` names options through `flag(name)`; the edge that reports
+it spells them: `--name` on the command line (`launch.main`,
+`launch.local`), `name` from Python (`launch.fit`). How the command-line
+tools print an error and exit is `launch.cli.errors`.
 """
 
-import os
-import sys
+# Marks an option's name inside a message; no user text holds it.
+_MARK = "\x1f"
+FLAG_SPELLING = "flags"  # --name
+KEYWORD_SPELLING = "keywords"  # name
 
-from absl import flags
-from absl import logging
 
-from launch.cli import usage
+def flag(name: str) -> str:
+  """An option's name inside a `ConfigError` message (`--name` or `name`).
+
+  Write `f"{flag('learning_rate')}={value} must be positive."`.
+  """
+  return f"{_MARK}{name}{_MARK}"
+
+
+def spell(template: str, spelling: str = FLAG_SPELLING) -> str:
+  """`template` with each `flag(name)` written `--name` or `name`."""
+  parts = template.split(_MARK)
+  prefix = "--" if spelling == FLAG_SPELLING else ""
+  parts[1::2] = [prefix + name for name in parts[1::2]]
+  return "".join(parts)
 
 
 class ConfigError(ValueError):
   """Bad input (options, data, model, TF_CONFIG, environment): exit code 2.
 
-  The message is one sentence; options are spelled as flags (`--name`) on
-  the command line and as keywords (`name=`) from `launch.fit`.
+  The message is one sentence. Options in it are written `flag(name)`;
+  `str()` spells them as flags (`--name`), `spelled(KEYWORD_SPELLING)`
+  as `fit`'s keywords (`name`).
+
+  Attributes:
+    template: The message with the options marked.
+    option: The option at fault (the first one named, unless given), or
+      None when the message names no option.
+    options: Every option the message names, in order.
+    spelling: `FLAG_SPELLING` or `KEYWORD_SPELLING`.
   """
+
+  def __init__(self, message: str, *, option: str | None = None,
+               spelling: str = FLAG_SPELLING):
+    self.template = message
+    self.options = tuple(message.split(_MARK)[1::2])
+    self.option = option or (self.options[0] if self.options else None)
+    self.spelling = spelling
+    super().__init__(spell(message, spelling))
+
+  def __str__(self) -> str:
+    return spell(self.template, self.spelling)
+
+  def spelled(self, spelling: str) -> "ConfigError":
+    """The same error, its options spelled for another caller."""
+    return ConfigError(self.template, option=self.option, spelling=spelling)
 
 
 class RunFailed(RuntimeError):
@@ -47,42 +85,3 @@ class Preempted(RuntimeError):
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
 EXIT_PREEMPTED = 42  # Saved at a loop boundary after SIGTERM/SIGUSR1.
-
-
-def fail(message: str, exit_code: int = EXIT_BAD_INPUT, *,
-         hard: bool = False) -> None:
-  """Prints `error: message` and exits with `exit_code`.
-
-  Args:
-    message: One sentence: what is wrong.
-    exit_code: The process's exit status.
-    hard: Skip interpreter teardown. After a peer failure TensorFlow's
-      coordination-service shutdown can block on a peer that is alive but
-      unresponsive; the run's writers and checkpoints are closed by then.
-  """
-  print(f"error: {message}", file=sys.stderr, flush=True)
-  if hard:
-    logging.flush()
-    sys.stdout.flush()
-    os._exit(exit_code)  # pylint: disable=protected-access
-  sys.exit(exit_code)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's `flags_parser`: a bad flag or any positional argument exits 2.
-
-  `--help` (`-h`, `-?`, `--helpshort`) prints the program's own flags,
-  grouped, and `--helpfull` absl's too; both exit 0.
-  """
-  wanted = usage.help_requested(argv[1:])
-  if wanted:
-    usage.print_help(full=wanted == "full")
-    sys.exit(0)
-  try:
-    argv = flags.FLAGS(argv)
-  except flags.Error as error:
-    fail(f"{error}. See --help.")
-  if len(argv) > 1:
-    fail(f"unexpected arguments {' '.join(argv[1:])!r}; all options are"
-         " --flags.")
-  return argv

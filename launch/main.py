@@ -16,12 +16,12 @@ import warnings
 
 from absl import app
 
-from launch.cli import console
 from launch import api as fit_lib
+from launch.cli import console
 from launch.cli import flags as flag_defs
+from launch.cli.errors import fail, parse_flags
 from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
-                           ConfigError, Preempted, RunFailed, fail,
-                           parse_flags)
+                           FLAG_SPELLING, ConfigError, Preempted, RunFailed)
 
 EXIT_INTERRUPTED = 130  # The shells' status for a SIGINT.
 
@@ -30,17 +30,16 @@ def main(argv: list[str], model_class=None, callbacks=()) -> None:
   """Validates the flags and environment, trains, prints the final eval.
 
   Args:
-    argv: What `errors.parse_flags` left: the program name only.
+    argv: What `launch.cli.errors.parse_flags` left: the program name only.
     model_class: Optional `trainer.model.Model` subclass to train.
     callbacks: Keras callbacks and `trainer.callbacks.Callback`s.
   """
   del argv
-  values = flag_defs.values()
-  options = {name: values[name] for name in flag_defs.given()}
   try:
-    plan = fit_lib.plan(None, None, options=options, spelling="flags")
+    plan = fit_lib.plan(None, None, options=flag_defs.given_values(),
+                        spelling=FLAG_SPELLING)
     result = fit_lib.run(plan, callbacks=callbacks, model_class=model_class,
-                         spelling="flags")
+                         spelling=FLAG_SPELLING)
   except ConfigError as error:
     fail(str(error), EXIT_BAD_INPUT)
   except Preempted as stopped:

@@ -26,7 +26,7 @@ from absl import app
 from absl import flags
 
 from launch.cli import console
-from launch.errors import fail, parse_flags
+from launch.cli.errors import fail, parse_flags
 
 _EXPORT_DIR = flags.DEFINE_string(
     "export_dir", None, "The run's export directory (model_dir/export).")

@@ -18,7 +18,7 @@ from absl import app
 from absl import flags
 
 from launch.cli import console
-from launch.errors import fail, parse_flags
+from launch.cli.errors import fail, parse_flags
 
 _INPUT = flags.DEFINE_string(
     "input", None, ".npz with x_train, y_train, x_test, y_test.")

@@ -14,7 +14,7 @@ import tempfile
 from absl import logging
 import tensorflow as tf
 
-CHECKPOINT_SUBDIR = "checkpoints"
+from trainer import private_apis
 
 
 def build_checkpoint(model, step: tf.Variable) -> tf.train.Checkpoint:
@@ -111,9 +111,8 @@ class Checkpointer:
       logging.warning("The checkpoint state file of %s is missing or stale;"
                       " rebuilding it from %d checkpoint(s).", self.directory,
                       len(found))
-      tf.compat.v1.train.update_checkpoint_state(
-          self.directory, found[-1][1],
-          all_model_checkpoint_paths=[prefix for _, prefix in found])
+      private_apis.write_checkpoint_state(
+          self.directory, found[-1][1], [prefix for _, prefix in found])
 
   def latest(self) -> str | None:
     found = list_checkpoints(self.directory)

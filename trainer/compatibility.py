@@ -247,7 +247,8 @@ def check_labels(outputs, labels_spec, *, losses: dict, num_classes,
     configured: Whether the losses are the harness's configured ones
       (they take class indices and one-hot them with the class count).
     metrics: The configured metric names.
-    origin: How messages name a loss: "compile()'s loss ", "--loss=".
+    origin: How messages name a loss: "compile()'s loss ", or the
+      caller's name of its loss setting followed by "=".
     output_names: The model's `output_names` (a list of outputs is named
       by them, and its labels may be keyed by them).
 

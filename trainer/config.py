@@ -10,6 +10,7 @@ METRIC_NAMES = ("accuracy", "precision", "recall", "auc", "mse", "mae")
 REGRESSION_METRICS = ("mae", "mse")  # The metrics of a loss of mse.
 PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "warmup_cosine", "step_decay")
+MONITOR_MODES = ("auto", "min", "max")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -7,10 +7,10 @@
     summaries/            TensorBoard's HParams session (trainer.tensorboard)
     summaries/train/      TensorBoard scalars of the train loops, model, graph
     summaries/eval/       TensorBoard scalars of the in-training evaluations
-    summaries/evaluate/   those of `--mode=evaluate` (checkpoints evaluated)
+    summaries/evaluate/   those of an evaluation-only run (mode evaluate)
     metrics.jsonl         one JSON row per train loop and evaluation
     metrics.csv           one row per evaluation: train means + val_ metrics
-    evaluate.csv          one row per checkpoint `--mode=evaluate` evaluated
+    evaluate.csv          one row per checkpoint an evaluation-only run scored
     export/               SavedModel (serve) + model.keras
     logs/worker-N.log     launch.local's per-worker logs
 

@@ -103,12 +103,13 @@ def build_functional(input_shape: dict[str, tuple[int, ...]],
                      spec: NetworkSpec) -> keras.Model:
   """The notes' two-input model: Concatenate -> Dense(128) -> Dropout -> out.
 
-  With `--loss=binary_crossentropy --nofrom_logits` the output is the notes'
-  Dense(1, sigmoid). Needs a dataset with two named inputs (digits_halves).
+  With the loss binary_crossentropy and `from_logits=False` the output is
+  the notes' Dense(1, sigmoid). Needs a dataset with two named inputs
+  (digits_halves).
   """
   if not isinstance(input_shape, dict) or len(input_shape) != 2:
-    raise ValueError("--model=functional needs a dataset with two named"
-                     " inputs, e.g. --dataset=digits_halves.")
+    raise ValueError("the functional network needs a dataset with two named"
+                     " inputs, such as digits_halves.")
   inputs = {name: keras.Input(shape=shape, name=name)
             for name, shape in input_shape.items()}
   flat = [keras.layers.Flatten()(tensor) for tensor in inputs.values()]
@@ -174,7 +175,7 @@ def build_rnn(input_shape: tuple[int, ...], spec: NetworkSpec, *,
   H time steps of W * C features.
   """
   if len(input_shape) not in (2, 3):
-    raise ValueError(f"--model=rnn needs sequences [steps, features] or"
+    raise ValueError(f"the rnn network needs sequences [steps, features] or"
                      f" images [rows, columns, channels], not {input_shape}.")
   layers = [keras.Input(shape=input_shape)]
   if len(input_shape) == 3:
@@ -190,11 +191,11 @@ def build_two_head(input_shape: tuple[int, ...],
   """A shared trunk (Flatten -> Dense(64)) with one head per named output.
 
   For multi-output datasets such as digits_two_targets, with a loss per
-  output (`--loss=digit:sparse_categorical_crossentropy,large:...`).
+  output (`output_losses`, e.g. digit:sparse_categorical_crossentropy).
   """
   if not spec.outputs:
-    raise ValueError("--model=two_head needs one loss per output, e.g."
-                     " --loss=digit:sparse_categorical_crossentropy,"
+    raise ValueError("the two_head network needs one loss per output, e.g."
+                     " digit:sparse_categorical_crossentropy,"
                      "large:binary_crossentropy.")
   inputs = keras.Input(shape=input_shape)
   x = keras.layers.Flatten()(inputs)
@@ -214,7 +215,8 @@ _BUILDERS: dict[str, Callable[..., keras.Model]] = {
 }
 
 
-def resolve_builder(name: str) -> Callable[..., keras.Model]:
+def resolve_builder(name: str, *,
+                    label: str | None = None) -> Callable[..., keras.Model]:
   """A built-in builder, or a user's `package.module:function`.
 
   A user builder has the built-ins' signature, `fn(input_shape, spec)`,
@@ -222,18 +224,29 @@ def resolve_builder(name: str) -> Callable[..., keras.Model]:
   activation), e.g. ending in `spec.output_layer()`; or, with its own loss
   and metrics, a tuple (see `build_parts`).
 
+  Args:
+    name: A built-in name or `package.module:function`.
+    label: How messages name the caller's setting (default: "model NAME").
+
   Raises:
     ValueError: If the name is unknown or cannot be imported.
   """
   if name in _BUILDERS:
     return _BUILDERS[name]
-  return import_function(name, kind="model",
+  return import_function(name, kind="model", label=label,
                          choices=f"one of {', '.join(MODEL_NAMES)} or")
 
 
 def import_function(name: str, *, kind: str, choices: str = "a built-in"
-                    " name or") -> Callable:
-  """The function `package.module:function` that `--kind=name` names.
+                    " name or", label: str | None = None) -> Callable:
+  """The function `package.module:function` that `name` names.
+
+  Args:
+    name: `package.module:function`.
+    kind: What it builds, for messages ("model", "dataset").
+    choices: The alternatives a message offers.
+    label: How messages name the caller's setting (default: "KIND NAME";
+      a command line passes its flag).
 
   Raises:
     ValueError: One sentence if it cannot be imported or is not callable.
@@ -242,16 +255,17 @@ def import_function(name: str, *, kind: str, choices: str = "a built-in"
   if not module_name or not function_name:
     raise ValueError(f"unknown {kind} {name!r}; choose {choices}"
                      " package.module:function.")
+  label = label or f"{kind} {name}"
   try:
     function = getattr(importlib.import_module(module_name), function_name)
   except ImportError as error:
-    raise ValueError(f"--{kind}={name}: cannot import {module_name}"
+    raise ValueError(f"{label}: cannot import {module_name}"
                      f" ({error}).") from None
   except AttributeError:
-    raise ValueError(f"--{kind}={name}: {module_name} has no"
+    raise ValueError(f"{label}: {module_name} has no"
                      f" {function_name}.") from None
   if not callable(function):
-    raise ValueError(f"--{kind}={name}: {function_name} is not callable.")
+    raise ValueError(f"{label}: {function_name} is not callable.")
   return function
 
 
@@ -279,13 +293,13 @@ def build_parts(name: str, input_shape, spec: NetworkSpec, *,
     keras.config.set_dtype_policy(previous)
   parts = tuple(built) if isinstance(built, (tuple, list)) else (built,)
   if not 1 <= len(parts) <= 3 or not isinstance(parts[0], keras.Model):
-    raise ValueError(f"--model={name} returned {type(built).__name__}, not a"
+    raise ValueError(f"{name} returned {type(built).__name__}, not a"
                      " keras.Model or (model, loss[, metrics]).")
   network, loss, metrics = (*parts, None, None)[:3]
   if isinstance(loss, keras.losses.Loss):
     loss = loss.call  # Per example: `Loss.__call__` would reduce.
   if loss is not None and not callable(loss):
-    raise ValueError(f"--model={name} returned a loss that is not callable.")
+    raise ValueError(f"{name} returned a loss that is not callable.")
   return network, loss, None if metrics is None else list(metrics)
 
 

@@ -34,7 +34,7 @@ def build_learning_rate(config: config_lib.TrainConfig):
     return keras.optimizers.schedules.ExponentialDecay(
         config.learning_rate, decay_steps=config.decay_steps,
         decay_rate=config.decay_rate, staircase=True)
-  raise ValueError(f"unknown --lr_schedule={config.lr_schedule}.")
+  raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}.")
 
 
 def build_optimizer(name: str, learning_rate, *, momentum: float = 0.9,

@@ -114,6 +114,32 @@ def multi_worker_local_devices(devices: list[str]):
     extended._initialize_local_devices = original  # pylint: disable=protected-access
 
 
+def write_checkpoint_state(directory: str, latest: str,
+                           all_checkpoints: list[str]) -> None:
+  """Rewrites `directory`'s `checkpoint` state file to list `all_checkpoints`.
+
+  A lost or garbage state file makes `tf.train.latest_checkpoint` return
+  None (a silent restart from step 0) although the checkpoints are there;
+  TensorFlow 2 has no public writer of that file besides a
+  CheckpointManager's save, so the TF1 function is used. Checked against
+  TensorFlow 2.21.0.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  tf.compat.v1.train.update_checkpoint_state(
+      directory, latest, all_model_checkpoint_paths=all_checkpoints)
+
+
+def profiler_step(name: str, step: int):
+  """A context marking one training step for TensorBoard's Profile tab.
+
+  The profiler's step-time views find steps by a trace event with
+  `step_num` and the private `_r=1` (a root event), as TensorFlow's
+  profiler guide shows; there is no public flag. Checked against
+  TensorFlow 2.21.0.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return tf.profiler.experimental.Trace(name, step_num=step, _r=1)
+
 
 def runtime_started() -> bool:
   """Whether TensorFlow's runtime (its eager context) started in this process.

@@ -13,7 +13,7 @@ previous one and the `val_` metrics, as Keras leaves one per epoch:
 
 Log lines go through `TERMINAL.write_line`, which clears the bar, writes the
 line and redraws the bar below it, so no log line is glued onto the bar.
-`python -m launch` uses the bar when stderr is a TTY (`--progress=auto`) and
+`python -m launch` uses the bar when stderr is a TTY (progress "auto") and
 one log line per loop otherwise, so log files never fill with redraws.
 """
 

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from trainer import loss_tracking
 from trainer import model as model_lib
+from trainer import private_apis
 from trainer import step_fns
 from trainer import user_models
 from trainer import watchdog
@@ -127,8 +128,7 @@ class Runner:
   def _train_marked(self, num_steps: int, first: int) -> None:
     self.prepare_marked_steps()
     for index in range(num_steps):
-      with tf.profiler.experimental.Trace("train", step_num=first + index + 1,
-                                          _r=1):
+      with private_apis.profiler_step("train", first + index + 1):
         self._train_one(self._train_iterator)
 
   def agree(self, local_flag: bool) -> bool:

@@ -21,10 +21,8 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from trainer import config as config_lib
 from trainer import model_summary as model_summary_lib
 from trainer import summaries
-from trainer import user_models
 
 # Logged per train loop but not numbers to rank a trial by (HParams tab).
 NOT_METRICS = ("learning_rate", "steps_per_sec", "examples_per_sec",
@@ -178,37 +176,6 @@ def hparam_values(hparams: Mapping[str, object]) -> dict:
   return {name: value if isinstance(value, (bool, int, float, str))
           else str(value) for name, value in hparams.items()
           if value is not None}
-
-
-def model_hparams(config: config_lib.TrainConfig, model: keras.Model, *,
-                  is_built_in: bool) -> dict:
-  """The training settings the model really has, for the HParams tab.
-
-  A compiled model's optimizer and loss are compile()'s, not the config's
-  (nor are clipping and accumulation); `l2` and `dropout` shape the
-  built-in networks only. The loss function is `loss_function`: `loss` is
-  the loss metric's name in the same table.
-
-  Args:
-    config: The run's training settings.
-    model: The built model (a compiled user model included).
-    is_built_in: Whether the network is a built-in one (or a builder's
-      given `l2` and `dropout`), not a user's model_fn.
-  """
-  values = {"train_steps": config.train_steps,
-            "steps_per_loop": config.steps_per_loop,
-            "mixed_precision": config.mixed_precision}
-  if is_built_in:
-    values.update(l2=config.l2, dropout=config.dropout)
-  if user_models.is_compiled(model):
-    return {**values, **compiled_model_hparams(model)}
-  loss = ",".join(f"{name}:{loss}" for name, loss in config.output_losses)
-  return {**values, "optimizer": config.optimizer,
-          "learning_rate": config.learning_rate,
-          "lr_schedule": config.lr_schedule,
-          "loss_function": loss or config.loss,
-          "clip_norm": config.clip_norm,
-          "accumulate_steps": config.accumulate_steps}
 
 
 def compiled_model_hparams(model: keras.Model) -> dict:

@@ -1,1 +1,1 @@
-"""The command line and the terminal: flags, `--help`, log format, TensorFlow's start-up noise."""
+"""The command line and the terminal: flags, `--help`, one-line errors and exit (`errors`), log format, TensorFlow's start-up noise."""

@@ -1,7 +1,8 @@
 """What a run prints on stderr: its own lines in one voice, TF's kept quiet.
 
 - The harness's log lines are plain sentences on a terminal (`warning: ...`
-  and `error: ...` for the rest), as `errors.fail` prints its one line;
+  and `error: ...` for the rest), as `launch.cli.errors.fail` prints its
+  one line;
   elsewhere (log files, `launch.local`, Slurm) each line starts with the
   date and time. They go through `trainer.progress.TERMINAL`, so a line
   never lands on the progress bar.

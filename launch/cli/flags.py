@@ -10,7 +10,7 @@ from launch.options import definitions as options_lib
 
 _DEFINE = {"str": flags.DEFINE_string, "int": flags.DEFINE_integer,
            "float": flags.DEFINE_float, "bool": flags.DEFINE_boolean,
-           "list": flags.DEFINE_list}
+           "list": flags.DEFINE_list, "ints": flags.DEFINE_list}
 
 
 def _define_all(flag_values: flags.FlagValues) -> None:
@@ -18,7 +18,7 @@ def _define_all(flag_values: flags.FlagValues) -> None:
   # DEFINE_enum is avoided so that error has the same shape.
   for option in options_lib.OPTIONS:
     value = options_lib.default(option)
-    if option.kind == "list":
+    if option.kind in ("list", "ints"):
       value = [str(item) for item in value]
     _DEFINE[option.kind](option.name, value, option.help,
                          flag_values=flag_values)
@@ -38,3 +38,8 @@ def given(flag_values: flags.FlagValues = flags.FLAGS) -> set[str]:
   """Names of the options set on the command line."""
   return {option.name for option in options_lib.OPTIONS
           if flag_values[option.name].present}
+
+
+def given_values(flag_values: flags.FlagValues = flags.FLAGS) -> dict:
+  """{option name: parsed value} of the options set on the command line."""
+  return {name: flag_values[name].value for name in given(flag_values)}

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import re
 
-from launch.errors import ConfigError
+from launch.errors import ConfigError, flag
 
 TRAINING_ROLES = ("chief", "worker")
 KNOWN_ROLES = ("chief", "worker", "evaluator", "ps")
@@ -310,7 +310,7 @@ def from_slurm(environ: Mapping[str, str], *, port_base: int) -> ClusterInfo:
     raise ConfigError(f"SLURM_PROCID={task_index} is out of range for"
                       f" {num_tasks} tasks.")
   if not (0 < port_base and port_base + max(tasks) <= 65536):
-    raise ConfigError(f"--slurm_port_base={port_base} leaves no ports.")
+    raise ConfigError(f"{flag('slurm_port_base')}={port_base} leaves no ports.")
   if num_tasks == 1:
     return ClusterInfo()
   distribution, plane_size = _slurm_distribution(environ)

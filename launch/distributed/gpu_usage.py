@@ -18,7 +18,7 @@ from absl import logging
 
 from launch.distributed import cluster as cluster_lib
 from launch.distributed import devices
-from launch.errors import ConfigError
+from launch.errors import ConfigError, flag
 
 MEMORY_MODES = ("auto", "growth", "all")
 # Gradient pack of the multi-worker NCCL all-reduce. With 0 TensorFlow
@@ -82,15 +82,15 @@ def choose_memory_policy(option: str, *, processes_on_node: int,
   """
   value = option.strip().lower()
   if value not in MEMORY_MODES and not (value.isdigit() and int(value) > 0):
-    raise ConfigError(f"--gpu_memory={option} must be auto, growth, all or a"
-                      " per-GPU limit in MB such as 8000.")
+    raise ConfigError(f"{flag('gpu_memory')}={option} must be auto, growth, all"
+                      " or a per-GPU limit in MB such as 8000.")
   forced = (environ or {}).get("TF_FORCE_GPU_ALLOW_GROWTH", "").strip().lower()
   if value.isdigit():
     return MemoryPolicy("limit", int(value), f"GPU memory: at most {value} MB"
                         f" per GPU (--gpu_memory={value}).")
   if forced in ("true", "false"):
     if value != "auto" and (value == "growth") != (forced == "true"):
-      raise ConfigError(f"--gpu_memory={value} contradicts"
+      raise ConfigError(f"{flag('gpu_memory')}={value} contradicts"
                         f" TF_FORCE_GPU_ALLOW_GROWTH={forced}; unset the"
                         " variable or change the flag.")
     reason = f"TF_FORCE_GPU_ALLOW_GROWTH={forced}"
@@ -255,10 +255,12 @@ def needs_memory_change(policy: MemoryPolicy, *, in_effect: MemoryPolicy,
     return False
   if is_started:
     raise ConfigError(
-        f"--gpu_memory={_spelled(policy)} cannot take effect: TensorFlow"
+        f"{flag('gpu_memory')}={_spelled(policy)} cannot take effect:"
+        " TensorFlow"
         f" already set up this process's GPUs with {_spelled(in_effect)}"
         " (once per process, at its first op or strategy); pass"
-        f" --gpu_memory={_spelled(in_effect)}, or run this before any other"
+        f" {flag('gpu_memory')}={_spelled(in_effect)}, or run this before any"
+        " other"
         " TensorFlow code in a new process (restart the notebook's kernel).")
   return True
 

@@ -8,7 +8,8 @@ import contextlib
 import faulthandler
 import os
 
-from launch.errors import EXIT_RUN_FAILED, fail
+from launch.cli.errors import fail
+from launch.errors import EXIT_RUN_FAILED
 from trainer import watchdog
 
 

@@ -15,7 +15,7 @@ from launch.distributed import cluster as cluster_lib
 from launch.distributed import devices
 from launch.distributed import gpu_usage
 from launch.distributed import placement
-from launch.errors import ConfigError
+from launch.errors import ConfigError, flag
 
 STRATEGY_KINDS = ("auto", "one_device", "mirrored", "multi_worker")
 
@@ -32,7 +32,7 @@ def resolve_strategy_kind(requested: str, *, cluster: cluster_lib.ClusterInfo,
     ConfigError: If the requested kind contradicts the cluster.
   """
   if requested not in STRATEGY_KINDS:
-    raise ConfigError(f"--strategy={requested} is not one of"
+    raise ConfigError(f"{flag('strategy')}={requested} is not one of"
                       f" {', '.join(STRATEGY_KINDS)}.")
   if requested == "auto":
     if cluster.is_multi_worker:
@@ -41,11 +41,12 @@ def resolve_strategy_kind(requested: str, *, cluster: cluster_lib.ClusterInfo,
     return "mirrored" if local >= 2 else "one_device"
   if cluster.is_multi_worker and requested != "multi_worker":
     raise ConfigError(f"TF_CONFIG names {cluster.num_workers} training tasks,"
-                      f" which needs --strategy=multi_worker (or auto), not"
-                      f" {requested}.")
+                      f" which needs {flag('strategy')}=multi_worker (or auto),"
+                      f" not {requested}.")
   if requested == "one_device" and cpu_devices > 1 and not num_gpus:
-    raise ConfigError(f"--strategy=one_device cannot use --cpu_devices="
-                      f"{cpu_devices}; use --strategy=mirrored.")
+    raise ConfigError(f"{flag('strategy')}=one_device cannot use"
+                      f" {flag('cpu_devices')}="
+                      f"{cpu_devices}; use {flag('strategy')}=mirrored.")
   return requested
 
 
@@ -86,8 +87,8 @@ def configure_cpu_devices(cpu_devices: int) -> None:
         cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
   except RuntimeError:
     raise ConfigError(
-        f"--cpu_devices={cpu_devices} cannot take effect: TensorFlow in this"
-        f" process already runs on {max(1, len(existing))} CPU device(s)"
+        f"{flag('cpu_devices')}={cpu_devices} cannot take effect: TensorFlow in"
+        f" this process already runs on {max(1, len(existing))} CPU device(s)"
         " and splits the CPU once per process; use at most that many, or"
         " restart the process (the notebook's kernel).") from None
 
@@ -166,7 +167,8 @@ def get_strategy(kind: str, *, cluster: cluster_lib.ClusterInfo,
     raise ConfigError(
         "this process cannot join a multi-worker cluster: TensorFlow's"
         " runtime already started here (a TensorFlow op ran before fit, or"
-        " in a --dataset function), and its collectives are set up once, at"
+        f" in a {flag('dataset')} function), and its collectives are set up"
+        " once, at"
         " start-up; run no TensorFlow op before fit, in a new process.")
   seconds = meet()
   with (deadline(seconds) if deadline else contextlib.nullcontext()):

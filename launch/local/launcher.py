@@ -52,7 +52,8 @@ from launch.cli import flags as flag_defs  # Also defines the training flags.
 from launch.local import supervisor
 from launch.cli import usage
 from launch.api import HEARTBEAT_ENV
-from launch.errors import ConfigError, fail
+from launch.cli.errors import fail
+from launch.errors import ConfigError
 from trainer import layout
 
 # The supervisor's own flags live apart from the training flags, which are
@@ -201,11 +202,8 @@ def _parse(argv: list[str]) -> tuple[list[str], config_lib.RunConfig]:
     fail(f"unexpected arguments {' '.join(positional)!r}; all options are"
          " --flags, and a script to run must end in .py or exist.")
   _check_supervisor_flags()
-  values = flag_defs.values()
   try:
-    config = config_lib.from_options(config_lib.resolve_options(
-        {name: values[name] for name in flag_defs.given()}))
-    config_lib.validate(config)
+    config = config_lib.to_config(flag_defs.given_values())
   except ConfigError as error:
     fail(str(error))
   return training_args, config

@@ -16,14 +16,13 @@ import os
 import subprocess
 import sys
 
-CLONE_NEWNET = 0x40000000
-
 # Creates the namespace, brings its loopback device up, then waits for its
 # stdin to close (the supervisor exiting, even by SIGKILL, closes it).
 _HOLDER = r"""
 import ctypes, fcntl, socket, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
-if libc.unshare(0x40000000) != 0:
+CLONE_NEWNET = 0x40000000  # <sched.h>
+if libc.unshare(CLONE_NEWNET) != 0:
   print("error", ctypes.get_errno(), flush=True)
   sys.exit(1)
 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -39,7 +38,8 @@ _ENTER = r"""
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 fd = os.open(sys.argv[1], os.O_RDONLY)
-if libc.setns(fd, 0x40000000) != 0:
+CLONE_NEWNET = 0x40000000  # <sched.h>
+if libc.setns(fd, CLONE_NEWNET) != 0:
   sys.exit("error: cannot join the workers' network namespace (errno %d)."
            % ctypes.get_errno())
 os.close(fd)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from absl import logging
 
-from launch.errors import ConfigError
+from launch.errors import ConfigError, flag
 
 if TYPE_CHECKING:  # plan.py calls these checks: no import at run time.
   from launch.options.run_config import RunConfig
@@ -42,7 +42,7 @@ def _model_name(plan: "Plan") -> str:
   """How the user gave the model: model_fn, or --model=package.module:fn."""
   if plan.model_fn is not None and "model" not in plan.given:
     return "model_fn's model"
-  return f"--model={plan.config.train.model}"
+  return f"{flag('model')}={plan.config.train.model}"
 
 
 def checked_model_fn(plan: "Plan", strategy, spec, returned: list):
@@ -83,7 +83,7 @@ def build_error(plan: "Plan", error: Exception,
   if isinstance(error, compatibility.Mismatch):
     return ConfigError(f"{_model_name(plan)} does not fit its data: {error}")
   what = ("model_fn" if plan.model_fn is not None and "model" not in
-          plan.given else f"--model={plan.config.train.model}")
+          plan.given else f"{flag('model')}={plan.config.train.model}")
   cause = error_text.describe_call_error(error)
   data = (f" on the training data's features {_features(features_spec)}"
           if plan.model_fn is not None else "")
@@ -139,16 +139,16 @@ def _configured_losses(outputs, output_names, loss: str,
   if output_losses:
     if not isinstance(outputs, dict) or set(outputs) != set(output_losses):
       raise compatibility.Mismatch(
-          f"--loss names the outputs {', '.join(output_losses)}, but the"
-          f" model's outputs are {', '.join(named) or 'one tensor'}; return"
-          " a dict of outputs keyed like --loss from the model.")
+          f"{flag('loss')} names the outputs {', '.join(output_losses)}, but"
+          f" the model's outputs are {', '.join(named) or 'one tensor'}; return"
+          f" a dict of outputs keyed like {flag('loss')} from the model.")
     return output_losses
   if set(named) != {""}:
     raise compatibility.Mismatch(
         f"the model has {len(named)} outputs ({', '.join(named)}); return a"
         " dict of outputs and give one loss per output"
-        " (--loss=name:loss,name:loss), or compile the model with its"
-        " losses.")
+        f" ({flag('loss')}=name:loss,name:loss), or compile the model with"
+        " its losses.")
   return {"": loss}
 
 
@@ -235,7 +235,7 @@ def _check_fits(plan: "Plan", model, strategy, train_spec,
           data=data, configured=configured,
           metrics=train.metrics if configured else (),
           output_names=getattr(network, "output_names", None),
-          origin="--loss=" if configured else "compile()'s loss ")
+          origin=f"{flag('loss')}=" if configured else "compile()'s loss ")
   except compatibility.Mismatch as error:
     raise ConfigError(f"{_model_name(plan)} does not fit its data:"
                       f" {error}") from None
@@ -273,23 +273,26 @@ def raise_if_bad_data(plan: "Plan", error: Exception) -> None:
 def check_data(config: "RunConfig", train, eval_data) -> None:
   """The run's length and mode against the data."""
   if config.epochs is not None and not train.num_examples:
-    raise ConfigError(f"--epochs needs data of known size, but {train.name}"
+    raise ConfigError(f"{flag('epochs')} needs data of known size, but"
+                      f" {train.name}"
                       " does not say how many examples it has; set"
-                      " --train_steps instead.")
+                      f" {flag('train_steps')} instead.")
   if config.mode == "evaluate" and eval_data is None:
-    raise ConfigError("--mode=evaluate needs eval data.")
+    raise ConfigError(f"{flag('mode')}=evaluate needs eval data.")
 
 
 def check_batch(config: "RunConfig", source, replicas: int) -> None:
   """Checks the batch against the replicas and the data."""
   batch = config.data.global_batch_size
   if batch % replicas:
-    raise ConfigError(f"--global_batch_size={batch} does not divide over the"
+    raise ConfigError(f"{flag('global_batch_size')}={batch} does not divide"
+                      " over the"
                       f" {replicas} replicas; use a multiple of {replicas}.")
   micro = config.train.accumulate_steps
   if (batch // replicas) % micro:
     raise ConfigError(f"the per-replica batch ({batch // replicas}) does not"
-                      f" split into --accumulate_steps={micro} micro-batches.")
+                      f" split into {flag('accumulate_steps')}={micro}"
+                      " micro-batches.")
   if source.num_examples and batch // replicas > source.num_examples:
     raise ConfigError(f"the per-replica batch ({batch // replicas}) is larger"
                       f" than {source.name}'s {source.num_examples}"
@@ -305,13 +308,14 @@ def check_outputs(train, source) -> None:
       labels = (", ".join(sorted(classes)) if isinstance(classes, dict)
                 else "one array")
       raise ConfigError(
-          f"--loss names the outputs {', '.join(sorted(outputs))}, but"
+          f"{flag('loss')} names the outputs"
+          f" {', '.join(sorted(outputs))}, but"
           f" {source.name}'s labels are {labels}.")
     losses = dict(train.output_losses)
   elif isinstance(classes, dict):
     raise ConfigError(f"{source.name} has the outputs"
                       f" {', '.join(sorted(classes))}; give one loss per"
-                      " output, e.g. --loss=name:loss,name:loss.")
+                      f" output, e.g. {flag('loss')}=name:loss,name:loss.")
   else:
     losses, classes = {"": train.loss}, {"": classes}
   for name, loss in losses.items():

@@ -17,7 +17,7 @@ from launch.distributed import liveness
 from launch.distributed import preemption
 from launch.distributed import rendezvous
 from launch.distributed import strategy as strategy_lib
-from launch.errors import ConfigError
+from launch.errors import ConfigError, flag
 from launch.run import checks
 from launch.run import plan as plan_lib
 from launch.run import resume
@@ -93,7 +93,8 @@ def _build_model(plan: plan_lib.Plan, strategy, model_class):
         plan_lib.refuse_for_compiled(plan.given)
     else:
       if source.input_shape is None or source.num_classes is None:
-        raise ConfigError(f"the built-in --model={config.train.model} needs"
+        raise ConfigError(f"the built-in {flag('model')}={config.train.model}"
+                          " needs"
                           f" to know the shape and classes of {source.name};"
                           " pass them to the source, or give a model_fn.")
       model = trainer.build_model(

@@ -9,9 +9,9 @@ is written. Each failure is one `ConfigError` sentence.
 import dataclasses
 import inspect
 import os
-import re
 
 from launch.distributed import cluster as cluster_lib
+from launch.options import definitions as options_lib
 from launch.options import run_config as config_lib
 from launch.cli import console
 from launch.distributed import gpu_usage
@@ -19,7 +19,7 @@ from launch.run import checks
 from launch.run import resume
 from launch.distributed import strategy as strategy_lib
 from launch.run import tasks
-from launch.errors import ConfigError
+from launch.errors import ConfigError, flag
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,8 @@ def _import(kind: str, name: str):
   """`package.module:function` of --model or --dataset."""
   from trainer import models  # pylint: disable=import-outside-toplevel
   try:
-    return models.import_function(name, kind=kind)
+    return models.import_function(name, kind=kind,
+                                  label=f"{flag(kind)}={name}")
   except ValueError as error:
     raise ConfigError(str(error)) from None
 
@@ -108,7 +109,8 @@ def _user_dataset(name: str):
   if (isinstance(result, tuple) and len(result) == 2 and _is_source(result[0])
       and (result[1] is None or _is_source(result[1]))):
     return result
-  raise ConfigError(f"--dataset={name} returned {type(result).__name__}, not"
+  raise ConfigError(f"{flag('dataset')}={name} returned"
+                    f" {type(result).__name__}, not"
                     " a datasets Source or a (train, eval) pair of them.")
 
 
@@ -147,10 +149,11 @@ def load_sources(config: config_lib.RunConfig, train=None, eval_data=None):
                         " (datasets.from_arrays, from_csv, ...).")
     if split:  # The one place a validation split is made.
       if eval_data is not None:
-        raise ConfigError("give eval data or --validation_split, not both.")
+        raise ConfigError(f"give eval data or {flag('validation_split')}, not"
+                          " both.")
       train, eval_data = split_source(train, split, config.data.seed)
   except DataError as error:
-    raise ConfigError(as_flags(str(error))) from None
+    raise data_error(error) from None
   return train, eval_data
 
 
@@ -164,20 +167,13 @@ def split_source(source, fraction: float, seed: int):
           else source.split(fraction))
 
 
-def as_flags(message: str) -> str:
-  """datasets names its arguments (`data_dir`); options are `--data_dir`.
-
-  Only names with an underscore, or followed by `=` and a value (as in
-  "task=regression"), are taken for options: plain words such as "seed" or
-  "model" are prose in a datasets message.
-  """
-  from launch.options import definitions as options_lib  # pylint: disable=import-outside-toplevel
-  names = "|".join(name for name in options_lib.BY_NAME if "_" in name)
-  message = re.sub(rf"(?<![-\w/.\\])({names})(?![\w/.\\])", r"--\1",
-                   message)
-  # Any option given a value, e.g. "give task=regression".
-  every = "|".join(name for name in options_lib.BY_NAME if "_" not in name)
-  return re.sub(rf"(?<![-\w/.\\'])({every})=(?=\w)", r"--\1=", message)
+def data_error(error) -> ConfigError:
+  """A `datasets.errors.DataError` for the caller: the `datasets` arguments
+  that are options (`data_dir`, `label_column`, `task`...) become options,
+  spelled by the edge; other arguments keep their Python names."""
+  options = options_lib.by_name()
+  return ConfigError(error.spelled(
+      lambda name: flag(name) if name in options else name))
 
 
 def plan_run(config: config_lib.RunConfig,
@@ -201,7 +197,7 @@ def plan_run(config: config_lib.RunConfig,
   if cluster.is_evaluator:
     if config.strategy == "multi_worker":
       raise ConfigError("an evaluator task runs apart from the training"
-                        " cluster; use --strategy=auto, mirrored or"
+                        f" cluster; use {flag('strategy')}=auto, mirrored or"
                         " one_device for it.")
     # A sidecar: evaluate each checkpoint the training tasks write.
     config = dataclasses.replace(config, mode="evaluate", watch=True)
@@ -212,8 +208,8 @@ def plan_run(config: config_lib.RunConfig,
                       " evaluate, so early stopping, plateau and best"
                       " checkpoints cannot run there.")
   elif config.mode == "evaluate" and cluster.is_multi_worker:
-    raise ConfigError("--mode=evaluate runs in one process; unset TF_CONFIG"
-                      " or give it an evaluator task.")
+    raise ConfigError(f"{flag('mode')}=evaluate runs in one process; unset"
+                      " TF_CONFIG or give it an evaluator task.")
   # Validated: now load TensorFlow (seconds), before a user's model module
   # or data may, so that its start-up lines are filtered.
   console.import_tensorflow(config.verbose)
@@ -234,7 +230,8 @@ def plan_run(config: config_lib.RunConfig,
   if model_fn is None:
     from trainer import models  # pylint: disable=import-outside-toplevel
     try:
-      models.resolve_builder(config.train.model)
+      models.resolve_builder(config.train.model,
+                             label=f"{flag('model')}={config.train.model}")
     except ValueError as error:
       raise ConfigError(str(error)) from None
   num_gpus = len(tf.config.list_physical_devices("GPU"))
@@ -253,40 +250,35 @@ def plan_run(config: config_lib.RunConfig,
   if config.train.jit_compile and replicas > 1 and not num_gpus:
     # Measured: XLA fails with "Trying to access resource ... located in
     # device CPU:1 from device CPU:0" on mirrored logical CPUs.
-    raise ConfigError("--jit_compile needs GPUs or a single replica; XLA"
-                      " cannot place variables of logical CPU devices.")
+    raise ConfigError(f"{flag('jit_compile')} needs GPUs or a single replica;"
+                      " XLA cannot place variables of logical CPU devices.")
   from trainer import layout  # pylint: disable=import-outside-toplevel
   checkpoints = layout.ModelDir(config.train.model_dir).checkpoints
   if (config.mode == "evaluate" and not config.watch
       and tf.train.latest_checkpoint(checkpoints) is None):
-    raise ConfigError(f"--mode=evaluate found no checkpoint in {checkpoints}.")
+    raise ConfigError(f"{flag('mode')}=evaluate found no checkpoint in"
+                      f" {checkpoints}.")
   return Plan(config, cluster, train, eval_data, model_fn, kind, replicas,
               gpu_memory, num_gpus, frozenset(given))
 
 
-# Options that shape only the built-in networks.
-_BUILT_IN_ONLY = ("l2", "dropout", "sync_batchnorm")
+def _refuse(given, applies_to: str, says: str) -> None:
+  refused = [option.name for option in options_lib.OPTIONS
+             if option.applies_to == applies_to and option.name in given]
+  if refused:
+    raise ConfigError(f"{flag(refused[0])} {says}")
 
 
 def _check_model_options(model_fn, given) -> None:
-  """Options that cannot apply to the user's model are refused."""
-  if model_fn is None:
-    return
-  refused = [name for name in _BUILT_IN_ONLY if name in given]
-  if refused:
-    raise ConfigError(f"--{refused[0]} shapes the built-in networks only;"
-                      " build it into your model instead.")
+  """Options that shape the built-in networks only are refused."""
+  if model_fn is not None:
+    _refuse(given, options_lib.BUILT_IN_ONLY, "shapes the built-in networks"
+            " only; build it into your model instead.")
 
 
 def refuse_for_compiled(given) -> None:
   """A compiled model brings its optimizer, loss and metrics."""
-  refused = [name for name in (
-      "optimizer", "learning_rate", "momentum", "weight_decay", "loss",
-      "loss_weights", "metrics", "from_logits", "lr_schedule", "clip_norm",
-      "accumulate_steps", "warmup_steps", "decay_steps", "decay_rate")
-             if name in given]
-  if refused:
-    raise ConfigError(f"--{refused[0]} does not apply to a compiled model:"
-                      " compile() chose its optimizer, loss and metrics (set"
-                      " it there, e.g. keras.optimizers.Adam(global_clipnorm="
-                      "...) for clipping).")
+  _refuse(given, options_lib.UNCOMPILED_ONLY, "does not apply to a compiled"
+          " model: compile() chose its optimizer, loss and metrics (set it"
+          " there, e.g. keras.optimizers.Adam(global_clipnorm=...) for"
+          " clipping).")

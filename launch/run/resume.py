@@ -17,28 +17,11 @@ import re
 
 from absl import logging
 
-from launch.options.run_config import CONFIG_FILENAME, RunConfig
-from launch.errors import ConfigError
+from launch.errors import ConfigError, flag
+from launch.options import definitions as options_lib
+from launch.options.config import RunConfig
 from trainer import layout
 
-# Settings that change what a checkpoint's numbers mean, or what training
-# from it gives: resuming under other values would restore garbage, fail
-# obscurely, or silently mix two runs. (Run length, logging and
-# distribution settings may change: they do not change the result.)
-_RESULT_SETTINGS = (
-    "data.name", "data.global_batch_size", "data.seed",
-    "data.validation_split", "data.synthetic_shape", "data.num_classes",
-    "data.synthetic_examples", "train_data", "eval_data", "label_column",
-    "image_size", "train.model", "train.optimizer", "train.learning_rate",
-    "train.momentum", "train.weight_decay", "train.l2", "train.loss",
-    "train.loss_weights", "train.from_logits", "train.dropout",
-    "train.sync_batchnorm", "train.mixed_precision", "train.clip_norm",
-    "train.accumulate_steps", "train.lr_schedule", "train.warmup_steps",
-    "train.decay_steps", "train.decay_rate", "data.data_dir", "data.cache",
-    "data.shuffle_buffer", "train.monitor", "train.monitor_mode",
-    "train.early_stopping_patience", "train.restore_best_weights",
-    "train.plateau_patience", "train.plateau_factor", "train.plateau_min_lr",
-)
 _MISSING = object()
 
 
@@ -50,9 +33,13 @@ def _lookup(record: dict, path: str):
   return record
 
 
-def _flag_name(path: str) -> str:
-  name = path.rpartition(".")[2]
-  return "dataset" if path == "data.name" else name
+def result_settings() -> tuple[options_lib.Option, ...]:
+  """The options that change what a checkpoint's numbers mean, or what
+  training from it gives (`Option.changes_result`): resuming under other
+  values would restore garbage, fail obscurely, or silently mix two runs.
+  Run length, logging and distribution settings may change."""
+  return tuple(option for option in options_lib.OPTIONS
+               if option.changes_result)
 
 
 def holds_checkpoint(model_dir: str) -> bool:
@@ -96,7 +83,7 @@ def check_resume_compatible(config: RunConfig) -> None:
       meaning of its checkpoints or the result, or its config.json is
       unreadable.
   """
-  path = os.path.join(config.train.model_dir, CONFIG_FILENAME)
+  path = layout.ModelDir(config.train.model_dir).config
   if not os.path.exists(path):
     return
   try:
@@ -107,19 +94,21 @@ def check_resume_compatible(config: RunConfig) -> None:
   except (OSError, ValueError) as error:
     _refuse_or_replace(config, f"{path} is unreadable"
                        f" ({type(error).__name__}); pass"
-                       " --allow_config_change to resume anyway.")
+                       f" {flag('allow_config_change')} to resume anyway.")
     return
   current = json.loads(config.to_json())
   changes = []
-  for setting in _RESULT_SETTINGS:
-    before, now = _lookup(saved, setting), _lookup(current, setting)
+  for option in result_settings():
+    path = options_lib.config_path(option)
+    before, now = _lookup(saved, path), _lookup(current, path)
     if before is not _MISSING and before != now:
-      changes.append(f"--{_flag_name(setting)}={before!r} -> {now!r}")
+      changes.append(f"{flag(option.name)}={before!r} -> {now!r}")
   if changes:
     _refuse_or_replace(
-        config, f"--model_dir={config.train.model_dir} holds a run with"
-        f" other settings ({'; '.join(changes)}); use a new --model_dir, or"
-        " --allow_config_change to resume anyway.")
+        config, f"{flag('model_dir')}={config.train.model_dir} holds a run with"
+        f" other settings ({'; '.join(changes)}); use a new"
+        f" {flag('model_dir')}, or"
+        f" {flag('allow_config_change')} to resume anyway.")
 
 
 def model_fingerprint(model) -> dict:
@@ -147,7 +136,7 @@ def model_fingerprint(model) -> dict:
 
 def check_fingerprint(config: RunConfig, fingerprint: dict) -> None:
   """Like `check_resume_compatible`, for the model itself."""
-  path = os.path.join(config.train.model_dir, CONFIG_FILENAME)
+  path = layout.ModelDir(config.train.model_dir).config
   try:
     with open(path, encoding="utf-8") as stream:
       saved = json.load(stream).get("model_fingerprint")
@@ -156,7 +145,7 @@ def check_fingerprint(config: RunConfig, fingerprint: dict) -> None:
   except (OSError, ValueError, AttributeError) as error:
     _refuse_or_replace(config, f"{path} is unreadable"
                        f" ({type(error).__name__}); pass"
-                       " --allow_config_change to resume anyway.")
+                       f" {flag('allow_config_change')} to resume anyway.")
     return
   if saved is None or saved == fingerprint:
     return
@@ -164,15 +153,16 @@ def check_fingerprint(config: RunConfig, fingerprint: dict) -> None:
              for key in sorted(set(saved) | set(fingerprint))
              if saved.get(key) != fingerprint.get(key)]
   _refuse_or_replace(
-      config, f"--model_dir={config.train.model_dir} holds a run of another"
-      f" model ({'; '.join(changes)[:300]}); use a new --model_dir, or"
-      " --allow_config_change to resume anyway.",
+      config, f"{flag('model_dir')}={config.train.model_dir} holds a run of"
+              " another"
+      f" model ({'; '.join(changes)[:300]}); use a new {flag('model_dir')}, or"
+      f" {flag('allow_config_change')} to resume anyway.",
       say=False)  # Said by check_resume_compatible (or not worth a line).
 
 
 def write_config(config: RunConfig, fingerprint: dict | None = None) -> str:
   """Writes `model_dir/config.json` atomically; returns its path."""
-  path = os.path.join(config.train.model_dir, CONFIG_FILENAME)
+  path = layout.ModelDir(config.train.model_dir).config
   staging = path + ".tmp"
   record = json.loads(config.to_json())
   if fingerprint is not None:

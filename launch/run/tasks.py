@@ -13,7 +13,7 @@ import dataclasses
 
 from datasets import labels
 from launch.options import run_config as config_lib
-from launch.errors import ConfigError
+from launch.errors import ConfigError, flag
 from trainer.config import REGRESSION_METRICS
 
 CLASSIFICATION_METRICS = ("accuracy",)
@@ -42,15 +42,17 @@ def _check_agrees(task: str, source, config: config_lib.RunConfig) -> None:
     return
   names = getattr(source, "class_names", None)
   if names:
-    what = "--loss=mse" if config.task == "auto" else f"--task={task}"
+    what = (f"{flag('loss')}=mse" if config.task == "auto"
+            else f"{flag('task')}={task}")
     raise ConfigError(f"{source.name}'s labels are the classes"
                       f" {labels.format_names(names)}, so {what} does not"
                       " apply; drop it.")
   if config.task == "auto":  # --loss=mse on integer classes: Keras's meaning.
     return
-  raise ConfigError(f"--task={task}, but {source.name} holds {said} labels;"
+  raise ConfigError(f"{flag('task')}={task}, but {source.name} holds {said}"
+                    " labels;"
                     f" read the data with task={task} (datasets.from_csv or"
-                    " from_arrays), or drop --task.")
+                    f" from_arrays), or drop {flag('task')}.")
 
 
 def resolve(config: config_lib.RunConfig, source,
@@ -69,9 +71,10 @@ def resolve(config: config_lib.RunConfig, source,
   train = config.train
   if train.output_losses or isinstance(source.num_classes, dict):
     if config.task != "auto":
-      raise ConfigError(f"--task={config.task} applies to one label; with"
-                        " several outputs give a loss per output, e.g."
-                        " --loss=name:mse,name:sparse_categorical_crossentropy.")
+      raise ConfigError(f"{flag('task')}={config.task} applies to one label;"
+                        " with several outputs give a loss per output, e.g."
+                        f" {flag('loss')}=name:mse,"
+                        "name:sparse_categorical_crossentropy.")
     return dataclasses.replace(config, train=dataclasses.replace(
         train, metrics=train.metrics or CLASSIFICATION_METRICS))
   task = data_task(config)
@@ -81,27 +84,30 @@ def resolve(config: config_lib.RunConfig, source,
   loss, metrics = train.loss, train.metrics
   if task == "regression":
     if "loss" in given and loss != "mse":
-      raise ConfigError(f"--loss={loss} is a classification loss, but the"
-                        f" labels of {source.name} are regression targets;"
-                        " use --loss=mse, or --task=classification if they"
+      raise ConfigError(f"{flag('loss')}={loss} is a classification loss, but"
+                        f" the labels of {source.name} are regression targets;"
+                        f" use {flag('loss')}=mse, or"
+                        f" {flag('task')}=classification if they"
                         " are classes.")
     loss, metrics = "mse", metrics or REGRESSION_METRICS
     wrong = [name for name in metrics if name not in REGRESSION_METRICS]
     if wrong:
-      raise ConfigError(f"--metrics={wrong[0]} is a classification metric,"
-                        " but the task is regression; use --metrics=mae,mse"
-                        " (or --task=classification if the labels are"
+      raise ConfigError(f"{flag('metrics')}={wrong[0]} is a classification"
+                        " metric, but the task is regression; use"
+                        f" {flag('metrics')}=mae,mse"
+                        f" (or {flag('task')}=classification if the labels are"
                         " classes).")
   else:
     if loss == "mse":
-      raise ConfigError("--loss=mse is a regression loss, but"
-                        " --task=classification; use a classification loss"
-                        " such as sparse_categorical_crossentropy.")
+      raise ConfigError(f"{flag('loss')}=mse is a regression loss, but"
+                        f" {flag('task')}=classification; use a classification"
+                        " loss such as sparse_categorical_crossentropy.")
     metrics = metrics or CLASSIFICATION_METRICS
     if "mae" in metrics:
-      raise ConfigError(f"--metrics=mae is a regression metric, but the"
+      raise ConfigError(f"{flag('metrics')}=mae is a regression metric, but the"
                         f" labels of {source.name} are classes; use accuracy"
-                        " (or --task=regression if they are quantities).")
+                        f" (or {flag('task')}=regression if they are"
+                        " quantities).")
   config = dataclasses.replace(config, task=task, train=dataclasses.replace(
       train, loss=loss, metrics=tuple(metrics)))
   config_lib.validate(config)  # --monitor against the resolved metrics.

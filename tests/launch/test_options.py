@@ -15,7 +15,7 @@ def test_every_option_is_a_flag_with_the_same_default():
   for option in options_lib.OPTIONS:
     value = flags.FLAGS[option.name].default
     expected = options_lib.default(option)
-    if option.kind == "list":
+    if option.kind in ("list", "ints"):
       expected = [str(item) for item in expected]
     assert value == expected, option.name
     assert flags.FLAGS[option.name].help == option.help
@@ -25,7 +25,7 @@ def test_option_defaults_are_the_config_fields_defaults():
   config = config_lib.from_options(config_lib.resolve_options({}))
   record = json.loads(config.to_json())
   for option in options_lib.OPTIONS:
-    if option.field:
+    if not options_lib.has_own_default(option):
       scope, name = option.field.split(".")
       value = record[name] if scope == "run" else record[scope][name]
       expected = options_lib.default(option)
@@ -58,20 +58,6 @@ def test_bad_values(given, message):
   assert message in str(raised.value)
 
 
-def test_fit_speaks_keywords():
-  from launch import api
-  assert api._as_keywords(  # pylint: disable=protected-access
-      "--cpu_devices=8 and --nodeterministic, not --helpfull") == (
-          "cpu_devices=8 and deterministic, not --helpfull")
-
-
 def test_groups_are_known():
   assert {option.group for option in options_lib.OPTIONS} == set(
       options_lib.GROUPS)
-
-
-def test_data_errors_name_flags_but_not_inside_paths():
-  from launch.run import plan
-  assert plan.as_flags(
-      "/data/train_data/x.csv is unreadable; needs data_dir") == (
-          "/data/train_data/x.csv is unreadable; needs --data_dir")
