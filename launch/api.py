@@ -27,7 +27,7 @@ from launch.distributed import cluster as cluster_lib
 from launch.distributed import placement
 from launch.errors import (FLAG_SPELLING, KEYWORD_SPELLING, ConfigError,
                            Preempted, RunFailed)
-from launch.options import run_config as config_lib
+from launch.options import resolve as config_lib
 from launch.run import plan as plan_lib
 
 # launch.local's script form passes each worker's heartbeat file here.

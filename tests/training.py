@@ -69,7 +69,7 @@ def config_from_flags(args: list[str]):
   """The RunConfig `python -m launch ARGS` would build (flags restored)."""
   from absl import flags
   from absl.testing import flagsaver
-  from launch.options import run_config as config_lib
+  from launch.options import resolve as config_lib
   from launch.cli import flags as flag_defs
   with flagsaver.flagsaver():
     flags.FLAGS(["launch", *args])

@@ -16,7 +16,7 @@ import tensorflow as tf
 from trainer import callbacks as callbacks_lib
 from trainer import checkpointing
 from trainer import runner as runner_lib
-from trainer import summaries
+from trainer import writers
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -62,7 +62,7 @@ class Controller:
 
   def __init__(self, *, runner: runner_lib.Runner,
                checkpointer: checkpointing.Checkpointer,
-               writer: summaries.MetricWriter, config: LoopConfig,
+               writer: writers.MetricWriter, config: LoopConfig,
                clock: Callable[[], float] = time.monotonic,
                stop_requested: Callable[[], bool] = lambda: False,
                agree: Callable[[bool], bool] = bool,

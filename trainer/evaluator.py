@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from trainer import checkpointing
 from trainer import runner as runner_lib
-from trainer import summaries
+from trainer import writers
 
 
 class NoCheckpointError(FileNotFoundError):
@@ -14,7 +14,7 @@ class NoCheckpointError(FileNotFoundError):
 
 def evaluate_latest(*, checkpointer: checkpointing.Checkpointer,
                     runner: runner_lib.Runner,
-                    writer: summaries.MetricWriter) -> tuple[int, dict]:
+                    writer: writers.MetricWriter) -> tuple[int, dict]:
   """Evaluates the newest checkpoint; returns (step, logs)."""
   path = checkpointer.latest()
   if path is None:
@@ -28,7 +28,7 @@ def evaluate_latest(*, checkpointer: checkpointing.Checkpointer,
 
 def watch_checkpoints(*, checkpointer: checkpointing.Checkpointer,
                       runner: runner_lib.Runner,
-                      writer: summaries.MetricWriter, final_step: int,
+                      writer: writers.MetricWriter, final_step: int,
                       timeout: float,
                       poll_seconds: float = 1.0) -> tuple[int, dict]:
   """Evaluates every new checkpoint until the one at `final_step`.

@@ -27,7 +27,6 @@ from trainer import keras_callbacks
 from trainer import layout
 from trainer import model_summary
 from trainer import runner as runner_lib
-from trainer import summaries
 from trainer import user_models
 from trainer import watchdog
 from trainer import writers
@@ -267,7 +266,7 @@ def fit(*, strategy: tf.distribute.Strategy, model, train_data,
       eval_steps=eval_steps, eval_steps_per_call=train.steps_per_loop,
       jit_compile=train.jit_compile, guard=guard,
       input_options=input_options)
-  history = summaries.HistoryWriter()
+  history = writers.HistoryWriter()
   writer = writers.build_writer(
       model_dir=train.model_dir, is_writer=config.is_chief, history=history,
       train_steps=train.train_steps, heartbeat_file=config.heartbeat_file,
@@ -330,7 +329,7 @@ def evaluate(*, strategy: tf.distribute.Strategy, model, eval_data,
       eval_dataset_fn=eval_dataset_fn, eval_steps=eval_steps,
       eval_steps_per_call=train.steps_per_loop, input_options=input_options)
   os.makedirs(train.model_dir, exist_ok=True)
-  history = summaries.HistoryWriter()
+  history = writers.HistoryWriter()
   writer = writers.build_writer(
       model_dir=train.model_dir, is_writer=True, history=history,
       train_steps=train.train_steps, heartbeat_file=config.heartbeat_file,

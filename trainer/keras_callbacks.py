@@ -9,7 +9,7 @@ onto its boundaries:
   pass over the data), numbered from step 0 (a resumed run goes on with the
   epoch it stopped in, as Keras's `initial_epoch`). `logs` holds the train
   metrics averaged over the loops of the epoch (weighted by steps;
-  `summaries.EpochMeans`, as in metrics.csv), the latest learning rate, and
+  `writers.EpochMeans`, as in metrics.csv), the latest learning rate, and
   the eval metrics prefixed `val_`, as in `keras.Model.fit`; without eval
   data, the train metrics. An early stop between evaluations evaluates and
   ends that epoch, as Keras's `fit` does.
@@ -34,7 +34,7 @@ import importlib.util
 import keras
 
 from trainer import callbacks as callbacks_lib
-from trainer import summaries
+from trainer import writers
 
 _CHIEF_ONLY = (keras.callbacks.CSVLogger, keras.callbacks.ModelCheckpoint,
                keras.callbacks.TensorBoard, keras.callbacks.RemoteMonitor)
@@ -235,7 +235,7 @@ class KerasCallbacks(callbacks_lib.Callback):
         epochs=-(-train_steps // self._steps_per_epoch),
         steps=self._steps_per_epoch, verbose=0)
     self._agree = agree
-    self._means = summaries.EpochMeans()
+    self._means = writers.EpochMeans()
     self._epoch = None
 
   def _epoch_of(self, step: int) -> int:
@@ -272,7 +272,7 @@ class KerasCallbacks(callbacks_lib.Callback):
     return self._stop()
 
   def on_train_begin(self, step: int) -> None:
-    self._means = summaries.EpochMeans(step)
+    self._means = writers.EpochMeans(step)
     self.model.stop_training = False
     self._list.on_train_begin()
     self._begin_epoch_if_needed(step)

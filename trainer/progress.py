@@ -23,7 +23,7 @@ import sys
 import threading
 from typing import TextIO
 
-from trainer import summaries
+from trainer import writers
 
 _BAR_WIDTH = 24
 _CLEAR = "\r\x1b[K"  # Carriage return, erase to the end of the line.
@@ -103,7 +103,7 @@ def _same_stream(first: TextIO, second: TextIO) -> bool:
 TERMINAL = Terminal()
 
 
-class ProgressBar(summaries.MetricWriter):
+class ProgressBar(writers.MetricWriter):
   """Draws train and eval progress; one permanent line per evaluation."""
 
   def __init__(self, total_steps: int, stream: TextIO | None = None, *,
@@ -122,7 +122,7 @@ class ProgressBar(summaries.MetricWriter):
     self._total = total_steps
     self._stream = stream or sys.stderr
     self._terminal = terminal
-    self._means = summaries.EpochMeans(start_step)
+    self._means = writers.EpochMeans(start_step)
     self._say = say or (lambda line: terminal.write_line(
         self._stream, _wrap(line, _columns(self._stream) - 1)))
 
@@ -134,20 +134,20 @@ class ProgressBar(summaries.MetricWriter):
                  else float("inf"))
       percent = 100 * step // max(self._total, 1)
       rate = f" | {scalars.get('examples_per_sec', 0.0):,.0f} ex/s"
-      eta = f" | ETA {summaries.format_seconds(seconds)}"
+      eta = f" | ETA {writers.format_seconds(seconds)}"
       loss = {"loss": scalars["loss"]} if "loss" in scalars else {}
       # The richest tail that leaves the bar 10 characters on this width.
-      tails = [f"] {percent:3d}% {summaries.format_metrics(scalars)}"
+      tails = [f"] {percent:3d}% {writers.format_metrics(scalars)}"
                + rate + eta,
-               f"] {percent:3d}% {summaries.format_metrics(scalars)}" + eta,
-               f"] {percent:3d}% {summaries.format_metrics(loss)}" + eta]
+               f"] {percent:3d}% {writers.format_metrics(scalars)}" + eta,
+               f"] {percent:3d}% {writers.format_metrics(loss)}" + eta]
       head = f"step {step}/{self._total} ["
       room = _columns(self._stream) - 1 - len(head)
       tail = next((t for t in tails if room - len(t) >= 10), tails[-1])
       self._draw_fitted(head, tail, step, self._total)
     else:
       self._terminal.clear()
-      self._say(summaries.epoch_line(
+      self._say(writers.epoch_line(
           step, self._total, self._means.take(), scalars, split=split))
 
   def _draw_fitted(self, head: str, tail: str, done: int, total: int):
@@ -169,5 +169,5 @@ class ProgressBar(summaries.MetricWriter):
     # means make the last line, as in the log.
     if self._means.pending:
       step = self._means.step
-      self._say(summaries.epoch_line(step, self._total, self._means.take(),
+      self._say(writers.epoch_line(step, self._total, self._means.take(),
                                      {}))

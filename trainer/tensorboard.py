@@ -22,7 +22,7 @@ from tensorboard.plugins.hparams import api as hparams_api
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from trainer import model_summary as model_summary_lib
-from trainer import summaries
+from trainer import writers
 
 # Logged per train loop but not numbers to rank a trial by (HParams tab).
 NOT_METRICS = ("learning_rate", "steps_per_sec", "examples_per_sec",
@@ -50,7 +50,7 @@ def scalar_tag(name: str) -> str:
   return SCALAR_TAGS.get(name, name)
 
 
-class TensorBoardWriter(summaries.MetricWriter):
+class TensorBoardWriter(writers.MetricWriter):
   """Event files for TensorBoard under `logdir` (the model_dir's summaries/).
 
   One directory per split for the scalars (train/, eval/). The HParams

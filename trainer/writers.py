@@ -1,25 +1,332 @@
-"""What a run records: metric writers for files, TensorBoard and display.
+"""What a run records: the metric writers, and which ones a run gets.
 
-The chief writes TensorBoard, metrics.jsonl and metrics.csv (evaluate.csv
-when it evaluates saved checkpoints) and draws the progress; every worker
-keeps the history and its heartbeat.
+Writers take each loop's train and eval metrics: TensorBoard (in
+`trainer.tensorboard`), metrics.jsonl, metrics.csv, the progress display, the
+heartbeat and the in-memory history. `build_writer` picks them: the chief
+writes the files and draws the progress (evaluate.csv when it evaluates saved
+checkpoints); every worker keeps the history and its heartbeat.
 """
 
+import abc
 from collections.abc import Mapping, Sequence
+import csv
+import json
+import math
+import os
+import time
+
+from absl import logging
 
 from trainer import layout
-from trainer import summaries
+
+Scalars = Mapping[str, float]
+
+
+class MetricWriter(abc.ABC):
+  """Receives scalars of one split ("train" or "eval") at one step."""
+
+  @abc.abstractmethod
+  def write(self, split: str, step: int, scalars: Scalars) -> None:
+    """Records the scalars."""
+
+  def close(self) -> None:
+    """Flushes and releases resources."""
+
+  def progress(self, split: str, done: int, total: int) -> None:
+    """Work in progress inside a loop or evaluation (progress bars only)."""
+
+
+class NullWriter(MetricWriter):
+
+  def write(self, split, step, scalars):
+    pass
+
+
+class MultiWriter(MetricWriter):
+  """Forwards to several writers."""
+
+  def __init__(self, writers: Sequence[MetricWriter]):
+    self._writers = list(writers)
+
+  def write(self, split, step, scalars):
+    for writer in self._writers:
+      writer.write(split, step, scalars)
+
+  def close(self):
+    for writer in self._writers:
+      writer.close()
+
+  def progress(self, split, done, total):
+    for writer in self._writers:
+      writer.progress(split, done, total)
+
+
+class JsonlWriter(MetricWriter):
+  """Appends one JSON object per write: {"split", "step", "time", scalars}."""
+
+  def __init__(self, path: str):
+    self._path = path
+
+  def write(self, split, step, scalars):
+    record = {"split": split, "step": step, "time": round(time.time(), 3)}
+    record.update({name: _json_number(value)
+                   for name, value in scalars.items()})
+    with open(self._path, "a", encoding="utf-8") as stream:
+      stream.write(json.dumps(record) + "\n")
+
+
+class HistoryWriter(MetricWriter):
+  """Keeps the rows of metrics.jsonl in memory (on every worker)."""
+
+  def __init__(self):
+    self.rows: list[dict] = []
+
+  def write(self, split, step, scalars):
+    self.rows.append({"split": split, "step": step, **scalars})
+
+
+class CsvWriter(MetricWriter):
+  """One row per evaluation, as Keras's CSVLogger writes one per epoch.
+
+  Columns: epoch (the row's number from 0), step, time, the train means of
+  the loops since the previous row (Keras's epoch logs), the learning rate,
+  then the evaluation's metrics with `eval_prefix` (`val_loss`, ...). Loops
+  after the last evaluation (or a run without eval data) make a last row of
+  train columns only (so does a run stopped by a signal, at its stop step;
+  resumed, it continues that row's epoch). A resumed run keeps the earlier
+  rows up to the step it resumed from; an evaluation at a row's step (a
+  rerun of a complete run) updates that row.
+  The (small) file is rewritten atomically on each row.
+  """
+
+  _FIRST = ("epoch", "step", "time")
+
+  def __init__(self, path: str, *, start_step: int | None = 0,
+               eval_prefix: str = "val_"):
+    """Initializes the writer.
+
+    Args:
+      path: The CSV file.
+      start_step: The step the run starts at: earlier rows after it are
+        dropped (they are trained again). None keeps every earlier row.
+      eval_prefix: Prepended to the evaluation's metric names.
+    """
+    self._path = path
+    self._prefix = eval_prefix
+    self._means = EpochMeans(start_step or 0)
+    self._rows = []
+    if os.path.exists(path):
+      with open(path, newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+      # Rows of the long format of earlier versions (split, step, ...)
+      # are not kept; metrics.jsonl holds them.
+      self._rows = [row for row in rows if "split" not in row and (
+          start_step is None or int(row["step"]) <= start_step)]
+      if start_step is not None:
+        self._reopen_last_row(start_step)
+
+  def _reopen_last_row(self, start_step: int) -> None:
+    """A stopped run's last row (train columns, no evaluation) is continued.
+
+    Its loops' means go back into the epoch, so the resumed run's next row
+    covers the whole epoch, as if the run had not stopped.
+    """
+    if not self._rows or int(self._rows[-1]["step"]) != start_step or any(
+        value for name, value in self._rows[-1].items()
+        if name.startswith(self._prefix) and name not in self._FIRST):
+      return
+    row = self._rows.pop()
+    before = int(self._rows[-1]["step"]) if self._rows else 0
+    self._means.restore(
+        {name: float(value) for name, value in row.items()
+         if name not in self._FIRST and value != ""}, start_step - before)
+
+  def write(self, split, step, scalars):
+    if split == "train":
+      self._means.add(step, scalars)
+      return
+    self._add_row(step, {
+        **self._means.take(),
+        **{self._prefix + name: value for name, value in scalars.items()
+           if name != "examples"}})
+
+  def close(self):
+    if self._means.pending:
+      self._add_row(self._means.step, self._means.take())
+
+  def _add_row(self, step: int, values: Scalars) -> None:
+    if self._rows and int(self._rows[-1]["step"]) == step:
+      # Evaluated again at the same step (a rerun of a complete run).
+      values = {**{name: value for name, value in self._rows.pop().items()
+                   if name not in self._FIRST and value != ""}, **values}
+    row = {"epoch": len(self._rows), "step": step,
+           "time": round(time.time(), 3)}
+    row.update({name: _json_number(value) for name, value in values.items()})
+    self._rows.append(row)
+    names = []
+    for row in self._rows:  # Train columns first, as they first appeared.
+      names += [name for name in row
+                if name not in names and name not in self._FIRST]
+    names.sort(key=lambda name: bool(self._prefix)
+               and name.startswith(self._prefix))
+    staging = self._path + ".tmp"
+    with open(staging, "w", newline="", encoding="utf-8") as stream:
+      writer = csv.DictWriter(stream, fieldnames=[*self._FIRST, *names])
+      writer.writeheader()
+      writer.writerows(self._rows)
+    os.replace(staging, self._path)
+
+
+class HeartbeatWriter(MetricWriter):
+  """Records the latest step in a file, so a supervisor can see progress.
+
+  Every worker writes one (the chief-only writers stay quiet elsewhere); the
+  file's content is "<step> <unix time>" and its mtime is the heartbeat.
+  """
+
+  def __init__(self, path: str):
+    self._path = path
+    self.beat(0)
+
+  def beat(self, step: int) -> None:
+    staging = self._path + ".tmp"
+    with open(staging, "w", encoding="utf-8") as stream:
+      stream.write(f"{step} {time.time():.3f}\n")
+    os.replace(staging, self._path)
+
+  def write(self, split, step, scalars):
+    self.beat(step)
+
+
+class ProgressLogger(MetricWriter):
+  """Logs one line per train loop (with ETA) and one per evaluation."""
+
+  def __init__(self, total_steps: int, *, start_step: int = 0):
+    self._total_steps = total_steps
+    self._means = EpochMeans(start_step)
+
+  def write(self, split, step, scalars):
+    if split == "train":
+      self._means.add(step, scalars)
+      rate = scalars.get("steps_per_sec", 0.0)
+      eta = (self._total_steps - step) / rate if rate else math.inf
+      logging.info("step %d/%d %s | %s ex/s | ETA %s", step,
+                   self._total_steps, format_metrics(scalars),
+                   f"{scalars.get('examples_per_sec', 0.0):,.0f}",
+                   format_seconds(eta))
+    else:
+      logging.info("%s", epoch_line(step, self._total_steps,
+                                    self._means.take(), scalars, split=split))
+
+
+class EpochMeans:
+  """Step-weighted means of the train loops since the last `take`.
+
+  What Keras reports at the end of an epoch: each metric's mean over the
+  epoch's steps (a loop's values are its means over its steps), and the
+  latest learning rate.
+  """
+
+  def __init__(self, start_step: int = 0):
+    self.step = start_step  # The step of the latest loop.
+    self._sums: dict[str, float] = {}
+    self._latest: dict[str, float] = {}
+    self._steps = 0
+
+  @property
+  def pending(self) -> bool:
+    """Whether loops were added since the last `take`."""
+    return self._steps > 0
+
+  def add(self, step: int, scalars: Scalars) -> None:
+    steps, self.step = max(step - self.step, 0), step
+    self._steps += steps
+    for name, value in scalars.items():
+      if name == "learning_rate":
+        self._latest[name] = value
+      elif name not in RATE_KEYS:
+        self._sums[name] = self._sums.get(name, 0.0) + float(value) * steps
+
+  def restore(self, means: Scalars, steps: int) -> None:
+    """Adds `steps` steps whose means were `means` (a reopened epoch)."""
+    for name, value in means.items():
+      if name == "learning_rate":
+        self._latest[name] = value
+      elif name not in RATE_KEYS:
+        self._sums[name] = self._sums.get(name, 0.0) + value * steps
+    self._steps += steps
+
+  def take(self) -> dict[str, float]:
+    """The means, and starts a new epoch."""
+    means = {name: total / self._steps for name, total in self._sums.items()
+             } if self._steps else {}
+    means.update(self._latest)
+    self._sums, self._latest, self._steps = {}, {}, 0
+    return means
+
+
+def format_value(value: float) -> str:
+  value = float(value)
+  return f"{value:.3e}" if value and abs(value) < 1e-3 else f"{value:.4f}"
+
+
+def format_metrics(scalars: Scalars, sep: str = " ") -> str:
+  """`loss 0.1234 accuracy 0.9876`: the metrics, without rates or counts."""
+  return sep.join(f"{name} {format_value(value)}"
+                  for name, value in scalars.items()
+                  if name not in RATE_KEYS and name != "examples")
+
+
+def epoch_line(step: int, total_steps: int, train: Scalars,
+               evaluation: Scalars, *, split: str = "eval") -> str:
+  """The line left per evaluation: train means and `val_` metrics.
+
+  `step 250/1000 - loss 0.1588 - accuracy 0.9609 - val_loss 0.1309 - ...`;
+  an evaluation of a saved checkpoint (`split` "evaluate") reads
+  `checkpoint of step 250: loss 0.1309 - accuracy 0.9722 (360 examples)`.
+  """
+  if split != "eval":
+    return (f"checkpoint of step {step}: "
+            f"{format_metrics(evaluation, sep=' - ')}"
+            f" ({evaluation.get('examples', 0)} examples)")
+  parts = [f"step {step}/{total_steps}", format_metrics(train, sep=" - ")]
+  parts.append(format_metrics({f"val_{name}": value
+                               for name, value in evaluation.items()
+                               if name != "examples"}, sep=" - "))
+  return " - ".join(part for part in parts if part)
+
+
+RATE_KEYS = ("steps_per_sec", "examples_per_sec", "learning_rate")
+
+
+def _json_number(value: float | int) -> float | int | str:
+  # Strict JSON has no NaN/Infinity; write them as strings "nan", "inf".
+  if isinstance(value, int):
+    return value
+  value = float(value)
+  return value if math.isfinite(value) else str(value)
+
+
+def format_seconds(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  minutes, seconds = divmod(int(round(seconds)), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else (
+      f"{minutes}:{seconds:02d}")
+
+
 
 PROGRESS_MODES = ("bar", "log", "none")
 
 
 def build_writer(*, model_dir: str, is_writer: bool,
-                 history: summaries.HistoryWriter, train_steps: int,
+                 history: HistoryWriter, train_steps: int,
                  heartbeat_file: str = "", progress: str = "log",
                  start_step: int | None = 0, model=None,
                  hparams: Mapping[str, object] | None = None,
                  metric_groups: Sequence[str] = ("train",)
-                 ) -> summaries.MultiWriter:
+                 ) -> MultiWriter:
   """Heartbeat and history everywhere; files and progress on `is_writer`.
 
   Args:
@@ -44,21 +351,21 @@ def build_writer(*, model_dir: str, is_writer: bool,
                      f" not {progress!r}.")
   writers = [history]
   if heartbeat_file:
-    writers.append(summaries.HeartbeatWriter(heartbeat_file))
+    writers.append(HeartbeatWriter(heartbeat_file))
   if is_writer:
     paths = layout.ModelDir(model_dir)
     training = start_step is not None
     writers += [
         _tensorboard_writer(model_dir, model if training else None, hparams,
                             metric_groups),
-        summaries.JsonlWriter(paths.metrics_jsonl),
-        summaries.CsvWriter(paths.metrics_csv, start_step=start_step)
+        JsonlWriter(paths.metrics_jsonl),
+        CsvWriter(paths.metrics_csv, start_step=start_step)
         if training else
-        summaries.CsvWriter(paths.evaluate_csv, start_step=None,
+        CsvWriter(paths.evaluate_csv, start_step=None,
                             eval_prefix=""),
     ]
     writers += _progress_writers(progress, train_steps, start_step or 0)
-  return summaries.MultiWriter(writers)
+  return MultiWriter(writers)
 
 
 def _progress_writers(progress: str, total: int, start_step: int) -> list:
@@ -67,7 +374,7 @@ def _progress_writers(progress: str, total: int, start_step: int) -> list:
     from trainer import progress as progress_lib  # pylint: disable=import-outside-toplevel
     return [progress_lib.ProgressBar(total, start_step=start_step)]
   if progress == "log":
-    return [summaries.ProgressLogger(total, start_step=start_step)]
+    return [ProgressLogger(total, start_step=start_step)]
   return []
 
 

@@ -14,7 +14,7 @@ _DEFINE = {"str": flags.DEFINE_string, "int": flags.DEFINE_integer,
 
 
 def _define_all(flag_values: flags.FlagValues) -> None:
-  # Values are validated by launch.options.run_config, which raises one clear sentence;
+  # Values are validated by launch.options.resolve, which raises one clear sentence;
   # DEFINE_enum is avoided so that error has the same shape.
   for option in options_lib.OPTIONS:
     value = options_lib.default(option)

@@ -1,7 +1,7 @@
 """docs/options.md, the reference of every option, generated from `OPTIONS`.
 
 Run `python -m launch.cli.reference > docs/options.md` after changing an
-option; `tests/docs/test_options_reference.py` fails while the page differs.
+option; `tests/docs/test_docs.py` fails while the page differs.
 """
 
 import sys
@@ -20,19 +20,11 @@ a bool as `--name` / `--noname`; a list comma-separated) and a keyword of
 `launch.fit` (`name=value`; a list as a list or tuple). `python -m launch
 --help` prints the same. What the options do in practice is told by topic in
 the other pages (see the [map of the docs](../README.md#documentation)).
+An option that *changes the result* may not change when a model_dir is
+resumed (the run is refused, naming it) unless `allow_config_change`;
+"built-in networks only" and "uncompiled models only" options are refused
+for your `model_fn` and for a compiled model.
 """
-
-# Facts an option may carry beyond name, kind, group and help, in the order
-# they are shown; absent ones are skipped, so the page follows `Option`.
-_FACTS = (
-    ("choices", "choices"),
-    ("bounds", "bounds"),
-    ("minimum", "at least"),
-    ("maximum", "at most"),
-    ("changes_result", "changes the result"),
-    ("applies_to", "applies to"),
-    ("hparam", "TensorBoard hparam"),
-)
 
 
 def _value_text(value: Any) -> str:
@@ -53,13 +45,26 @@ def _cell(text: str) -> str:
 
 
 def _facts(option: definitions.Option) -> str:
-  """The option's extra facts, e.g. "choices: `adam,sgd`; changes the result"."""
+  """The option's facts, e.g. "positive; changes the result; uncompiled models only".
+
+  Choices already listed by the help (its `{choices}`) are not repeated;
+  "applies to every model" is the rule and goes unsaid.
+  """
   facts = []
-  for attribute, label in _FACTS:
-    value = getattr(option, attribute, None)
-    if value is None or value is False or value in ((), [], "", set()):
-      continue
-    facts.append(label if value is True else f"{label}: `{_value_text(value)}`")
+  choices = getattr(option, "choices", ())
+  if choices and definitions.describe_choices(option) not in option.help:
+    facts.append(f"one of `{_value_text(choices)}`")
+  bounds = getattr(option, "bounds", None)
+  if bounds is not None:
+    facts.append(bounds.describe())
+  if getattr(option, "changes_result", False):
+    facts.append("changes the result")
+  applies_to = getattr(option, "applies_to", definitions.EVERY_MODEL)
+  if applies_to != definitions.EVERY_MODEL:
+    facts.append(f"{applies_to} only")
+  hparam = getattr(option, "hparam", None)
+  if hparam:
+    facts.append(f"TensorBoard HParam `{hparam}`")
   return "; ".join(facts)
 
 

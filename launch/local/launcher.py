@@ -46,7 +46,7 @@ import sys
 
 from absl import flags
 
-from launch.options import run_config as config_lib
+from launch.options import resolve as config_lib
 from launch.distributed import devices
 from launch.cli import flags as flag_defs  # Also defines the training flags.
 from launch.local import supervisor

@@ -7,7 +7,7 @@ whether it changes the result (the resume check), to which models it
 applies and whether TensorBoard's HParams tab shows it. Everything else
 follows from `OPTIONS`: the command-line flags (`launch.cli.flags`), the
 keyword arguments of `launch.fit`, `config.json`, the per-option checks of
-`launch.options.run_config.validate`, the resume check
+`launch.options.resolve.validate`, the resume check
 (`launch.run.resume`), the refusals for a user's model
 (`launch.run.plan`) and the HParams (`launch.run.writers`).
 

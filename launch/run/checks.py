@@ -1,6 +1,6 @@
 """The user's data, batch and model checked, before anything is written.
 
-The options were validated one by one (`launch.options.run_config`); here
+The options were validated one by one (`launch.options.resolve`); here
 they meet the data and the model. `plan_run` calls `check_data` (run
 length, eval data), `check_batch` (replicas, micro-batches, data size) and,
 for a built-in network, `check_outputs` (losses vs labels). `execute`
@@ -24,7 +24,7 @@ from absl import logging
 from launch.errors import ConfigError, flag
 
 if TYPE_CHECKING:  # plan.py calls these checks: no import at run time.
-  from launch.options.run_config import RunConfig
+  from launch.options.resolve import RunConfig
   from launch.run.plan import Plan
 
 

@@ -1,6 +1,6 @@
 """`plan_run`: a validated config, cluster, data and model, before TF runs.
 
-The options are validated (`launch.options.run_config`), the data loaded and
+The options are validated (`launch.options.resolve`), the data loaded and
 checked (`launch.run.checks`), the task resolved; what needs the built model
 is checked by `launch.run.checks` too, in `execute`, still before anything
 is written. Each failure is one `ConfigError` sentence.
@@ -12,7 +12,7 @@ import os
 
 from launch.distributed import cluster as cluster_lib
 from launch.options import definitions as options_lib
-from launch.options import run_config as config_lib
+from launch.options import resolve as config_lib
 from launch.cli import console
 from launch.distributed import gpu_usage
 from launch.run import checks

@@ -12,7 +12,7 @@ refused in one sentence.
 import dataclasses
 
 from datasets import labels
-from launch.options import run_config as config_lib
+from launch.options import resolve as config_lib
 from launch.errors import ConfigError, flag
 from trainer.config import REGRESSION_METRICS
 

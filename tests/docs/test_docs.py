@@ -157,18 +157,20 @@ def test_reference_lists_every_option_with_its_default():
 
 
 def test_reference_shows_the_facts_an_option_carries(monkeypatch):
-  fake = types.SimpleNamespace(
-      name="fake_rate", kind="float", group="model",
-      help="A rate | with a pipe.", default=0.5, choices=None,
-      bounds=(0.0, 1.0), changes_result=True, applies_to="built-in models",
-      hparam=True)
-  plain = types.SimpleNamespace(name="fake_plain", kind="str", group="output",
-                                help="Plain.", default=None)
-  monkeypatch.setattr(definitions, "OPTIONS", (fake, plain))
+  fake = definitions.Option(
+      "fake_rate", "float", "model", "A rate | with a pipe.", "", default=0.5,
+      bounds=definitions.Range(0, 1, high_open=True), changes_result=True,
+      applies_to=definitions.BUILT_IN_ONLY, hparam="fake_rate")
+  choice = definitions.Option("fake_choice", "str", "model", "Pick one.", "",
+                              default="a", choices=("a", "b"))
+  plain = definitions.Option("fake_plain", "str", "output", "Plain.", "",
+                             default=None)
+  monkeypatch.setattr(definitions, "OPTIONS", (fake, choice, plain))
   page = reference.render()
-  assert ("| `fake_rate` | float | `0.5` | A rate \\| with a pipe. (bounds: "
-          "`0.0,1.0`; changes the result; applies to: `built-in models`; "
-          "TensorBoard hparam) |") in page
+  assert ("| `fake_rate` | float | `0.5` | A rate \\| with a pipe. (in [0, 1);"
+          " changes the result; built-in networks only; TensorBoard HParam"
+          " `fake_rate`) |") in page
+  assert "| `fake_choice` | str | `a` | Pick one. (one of `a,b`) |" in page
   assert "| `fake_plain` | str | `none` | Plain. |" in page
 
 

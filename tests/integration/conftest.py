@@ -3,7 +3,7 @@
 import pytest
 
 from datasets.config import DataConfig
-from launch.options import run_config as config_lib
+from launch.options import resolve as config_lib
 from tests import checkpoints
 from tests.training import run_config
 from trainer.config import TrainConfig

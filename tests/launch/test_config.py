@@ -5,7 +5,7 @@ import os
 import pytest
 
 from datasets.config import DataConfig
-from launch.options import run_config as config_lib
+from launch.options import resolve as config_lib
 from launch.run import resume
 from launch.errors import ConfigError
 from trainer.config import TrainConfig

@@ -20,7 +20,7 @@ from launch.cli import flags as flag_defs
 from launch.cli import usage
 from launch.errors import KEYWORD_SPELLING, ConfigError
 from launch.options import definitions as options_lib
-from launch.options import run_config as config_lib
+from launch.options import resolve as config_lib
 from launch.run import plan as plan_lib
 from launch.run import resume
 from trainer.config import TrainConfig

@@ -5,7 +5,7 @@ import json
 from absl import flags
 import pytest
 
-from launch.options import run_config as config_lib
+from launch.options import resolve as config_lib
 from launch.cli import flags as _  # noqa: F401  Defines the flags.
 from launch.options import definitions as options_lib
 from launch.errors import ConfigError

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from datasets.config import DataConfig
 from launch.distributed import cluster as cluster_lib
-from launch.options import run_config as config_lib
+from launch.options import resolve as config_lib
 from launch.run import plan as plan_lib
 from launch.errors import ConfigError
 from tests.training import run_config

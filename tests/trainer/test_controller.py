@@ -3,7 +3,7 @@ import math
 import pytest
 
 from trainer import controller as controller_lib
-from trainer import summaries
+from trainer import writers
 
 
 class FakeRunner:
@@ -33,7 +33,7 @@ class FakeCheckpointer:
     self.saved.append(step)
 
 
-class RecordingWriter(summaries.MetricWriter):
+class RecordingWriter(writers.MetricWriter):
 
   def __init__(self):
     self.records = []

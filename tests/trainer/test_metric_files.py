@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from trainer import summaries
+from trainer import writers
 
 
 def read_csv(path):
@@ -21,7 +21,7 @@ def loop(writer, step, loss, accuracy, rate=0.1):
 
 def test_one_row_per_evaluation_with_train_means_and_val_columns(tmp_path):
   path = tmp_path / "metrics.csv"
-  writer = summaries.CsvWriter(str(path))
+  writer = writers.CsvWriter(str(path))
   loop(writer, 10, 1.0, 0.5)
   loop(writer, 30, 0.4, 0.8, rate=0.05)  # 20 steps: twice the weight.
   writer.write("eval", 30, {"loss": 0.3, "accuracy": 0.9, "examples": 360})
@@ -43,12 +43,12 @@ def test_one_row_per_evaluation_with_train_means_and_val_columns(tmp_path):
 def test_a_resumed_run_keeps_rows_up_to_its_start_and_redoes_the_rest(
     tmp_path):
   path = tmp_path / "metrics.csv"
-  writer = summaries.CsvWriter(str(path))
+  writer = writers.CsvWriter(str(path))
   for step in (10, 20, 30):
     loop(writer, step, 1.0 / step, 0.5)
     writer.write("eval", step, {"loss": 0.5, "accuracy": 0.5})
   # The process died after the eval at 30 but its checkpoint was at 20.
-  writer = summaries.CsvWriter(str(path), start_step=20)
+  writer = writers.CsvWriter(str(path), start_step=20)
   loop(writer, 30, 0.25, 0.75)
   writer.write("eval", 30, {"loss": 0.25, "accuracy": 0.75})
   _, rows = read_csv(path)
@@ -59,10 +59,10 @@ def test_a_resumed_run_keeps_rows_up_to_its_start_and_redoes_the_rest(
 
 def test_evaluations_of_saved_checkpoints_have_their_own_file(tmp_path):
   path = tmp_path / "evaluate.csv"
-  writer = summaries.CsvWriter(str(path), start_step=None, eval_prefix="")
+  writer = writers.CsvWriter(str(path), start_step=None, eval_prefix="")
   writer.write("evaluate", 100, {"loss": 0.5, "accuracy": 0.5,
                                  "examples": 360})
-  writer = summaries.CsvWriter(str(path), start_step=None, eval_prefix="")
+  writer = writers.CsvWriter(str(path), start_step=None, eval_prefix="")
   writer.write("evaluate", 200, {"loss": 0.25, "accuracy": 0.75})
   names, rows = read_csv(path)
   assert names == ["epoch", "step", "time", "loss", "accuracy"]
@@ -70,10 +70,10 @@ def test_evaluations_of_saved_checkpoints_have_their_own_file(tmp_path):
 
 
 def test_the_log_leaves_one_keras_line_per_evaluation():
-  logger = summaries.ProgressLogger(100)
+  logger = writers.ProgressLogger(100)
   lines = []
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(summaries.logging, "info",
+    patch.setattr(writers.logging, "info",
                   lambda fmt, *args: lines.append(fmt % args))
     loop(logger, 50, 0.5, 0.75)
     logger.write("eval", 50, {"loss": 0.25, "accuracy": 0.875,
@@ -88,10 +88,10 @@ def test_the_log_leaves_one_keras_line_per_evaluation():
 
 def test_evaluating_a_complete_run_again_updates_its_last_row(tmp_path):
   path = tmp_path / "metrics.csv"
-  writer = summaries.CsvWriter(str(path))
+  writer = writers.CsvWriter(str(path))
   loop(writer, 20, 0.5, 0.5)
   writer.write("eval", 20, {"loss": 0.5, "accuracy": 0.5})
-  writer = summaries.CsvWriter(str(path), start_step=20)  # Complete.
+  writer = writers.CsvWriter(str(path), start_step=20)  # Complete.
   writer.write("eval", 20, {"loss": 0.5, "accuracy": 0.5})
   writer.close()
   _, rows = read_csv(path)
@@ -101,12 +101,12 @@ def test_evaluating_a_complete_run_again_updates_its_last_row(tmp_path):
 
 def test_a_run_stopped_mid_epoch_continues_that_epochs_row(tmp_path):
   path = tmp_path / "metrics.csv"
-  writer = summaries.CsvWriter(str(path))
+  writer = writers.CsvWriter(str(path))
   loop(writer, 10, 1.0, 0.5)
   writer.write("eval", 10, {"loss": 0.5, "accuracy": 0.5})
   loop(writer, 20, 0.6, 0.6)
   writer.close()  # Stopped by a signal at step 20, saved there.
-  writer = summaries.CsvWriter(str(path), start_step=20)
+  writer = writers.CsvWriter(str(path), start_step=20)
   loop(writer, 40, 0.3, 0.9)  # 20 steps after the resume.
   writer.write("eval", 40, {"loss": 0.25, "accuracy": 0.75})
   writer.close()

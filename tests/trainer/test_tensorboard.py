@@ -23,7 +23,7 @@ from tensorboard.plugins.hparams import list_session_groups
 import tensorflow as tf
 
 from datasets.config import DataConfig
-from launch.options import run_config as config_lib
+from launch.options import resolve as config_lib
 from tests.training import run_config
 from trainer import model_summary
 from trainer import tensorboard
