@@ -43,14 +43,16 @@ def main(argv: list[str], model_class=None, hooks=()) -> None:
   except ConfigError as error:
     fail(str(error), EXIT_BAD_INPUT)
   except Preempted as stopped:
-    fail(str(stopped), EXIT_PREEMPTED)
+    # Saved and closed: skip TensorFlow's teardown, whose coordination
+    # shutdown barrier held a worker ~20 s when a peer had gone first.
+    fail(str(stopped), EXIT_PREEMPTED, hard=True)
   except RunFailed as error:
     fail(str(error), EXIT_RUN_FAILED, hard=error.peer_failure)
   except KeyboardInterrupt as interrupted:
     step = getattr(interrupted, "step", None)
     if step is not None:  # Saved at a boundary, as after SIGTERM.
       fail(f"stopped at step {step} on request (Ctrl-C); a checkpoint of that"
-           " step was saved, relaunch to resume.", EXIT_PREEMPTED)
+           " step was saved, relaunch to resume.", EXIT_PREEMPTED, hard=True)
     fail("interrupted (Ctrl-C) without saving; the latest checkpoint is"
          " unchanged, relaunch to resume.", EXIT_INTERRUPTED)
   logs = dict(result.logs)
