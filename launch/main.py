@@ -43,8 +43,9 @@ def main(argv: list[str], model_class=None, hooks=()) -> None:
   except ConfigError as error:
     fail(str(error), EXIT_BAD_INPUT)
   except Preempted as stopped:
-    # Saved and closed: skip TensorFlow's teardown, whose coordination
-    # shutdown barrier held a worker ~20 s when a peer had gone first.
+    # Saved and closed: skip TensorFlow's teardown, where a worker whose
+    # chief had exited first (and its coordination service with it) waited
+    # ~9-20 s for its heartbeats to fail (TF 2.21).
     fail(str(stopped), EXIT_PREEMPTED, hard=True)
   except RunFailed as error:
     fail(str(error), EXIT_RUN_FAILED, hard=error.peer_failure)
