@@ -273,13 +273,14 @@ def group_config(argv: list[str]) -> supervisor.GroupConfig:
     training_args, config = _parse(argv)
     log_dir = _LOG_DIR.value or layout.ModelDir(config.train.model_dir).logs
     program = dict(training_args=training_args)
+    # The model_dir this group trains into (evaluating only reads it).
+    model_dir = config.train.model_dir if config.mode == "train" else None
   else:
     log_dir = _parse_script(argv[0], command_line)
     program = dict(command=(sys.executable, command_line.script),
                    training_args=command_line.script_args,
                    heartbeat_env=HEARTBEAT_ENV)
-  model_dir = (config.train.model_dir if command_line.script is None
-               else model_dir_in(command_line.script_args))
+    model_dir = model_dir_in(command_line.script_args)
   try:  # Before this group's logs go into another run's model_dir.
     if model_dir:
       model_dir_lock.check_free(model_dir)
