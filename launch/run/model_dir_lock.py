@@ -93,14 +93,15 @@ class ModelDirLock:
     if self._is_inherited():
       return self  # Held by the launcher, which releases it.
     self._created_dir = not os.path.isdir(self._model_dir)
-    try:
-      os.makedirs(self._model_dir, exist_ok=True)
-    except OSError as error:
-      raise ConfigError(f"--model_dir={self._model_dir} cannot be created"
-                        f" ({error.strerror}); choose a writable"
-                        " --model_dir.") from None
     while self._fd is None:
-      fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+      try:
+        os.makedirs(self._model_dir, exist_ok=True)
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o644)
+      except OSError as error:
+        raise ConfigError(f"--model_dir={self._model_dir} cannot be written"
+                          f" ({error.strerror}: {error.filename}); choose a"
+                          " writable --model_dir.") from None
       try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
       except BlockingIOError:

@@ -118,3 +118,14 @@ def test_the_lock_is_not_inherited_by_child_processes(tmp_path):
   finally:
     child.kill()
     child.wait()
+
+
+def test_an_unwritable_model_dir_is_one_sentence(tmp_path):
+  model_dir = tmp_path / "run"
+  model_dir.mkdir()
+  (model_dir / ".lock").mkdir()  # Not a file: opening it fails as EROFS would.
+  with pytest.raises(ConfigError, match=(
+      rf"^--model_dir={model_dir} cannot be written \(Is a directory: "
+      rf"{model_dir}/.lock\); choose a writable --model_dir\.$")):
+    with ModelDirLock(str(model_dir)):
+      pass
