@@ -46,7 +46,7 @@ _UNSUPPORTED = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
 
 def _holder_text(fd: int) -> str:
-  """"pid P on host H, since T" from the file, or a vaguer phrase."""
+  """"pid P on host H, started T" from the file, or a vaguer phrase."""
   try:
     os.lseek(fd, 0, os.SEEK_SET)
     holder = json.loads(os.read(fd, 4096).decode() or "{}")
