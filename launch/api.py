@@ -84,9 +84,11 @@ def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
   """Executes a plan; maps failures onto the harness's exception types."""
   from launch.run import execute as run_lib  # pylint: disable=import-outside-toplevel
   import trainer  # pylint: disable=import-outside-toplevel
+  from launch.run import model_dir_lock  # pylint: disable=import-outside-toplevel
   try:
-    return run_lib.execute(the_plan, model_class=model_class,
-                           callbacks=callbacks, interruptible=True)
+    with model_dir_lock.for_run(the_plan):  # One training run per model_dir.
+      return run_lib.execute(the_plan, model_class=model_class,
+                             callbacks=callbacks, interruptible=True)
   except ValueError as error:  # Found while building model or pipelines.
     from datasets.errors import DataError  # pylint: disable=import-outside-toplevel
     if isinstance(error, DataError):

@@ -43,14 +43,17 @@ def main(argv: list[str], model_class=None, callbacks=()) -> None:
   except ConfigError as error:
     fail(str(error), EXIT_BAD_INPUT)
   except Preempted as stopped:
-    fail(str(stopped), EXIT_PREEMPTED)
+    # Saved and closed: skip TensorFlow's teardown, where a worker whose
+    # chief had exited first (and its coordination service with it) waited
+    # ~9-20 s for its heartbeats to fail (TF 2.21).
+    fail(str(stopped), EXIT_PREEMPTED, hard=True)
   except RunFailed as error:
     fail(str(error), EXIT_RUN_FAILED, hard=error.peer_failure)
   except KeyboardInterrupt as interrupted:
     step = getattr(interrupted, "step", None)
     if step is not None:  # Saved at a boundary, as after SIGTERM.
       fail(f"stopped at step {step} on request (Ctrl-C); a checkpoint of that"
-           " step was saved, relaunch to resume.", EXIT_PREEMPTED)
+           " step was saved, relaunch to resume.", EXIT_PREEMPTED, hard=True)
     fail("interrupted (Ctrl-C) without saving; the latest checkpoint is"
          " unchanged, relaunch to resume.", EXIT_INTERRUPTED)
   logs = dict(result.logs)

@@ -1,6 +1,7 @@
 """`ModelDir`: the one owner of the model_dir layout.
 
   model_dir/
+    .lock                 held by the training run's chief (one run per dir)
     config.json           the run's settings (resume-compatibility check)
     checkpoints/          ckpt-N.* and the `checkpoint` state file
     best_checkpoint/      with keep_best_checkpoint
@@ -29,6 +30,10 @@ class ModelDir:
 
   def _path(self, *parts: str) -> str:
     return os.path.join(self.root, *parts)
+
+  @property
+  def lock(self) -> str:
+    return self._path(".lock")
 
   @property
   def config(self) -> str:

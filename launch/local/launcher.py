@@ -34,10 +34,10 @@ none is never judged hung: a worker's hang clock starts at its first
 heartbeat.
 
 Exit codes: 0 done; 2 bad input (of the supervisor or of the workers);
-1 a worker failed (after any restarts); 42 stopped by SIGINT/SIGTERM after
-the workers saved a checkpoint; 128+N stopped by signal N without one.
-A script's exit status means the same: 2 is never restarted, and 42 from
-every worker after a forwarded signal makes the supervisor exit 42.
+1 a worker failed (after any restarts); 42 stopped by SIGINT/SIGTERM (the
+workers saved a checkpoint, or were killed after `--signal_grace` or by a
+second signal: the last line says which; relaunch to resume either way).
+A script's exit status means the same: 2 is never restarted.
 """
 
 import dataclasses
@@ -50,6 +50,7 @@ from launch.options import resolve as config_lib
 from launch.distributed import devices
 from launch.cli import flags as flag_defs  # Also defines the training flags.
 from launch.local import supervisor
+from launch.run import model_dir_lock
 from launch.cli import usage
 from launch.api import HEARTBEAT_ENV
 from launch.cli.errors import fail
@@ -270,11 +271,19 @@ def group_config(argv: list[str]) -> supervisor.GroupConfig:
     training_args, config = _parse(argv)
     log_dir = _LOG_DIR.value or layout.ModelDir(config.train.model_dir).logs
     program = dict(training_args=training_args)
+    # The model_dir this group trains into (evaluating only reads it).
+    model_dir = config.train.model_dir if config.mode == "train" else None
   else:
     log_dir = _parse_script(argv[0], command_line)
     program = dict(command=(sys.executable, command_line.script),
                    training_args=command_line.script_args,
                    heartbeat_env=HEARTBEAT_ENV)
+    model_dir = model_dir_in(command_line.script_args)
+  try:  # Before this group's logs go into another run's model_dir.
+    if model_dir:
+      model_dir_lock.check_free(model_dir)
+  except ConfigError as error:
+    fail(str(error))
   worker_envs = _worker_envs(_WORKERS.value)
   _make_log_dir(log_dir)
   return supervisor.GroupConfig(
@@ -282,7 +291,7 @@ def group_config(argv: list[str]) -> supervisor.GroupConfig:
       hang_timeout=_HANG_TIMEOUT.value, stop_grace=_STOP_GRACE.value,
       signal_grace=_SIGNAL_GRACE.value,
       isolate_network=_ISOLATE_NETWORK.value, worker_envs=worker_envs,
-      **program)
+      model_dir=model_dir, **program)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,10 +13,15 @@ import threading
 import time
 
 from launch.local import netns
-from launch.errors import EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED
+from launch.run import model_dir_lock
+from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
+                           ConfigError)
 
 _TAIL_LINES = 15
 _POLL_SECONDS = 0.2
+# After a forwarded stop signal, the other workers' time once the chief
+# (the only writer of model_dir) has exited.
+_AFTER_CHIEF_SECONDS = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +48,8 @@ class GroupConfig:
       `python -m launch` does). Else the environment variable that carries
       PATH to a program that may write no heartbeat at all (a user's
       script), so a worker's hang clock starts at its first heartbeat.
+    model_dir: The run's model_dir, if known: the supervisor holds its
+      lock (one run per model_dir) and hands it to the chief.
   """
 
   num_workers: int
@@ -55,6 +62,7 @@ class GroupConfig:
   isolate_network: bool = True
   worker_envs: tuple[dict[str, str], ...] = ()
   heartbeat_env: str | None = None
+  model_dir: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +115,7 @@ class _Worker:
   """One process, its log file, its output pump and its heartbeat."""
 
   def __init__(self, index: int, tf_config: str, config: GroupConfig,
-               wrap=lambda command: command):
+               wrap=lambda command: command, lock_fd: int | None = None):
     self.name = f"worker:{index}"
     self.log_path = os.path.join(config.log_dir, f"worker-{index}.log")
     self.heartbeat_path = os.path.join(config.log_dir,
@@ -122,6 +130,8 @@ class _Worker:
       env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if config.worker_envs:
       env.update(config.worker_envs[index])
+    if lock_fd is not None and index == 0:  # The chief writes model_dir.
+      env[model_dir_lock.INHERITED_FD_ENV] = str(lock_fd)
     args = [*config.command, *config.training_args]
     if config.heartbeat_env:
       env[config.heartbeat_env] = self.heartbeat_path
@@ -131,7 +141,8 @@ class _Worker:
     self.address = json.loads(tf_config)["cluster"]["worker"][index]
     self.process = subprocess.Popen(
         wrap(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, text=True, errors="replace")
+        stdin=subprocess.DEVNULL, text=True, errors="replace",
+        pass_fds=(lock_fd,) if lock_fd is not None and index == 0 else ())
     self._pump = threading.Thread(target=self._copy_output, daemon=True)
     self._pump.start()
 
@@ -171,11 +182,11 @@ class WorkerGroup:
   """A started group; `wait()` returns None on success or the Failure."""
 
   def __init__(self, config: GroupConfig, clock=time.monotonic,
-               wrap=lambda command: command):
+               wrap=lambda command: command, lock_fd: int | None = None):
     os.makedirs(config.log_dir, exist_ok=True)
     self._config = config
     self._clock = clock
-    self.workers = [_Worker(index, tf_config, config, wrap)
+    self.workers = [_Worker(index, tf_config, config, wrap, lock_fd)
                     for index, tf_config
                     in enumerate(worker_tf_configs(config.num_workers))]
     for worker in self.workers:
@@ -231,9 +242,14 @@ class WorkerGroup:
         return outcome
       time.sleep(_POLL_SECONDS)
 
-  def stop(self, signum: int = signal.SIGTERM,
-           grace: float | None = None) -> list[int]:
+  def stop(self, signum: int = signal.SIGTERM, grace: float | None = None,
+           give_up=lambda: False) -> list[int]:
     """Sends `signum`, then SIGKILL to what still runs after the grace.
+
+    Args:
+      signum: The first signal.
+      grace: Seconds before SIGKILL; default: the config's `stop_grace`.
+      give_up: Polled while waiting: True sends SIGKILL at once.
 
     Returns:
       The workers' exit codes.
@@ -242,7 +258,7 @@ class WorkerGroup:
       worker.signal(signum)
     grace = self._config.stop_grace if grace is None else grace
     deadline = time.monotonic() + grace
-    while (time.monotonic() < deadline
+    while (time.monotonic() < deadline and not give_up()
            and any(w.process.poll() is None for w in self.workers)):
       time.sleep(0.05)
     for worker in self.workers:
@@ -253,12 +269,33 @@ class WorkerGroup:
 
 
 class _StopRequest(threading.Event):
+  """SIGINT/SIGTERM to the supervisor; a second one insists."""
+
   signum = signal.SIGTERM
+  count = 0
 
   def handler(self, signum, frame):
     del frame
-    self.signum = signum
+    self.count += 1
+    if not self.is_set():
+      self.signum = signum
     self.set()
+
+
+def _chief_gone_for(group: WorkerGroup, seconds: float):
+  """A `give_up` for `stop`: the chief exited `seconds` ago or more.
+
+  Only the chief writes model_dir; once it has exited after a forwarded
+  signal, the others hold nothing worth waiting for.
+  """
+  exited_at = []
+
+  def give_up() -> bool:
+    if not exited_at and group.workers[0].process.poll() is not None:
+      exited_at.append(time.monotonic())
+    return bool(exited_at) and time.monotonic() - exited_at[0] >= seconds
+
+  return give_up
 
 
 def run_with_restarts(config: GroupConfig, *, max_restarts: int) -> int:
@@ -267,8 +304,13 @@ def run_with_restarts(config: GroupConfig, *, max_restarts: int) -> int:
   previous = {signum: signal.signal(signum, stop_request.handler)
               for signum in (signal.SIGINT, signal.SIGTERM)}
   try:
-    with _network(config) as wrap:
-      return _run_attempts(config, max_restarts, stop_request, wrap)
+    with (model_dir_lock.ModelDirLock(config.model_dir) if config.model_dir
+          else contextlib.nullcontext()) as lock, _network(config) as wrap:
+      return _run_attempts(config, max_restarts, stop_request, wrap,
+                           lock.fd if lock else None)
+  except ConfigError as error:  # Another run took model_dir meanwhile.
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    return EXIT_BAD_INPUT
   finally:
     for signum, handler in previous.items():
       signal.signal(signum, handler)
@@ -297,25 +339,16 @@ def _network(config: GroupConfig):
 
 
 def _run_attempts(config: GroupConfig, max_restarts: int,
-                  stop_request: _StopRequest, wrap) -> int:
+                  stop_request: _StopRequest, wrap, lock_fd) -> int:
   for attempt in range(max_restarts + 1):
-    group = WorkerGroup(config, wrap=wrap)
+    group = WorkerGroup(config, wrap=wrap, lock_fd=lock_fd)
     outcome = group.wait(stop_request)
     if outcome is None:
       print(f"[supervisor] all {config.num_workers} workers finished.",
             flush=True)
       return 0
     if isinstance(outcome, int):
-      name = signal.Signals(outcome).name
-      print(f"[supervisor] {name} received; forwarding it to the workers.",
-            file=sys.stderr, flush=True)
-      # SIGTERM lets the workers agree on a step, save and exit 42.
-      codes = group.stop(signal.SIGTERM, grace=config.signal_grace)
-      if all(code == EXIT_PREEMPTED for code in codes):
-        print("[supervisor] the workers saved a checkpoint; relaunch the same"
-              " command to resume.", file=sys.stderr, flush=True)
-        return EXIT_PREEMPTED
-      return 128 + outcome
+      return _stop_on_signal(group, config, outcome, stop_request)
     group.stop()
     print(f"error: {outcome.describe()}", file=sys.stderr, flush=True)
     if outcome.exit_code == EXIT_BAD_INPUT:
@@ -325,3 +358,34 @@ def _run_attempts(config: GroupConfig, max_restarts: int,
             f" {max_restarts}); it resumes from the latest checkpoint.",
             file=sys.stderr, flush=True)
   return EXIT_RUN_FAILED
+
+
+def _stop_on_signal(group: WorkerGroup, config: GroupConfig, signum: int,
+                    stop_request: _StopRequest) -> int:
+  """Forwards a stop to the workers; always EXIT_PREEMPTED (42).
+
+  The latest checkpoint is intact whatever the workers did (saved one more,
+  or were killed after `signal_grace`, or by a second signal), so the one
+  code means "stopped on request: relaunch the same command to resume".
+  """
+  print(f"[supervisor] {signal.Signals(signum).name} received; forwarding it"
+        " to the workers (a second one kills them at once).",
+        file=sys.stderr, flush=True)
+  # SIGTERM lets the workers agree on a step, save and exit 42.
+  chief_gone = _chief_gone_for(group, _AFTER_CHIEF_SECONDS)
+  codes = group.stop(signal.SIGTERM, grace=config.signal_grace,
+                     give_up=lambda: stop_request.count > 1 or chief_gone())
+  chief = group.workers[0]
+  if codes[0] == EXIT_PREEMPTED and any("was saved" in line
+                                        for line in chief.tail):
+    print("[supervisor] the workers saved a checkpoint; relaunch the same"
+          " command to resume.", file=sys.stderr, flush=True)
+  elif codes[0] == EXIT_PREEMPTED:  # Stopped during start-up: nothing new.
+    print("[supervisor] the workers stopped before training; relaunch the"
+          " same command to resume.", file=sys.stderr, flush=True)
+  else:
+    print(f"[supervisor] {chief.name} {_describe_status(codes[0])} before"
+          f" saving; the latest checkpoint"
+          " is unchanged, relaunch the same command to resume.",
+          file=sys.stderr, flush=True)
+  return EXIT_PREEMPTED

@@ -4,10 +4,13 @@ Fast: the scripts here do not import TensorFlow; the real multi-worker
 script is in tests/integration/test_local_script.py.
 """
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -220,3 +223,90 @@ def test_a_script_that_stops_beating_is_hung(tmp_path, capsys):
   assert supervisor.run_with_restarts(config, max_restarts=0) == 1
   assert re.search(r"error: worker:\d, worker:\d made no progress for",
                    capsys.readouterr().err)
+
+
+_STOPPABLE = """\
+    import json, os, signal, sys, time
+    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    def stop(signum, frame):
+      print("a checkpoint of that step was saved", flush=True)
+      sys.exit(42)
+    # The chief saves and exits; worker 1 lingers as TensorFlow's teardown did.
+    signal.signal(signal.SIGTERM, stop if index == 0 else signal.SIG_IGN)
+    print("ready", flush=True)
+    time.sleep(60)
+    """
+
+
+def start_stoppable_group(tmp_path, script=_STOPPABLE):
+  script = write_script(tmp_path, script)
+  process = subprocess.Popen(
+      [sys.executable, "-m", "launch.local", "--workers=2", script],
+      env=harness_env(), cwd=tmp_path, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True)
+  ready = 0
+  while ready < 2:
+    line = process.stdout.readline()
+    assert line, process.stderr.read()
+    ready += line.endswith("] ready\n")
+  return process
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_after_a_signal_the_group_ends_soon_after_the_chief(tmp_path, signum):
+  process = start_stoppable_group(tmp_path)
+  try:
+    started = time.monotonic()
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=30)
+    # Not --signal_grace (60 s): 2 s after the chief, the only writer, left.
+    assert time.monotonic() - started < 10
+    assert process.returncode == 42, stderr
+    assert "the workers saved a checkpoint; relaunch" in stderr
+  finally:
+    process.kill()
+    process.wait()
+
+
+def test_a_second_signal_kills_at_once_and_still_exits_42(tmp_path):
+  process = start_stoppable_group(tmp_path, script=_STOPPABLE.replace(
+      "stop if index == 0 else signal.SIG_IGN", "signal.SIG_IGN"))
+  try:
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - started < 10
+    assert process.returncode == 42, stderr
+    assert ("worker:0 was killed by SIGKILL (exit status -9) before saving;"
+            " the latest checkpoint is unchanged, relaunch the same command"
+            " to resume.") in stderr
+  finally:
+    process.kill()
+    process.wait()
+
+
+def test_the_group_holds_the_model_dir_lock_and_hands_it_to_the_chief(
+    tmp_path):
+  script = write_script(tmp_path, """\
+      import json, os, sys
+      from launch.errors import ConfigError
+      from launch.run.model_dir_lock import ModelDirLock
+      index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+      model_dir = sys.argv[sys.argv.index("--model_dir") + 1]
+      try:
+        with ModelDirLock(model_dir):
+          print("holds the lock", flush=True)
+      except ConfigError as error:
+        print("refused:", error, flush=True)
+      """)
+  model_dir = tmp_path / "run"
+  result = run_local(["--workers=2", script, "--model_dir", str(model_dir)],
+                     tmp_path)
+  assert result.returncode == 0, result.stderr
+  assert "[worker:0] holds the lock" in result.stdout
+  # Any other process is refused, naming the supervisor that holds it.
+  assert re.search(r"\[worker:1\] refused: --model_dir=\S+ is in use by"
+                   r" another training run \(pid \d+ on host", result.stdout)
+  assert sorted(os.listdir(model_dir)) == ["logs"]  # The lock went with it.
