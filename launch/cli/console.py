@@ -32,9 +32,10 @@ from absl import logging
 
 from launch.cli import stderr_filter
 
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))  # launch/cli/console.py -> the repository.
 _PACKAGES = tuple(
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                 package) + os.sep for package in ("launch", "trainer",
+    os.path.join(_REPO_ROOT, package) + os.sep for package in ("launch", "trainer",
                                                    "datasets"))
 
 

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from launch.cli import console
 from launch.cli import stderr_filter
 from tests.processes import REPO_ROOT, harness_env
 
@@ -73,3 +74,18 @@ def test_a_fatal_line_is_shown_though_the_process_aborts():
       "  os.abort()\n")
   assert result.returncode != 0
   assert b"Check failed: boom" in result.stderr
+
+
+def test_info_lines_of_every_harness_package_pass_the_filter():
+  """The harness's own INFO lines show, from every sub-package's depth."""
+  import logging as pylogging
+  import launch.run.execute as execute
+  import trainer.checkpointing as checkpointing
+  keep = console._Filter()  # pylint: disable=protected-access
+  for module in (execute, checkpointing, console):
+    record = pylogging.LogRecord("absl", pylogging.INFO, module.__file__, 1,
+                                 "a line", None, None)
+    assert keep.filter(record), module.__file__
+  outside = pylogging.LogRecord("absl", pylogging.INFO, "/elsewhere/x.py", 1,
+                                "a line", None, None)
+  assert not keep.filter(outside)
