@@ -425,6 +425,6 @@ class FeatureReader:
     result[order] = gathered
     return result
 
-  def __del__(self):
+  def __del__(self, close=os.close):  # `os` may be gone at exit.
     if self.descriptor is not None:
-      os.close(self.descriptor)
+      close(self.descriptor)

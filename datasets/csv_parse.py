@@ -20,9 +20,10 @@ import numpy as np
 
 from datasets.errors import DataError
 
-# About 32 MB of float64 features per chunk, and never fewer rows than this.
+# About 32 MB of float64 features per chunk, within these bounds of rows.
 _CHUNK_VALUES = 1 << 22
 _MIN_CHUNK_ROWS = 256
+_MAX_CHUNK_ROWS = 1 << 16
 
 
 class NeedsExactParse(Exception):
@@ -55,7 +56,8 @@ def read_header(path: str) -> list[str]:
 
 
 def chunk_rows(num_columns: int) -> int:
-  return max(_MIN_CHUNK_ROWS, _CHUNK_VALUES // max(1, num_columns))
+  return min(_MAX_CHUNK_ROWS,
+             max(_MIN_CHUNK_ROWS, _CHUNK_VALUES // max(1, num_columns)))
 
 
 def read_chunks(path: str, names: list[str], label_index: int, *,
