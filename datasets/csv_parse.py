@@ -90,8 +90,7 @@ def _fast_chunks(path, names, label_index):
     reader = pd.read_csv(
         path, encoding="utf-8-sig", header=0, names=list(range(width)),
         dtype=dtypes, keep_default_na=False, na_values=[], index_col=False,
-        skip_blank_lines=True, chunksize=chunk_rows(width), engine="c",
-        float_precision="round_trip")
+        skip_blank_lines=True, chunksize=chunk_rows(width), engine="c")
     with reader:
       for frame in reader:
         values = frame[features].to_numpy(np.float64)

@@ -106,7 +106,7 @@ class CsvData:
                                     seed)))
 
 
-def _where(paths, table):
+def where_function(paths, table):
   """row -> "file line N" (the file read again, only for a message)."""
   ends = np.cumsum(table.rows_per_file)
 
@@ -180,7 +180,7 @@ def from_csv(path_or_glob: str, *, label_column: str,
     raise DataError(f"{path_or_glob} holds a header but no rows.")
   labels, task, class_names = csv_labels.table_labels(
       table, task=task, column=label_column, class_names=class_names,
-      where=_where(paths, table))
+      where=where_function(paths, table))
   labels = labels.astype(np.int32 if task == "classification"
                          else np.float32)
   scale = 1.0 if scale is None else float(scale)
