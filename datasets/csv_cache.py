@@ -1,4 +1,4 @@
-"""CSV files converted once to a binary table, memory-mapped... or not at all.
+"""CSV files converted once, in chunks, to a binary table (memory or cache).
 
 `build_table` reads the files chunk by chunk (`datasets.csv_parse`) in
 one pass and keeps, per row, the features in the narrowest dtype that
@@ -21,9 +21,9 @@ Where the rows go:
   The default directory, `default_cache_dir()`, is the user's cache
   folder, so a read-only data folder is no obstacle.
 
-`FeatureReader.read(rows)` fetches rows from the file with `os.preadv`
-(not a memory map: mapped pages would count in the process's resident
-memory and grow with the file as an epoch touches them).
+`datasets.csv_source.FeatureReader` reads rows from the file with
+`os.preadv` (not a memory map: mapped pages would count in the process's
+resident memory and grow with the file as an epoch touches them).
 """
 
 import dataclasses
@@ -297,7 +297,7 @@ def build_table(paths: list[str], label_column: str, *,
     try:
       return _load(entry)
     except (OSError, ValueError, KeyError):
-      pass  # A damaged entry: built again below.
+      shutil.rmtree(entry, ignore_errors=True)  # Damaged: built again.
   return _write(paths, label_column, group, entry, stamps)
 
 
@@ -325,7 +325,8 @@ def _write(paths, label_column, group, entry, stamps) -> Table:
             "mean": table.mean.tolist(), "m2": table.m2.tolist()}
     with open(os.path.join(staging, _META), "w", encoding="utf-8") as stream:
       json.dump(meta, stream)
-    _remove_stale(group, keep=os.path.basename(staging))
+    _remove_stale(group, keep=(os.path.basename(staging),
+                               os.path.basename(entry)))
     try:
       os.rename(staging, entry)
     except OSError:  # Another process put a whole entry there first.
@@ -341,10 +342,14 @@ def _write(paths, label_column, group, entry, stamps) -> Table:
     raise
 
 
-def _remove_stale(group: str, keep: str) -> None:
-  """Removes entries of older versions of the same files."""
+def _remove_stale(group: str, keep) -> None:
+  """Removes entries of other versions of the same files.
+
+  The current entry is kept: another process may be reading it (it built
+  it first; this process's rename then fails and it reads that one too).
+  """
   for name in os.listdir(group):
-    if name != keep and not name.startswith(".partial-"):
+    if name not in keep and not name.startswith(".partial-"):
       shutil.rmtree(os.path.join(group, name), ignore_errors=True)
 
 
@@ -388,43 +393,3 @@ def _load(entry: str) -> Table:
       first_number=meta["first"]["number"],
       first_empty=meta["first"]["empty"],
       mean=np.array(meta["mean"]), m2=np.array(meta["m2"]))
-
-
-class FeatureReader:
-  """Reads rows of a table's features (from memory or with `os.preadv`)."""
-
-  def __init__(self, table: Table):
-    self.features, self.path = table.features, table.path
-    self.dtype, self.num_columns = table.dtype, table.num_columns
-    self.row_bytes = self.num_columns * self.dtype.itemsize
-    self.descriptor = None
-
-  def read(self, rows: np.ndarray) -> np.ndarray:
-    """Rows `rows` (any order, repeats allowed) as an array [len, D]."""
-    rows = np.asarray(rows, np.int64)
-    if self.features is not None:
-      return self.features[rows]
-    if self.descriptor is None:
-      self.descriptor = os.open(self.path, os.O_RDONLY)
-    order = np.argsort(rows, kind="stable")
-    ordered = rows[order]
-    gathered = np.empty((len(rows), self.num_columns), self.dtype)
-    # Consecutive rows are one read: an unshuffled batch is a single call.
-    breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
-    starts = np.concatenate([[0], breaks]).tolist()
-    ends = np.concatenate([breaks, [len(rows)]]).tolist()
-    buffer = memoryview(gathered.reshape(-1).view(np.uint8))
-    for start, end in zip(starts, ends):
-      want = (end - start) * self.row_bytes
-      got = os.preadv(self.descriptor,
-                      [buffer[start * self.row_bytes:end * self.row_bytes]],
-                      int(ordered[start]) * self.row_bytes)
-      if got != want:
-        raise OSError(f"{self.path} is shorter than its table says.")
-    result = np.empty_like(gathered)
-    result[order] = gathered
-    return result
-
-  def __del__(self, close=os.close):  # `os` may be gone at exit.
-    if self.descriptor is not None:
-      close(self.descriptor)

@@ -26,6 +26,50 @@ def expand_paths(path_or_glob: str, what: str) -> list[str]:
   return [path_or_glob]
 
 
+class FeatureReader:
+  """Reads rows of a table's features (from memory or with `os.preadv`)."""
+
+  def __init__(self, table: csv_cache.Table):
+    self.features, self.path = table.features, table.path
+    self.dtype, self.num_columns = table.dtype, table.num_columns
+    self.row_bytes = self.num_columns * self.dtype.itemsize
+    self.descriptor = None
+
+  def read(self, rows: np.ndarray) -> np.ndarray:
+    """Rows `rows` (any order, repeats allowed) as an array [len, D].
+
+    Raises:
+      OSError: If the cache file is shorter than its table says.
+    """
+    rows = np.asarray(rows, np.int64)
+    if self.features is not None:
+      return self.features[rows]
+    if self.descriptor is None:
+      self.descriptor = os.open(self.path, os.O_RDONLY)
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    gathered = np.empty((len(rows), self.num_columns), self.dtype)
+    # Consecutive rows are one read: an unshuffled batch is a single call.
+    breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+    starts = np.concatenate([[0], breaks]).tolist()
+    ends = np.concatenate([breaks, [len(rows)]]).tolist()
+    buffer = memoryview(gathered.reshape(-1).view(np.uint8))
+    for start, end in zip(starts, ends):
+      want = (end - start) * self.row_bytes
+      got = os.preadv(self.descriptor,
+                      [buffer[start * self.row_bytes:end * self.row_bytes]],
+                      int(ordered[start]) * self.row_bytes)
+      if got != want:
+        raise OSError(f"{self.path} is shorter than its table says.")
+    result = np.empty_like(gathered)
+    result[order] = gathered
+    return result
+
+  def __del__(self, close=os.close):  # `os` may be gone at exit.
+    if self.descriptor is not None:
+      close(self.descriptor)
+
+
 class CsvData:
   """Rows of a `csv_cache.Table` (all, or a split's part): `IndexedData`.
 
@@ -45,6 +89,13 @@ class CsvData:
     self.num_classes = (1 if task == "regression" else
                         int(labels.max()) + 1 if len(labels) else 0)
 
+  @property
+  def features(self) -> np.ndarray:
+    """All rows' features as float32 [N, D], unscaled: read into memory."""
+    rows = (np.arange(self.num_examples) if self.rows is None
+            else self.rows)
+    return FeatureReader(self.table).read(rows).astype(np.float32)
+
   def take(self, rows) -> "CsvData":
     rows = np.arange(self.num_examples)[rows]
     return CsvData(self.table, self.labels[rows], task=self.task,
@@ -57,7 +108,7 @@ class CsvData:
     if self.rows is None:
       mean, variance = self.table.mean, self.table.m2 / self.num_examples
     else:  # A split's part: its rows read once, in file order.
-      reader = csv_cache.FeatureReader(self.table)
+      reader = FeatureReader(self.table)
       totals = csv_cache.Statistics(self.table.num_columns)
       step = csv_parse.chunk_rows(self.table.num_columns)
       ordered = np.sort(self.rows)
@@ -76,7 +127,7 @@ class CsvData:
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from datasets import pipeline  # pylint: disable=import-outside-toplevel
     table, scale = self.table, self.scale
-    reader = csv_cache.FeatureReader(table)
+    reader = FeatureReader(table)
     in_memory = (None if table.features is None
                  else tf.constant(table.features))
     file_rows = None if self.rows is None else tf.constant(self.rows,

@@ -10,7 +10,6 @@ Each reader holds one chunk in memory at a time (plus the labels):
   `from_image_directory` does, kept as uint8 pixels (rounded).
 """
 
-import os
 import zipfile
 
 import numpy as np
@@ -91,7 +90,7 @@ def csv_rows(paths: list[str], label_column: str, scratch: str, *,
       table, task=task, column=label_column, class_names=class_names,
       where=csv_source.where_function(paths, table))
   labels = labels.astype(np.float32 if task == "regression" else np.int64)
-  reader = csv_cache.FeatureReader(table)
+  reader = csv_source.FeatureReader(table)
   chunk = csv_parse.chunk_rows(table.num_columns)
 
   def chunks():
