@@ -207,13 +207,16 @@ class Statistics:
     self.mean = np.zeros(num_columns)
     self.m2 = np.zeros(num_columns)
 
-  def add(self, values: np.ndarray) -> None:
-    values = values.astype(np.float32).astype(np.float64)  # As trained on.
+  def add(self, values: np.ndarray, *, is_exact: bool = False) -> None:
+    """Adds rows; `is_exact`: they are float32 values already (as trained)."""
+    if not is_exact:
+      values = values.astype(np.float32)
     count = len(values)
     if not count:
       return
-    mean = values.mean(axis=0)
-    m2 = ((values - mean) ** 2).sum(axis=0)
+    mean = values.mean(axis=0, dtype=np.float64)
+    deviations = values - mean
+    m2 = np.einsum("ij,ij->j", deviations, deviations)
     total = self.count + count
     delta = mean - self.mean
     self.mean = self.mean + delta * count / total
@@ -244,7 +247,8 @@ def _read_files(paths, label_column: str, features: _Features):
             path, names, names.index(label_column), exact=exact):
           features.append(values)
           labels.append(cells)
-          statistics.add(values)
+          # Whole numbers in int16's range are float32 values already.
+          statistics.add(values, is_exact=features.kind < len(_DTYPES) - 1)
           rows += len(cells)
         break
       except csv_parse.NeedsExactParse:
