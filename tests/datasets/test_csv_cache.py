@@ -236,3 +236,23 @@ def test_peak_memory_does_not_grow_with_the_file(tmp_path):
   # cache's growth is the labels' arrays (~20 bytes a row while read).
   small, large = (_peak_rss_mb(tmp_path, rows) for rows in (20_000, 200_000))
   assert large - small < 25, (small, large)  # Was 61 MB; now ~5 MB.
+
+
+def test_fit_on_the_cached_table_equals_fit_in_memory(tmp_path):
+  from launch import fit  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(400, 5))
+  rows = [",".join(f"{v:.4f}" for v in row) + f",{int(row[0] + row[1] > 0)}"
+          for row in x]
+  path = write_rows(tmp_path / "data.csv", rows, header="a,b,c,d,e,label")
+  results = []
+  for cache_dir in (None, tmp_path / "cache"):
+    source = from_csv(path, label_column="label", cache_dir=cache_dir)
+    result = fit(None, source, model="mlp", validation_split=0.25,
+                 model_dir=str(tmp_path / f"run{len(results)}"),
+                 global_batch_size=32, train_steps=30, cpu_devices=1,
+                 progress="none", deterministic=True)
+    results.append([{k: v for k, v in row.items() if "per_sec" not in k
+                     and "time" not in k} for row in result.history])
+  assert results[0] == results[1] and results[0]
+  assert results[0][-1]["split"] == "eval"
