@@ -15,7 +15,8 @@ Where the rows go:
   holding `features.bin` (raw rows), `labels.npz` and `table.json`. The
   stamp hashes each file's path, size and modification time, so an entry
   is reused while the files are unchanged and a changed file is read
-  again (older stamps of the same files are removed). An entry is written
+  again (older stamps of the same files are removed, and so are the
+  entries of files that no longer exist, whenever an entry is written). An entry is written
   aside and renamed into place: it is complete or absent, and two
   processes building it at once both end up reading one whole entry.
   The default directory, `default_cache_dir()`, is the user's cache
@@ -331,6 +332,7 @@ def _write(paths, label_column, group, entry, stamps) -> Table:
       json.dump(meta, stream)
     _remove_stale(group, keep=(os.path.basename(staging),
                                os.path.basename(entry)))
+    _remove_orphans(os.path.dirname(group))
     try:
       os.rename(staging, entry)
     except OSError:  # Another process put a whole entry there first.
@@ -355,6 +357,21 @@ def _remove_stale(group: str, keep) -> None:
   for name in os.listdir(group):
     if name not in keep and not name.startswith(".partial-"):
       shutil.rmtree(os.path.join(group, name), ignore_errors=True)
+
+
+def _remove_orphans(root: str) -> None:
+  """Removes the entries of CSV files that no longer exist."""
+  for group in os.listdir(root):
+    folder = os.path.join(root, group)
+    for name in os.listdir(folder) if os.path.isdir(folder) else ():
+      try:
+        with open(os.path.join(folder, name, _META), encoding="utf-8") as f:
+          files = [stamp["path"] for stamp in json.load(f)["files"]]
+      except (OSError, ValueError, KeyError, TypeError):
+        continue  # Being written, or not ours.
+      if not all(os.path.exists(path) for path in files):
+        shutil.rmtree(folder, ignore_errors=True)
+        break
 
 
 def _table(names, rows, labels: _Labels, statistics, features, *, path):

@@ -82,6 +82,17 @@ def test_cache_is_reused_while_unchanged_and_rebuilt_after(tmp_path):
   assert set(os.listdir(tmp_path)) == {"data.csv", "cache"}
 
 
+def test_entries_of_deleted_files_are_removed(tmp_path):
+  cache = tmp_path / "cache"
+  gone = write_rows(tmp_path / "gone.csv", pixel_rows(20))
+  from_csv(gone, label_column="label", cache_dir=cache)
+  os.remove(gone)
+  kept = write_rows(tmp_path / "kept.csv", pixel_rows(20))
+  source = from_csv(kept, label_column="label", cache_dir=cache)
+  assert entries(cache) == [os.path.relpath(
+      os.path.dirname(source.data.table.path), cache)]
+
+
 def test_a_damaged_entry_is_built_again(tmp_path):
   path = write_rows(tmp_path / "data.csv", pixel_rows(40))
   source = from_csv(path, label_column="label", cache_dir=tmp_path / "c")
