@@ -93,7 +93,11 @@ class Table:
 
   @property
   def num_rows(self) -> int:
-    return len(self.label_values)
+    return int(sum(self.rows_per_file))
+
+  def without_label_cells(self) -> "Table":
+    """The table without its label cells (once the labels are decided)."""
+    return dataclasses.replace(self, label_values=None, label_codes=None)
 
 
 def _narrowest(values: np.ndarray, at_least: int) -> int:

@@ -234,6 +234,7 @@ def from_csv(path_or_glob: str, *, label_column: str,
       where=where_function(paths, table))
   labels = labels.astype(np.int32 if task == "classification"
                          else np.float32)
+  table = table.without_label_cells()  # 12 bytes a row less, kept for runs.
   scale = 1.0 if scale is None else float(scale)
   data = CsvData(table, labels, task=task, class_names=class_names,
                  scale=scale, preprocess=preprocess)
