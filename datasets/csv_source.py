@@ -1,12 +1,13 @@
 """`from_csv`: numeric CSV files with a header row as a `Source`."""
 
-import csv
 import glob
 import os
 
 import numpy as np
 
-from datasets import arrays
+from datasets import csv_cache
+from datasets import csv_labels
+from datasets import csv_parse
 from datasets import labels as labels_lib
 from datasets import source as source_lib
 from datasets.errors import DataError, argument
@@ -25,53 +26,154 @@ def expand_paths(path_or_glob: str, what: str) -> list[str]:
   return [path_or_glob]
 
 
-def _read_file(path: str, label_column: str, header: list[str] | None):
-  """(header, features [rows, columns - 1], label cells, line numbers).
+class FeatureReader:
+  """Reads rows of a table's features (from memory or with `os.preadv`)."""
 
-  Features must be numbers; label cells are kept as (stripped) text.
+  def __init__(self, table: csv_cache.Table):
+    self.features, self.path = table.features, table.path
+    self.dtype, self.num_columns = table.dtype, table.num_columns
+    self.row_bytes = self.num_columns * self.dtype.itemsize
+    self.descriptor = None
+
+  def read(self, rows: np.ndarray) -> np.ndarray:
+    """Rows `rows` (any order, repeats allowed) as an array [len, D].
+
+    Raises:
+      OSError: If the cache file is shorter than its table says.
+    """
+    rows = np.asarray(rows, np.int64)
+    if self.features is not None:
+      return self.features[rows]
+    if self.descriptor is None:
+      self.descriptor = os.open(self.path, os.O_RDONLY)
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    gathered = np.empty((len(rows), self.num_columns), self.dtype)
+    # Consecutive rows are one read: an unshuffled batch is a single call.
+    breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+    starts = np.concatenate([[0], breaks]).tolist()
+    ends = np.concatenate([breaks, [len(rows)]]).tolist()
+    buffer = memoryview(gathered.reshape(-1).view(np.uint8))
+    for start, end in zip(starts, ends):
+      want = (end - start) * self.row_bytes
+      got = os.preadv(self.descriptor,
+                      [buffer[start * self.row_bytes:end * self.row_bytes]],
+                      int(ordered[start]) * self.row_bytes)
+      if got != want:
+        raise OSError(f"{self.path} is shorter than its table says.")
+    result = np.empty_like(gathered)
+    result[order] = gathered
+    return result
+
+  def __del__(self, close=os.close):  # `os` may be gone at exit.
+    if self.descriptor is not None:
+      close(self.descriptor)
+
+
+class CsvData:
+  """Rows of a `csv_cache.Table` (all, or a split's part): `IndexedData`.
+
+  Features stay where the table keeps them (memory, or the cache file read
+  row by row in the input pipeline); labels are in memory.
   """
-  try:
-    # utf-8-sig: Excel writes a byte order mark before the header.
-    with open(path, newline="", encoding="utf-8-sig") as stream:
-      rows = list(csv.reader(stream))
-  except (OSError, UnicodeDecodeError) as error:
-    raise DataError(f"{path} cannot be read ({type(error).__name__}).") from None
-  rows = [(number, row) for number, row in enumerate(rows, start=1) if row]
-  if not rows:
-    raise DataError(f"{path} is empty; it needs a header row.")
-  names = [name.strip() for name in rows[0][1]]
-  if label_column not in names:
-    raise DataError(f"{path} has no column {label_column!r} for"
-                    f" {argument('label_column')};"
-                    f" its columns are {', '.join(names)}.")
-  if header is not None and names != header:
-    raise DataError(f"{path} has the columns {', '.join(names)}, unlike the"
-                    " first file's; all files need the same header.")
-  label_index = names.index(label_column)
-  values = np.empty((len(rows) - 1, len(names) - 1), np.float64)
-  cells, lines = [], []
-  for index, (number, row) in enumerate(rows[1:]):
-    if len(row) != len(names):
-      raise DataError(f"{path} line {number} has {len(row)} cells, but the"
-                      f" header has {len(names)}.")
-    cells.append(row[label_index].strip())
-    lines.append(number)
-    for column, cell in enumerate(row[:label_index] + row[label_index + 1:]):
-      try:
-        values[index, column] = float(cell)
-      except ValueError:
-        feature = column + (column >= label_index)
-        raise DataError(f"{path} line {number} column {names[feature]!r}"
-                        f" holds {cell!r}, not a number; features must be"
-                        " numbers (encode or drop that column).") from None
-  return names, values, cells, lines
+
+  def __init__(self, table, labels, *, task, class_names, scale: float,
+               preprocess=None, rows=None):
+    self.table, self.labels, self.rows = table, labels, rows
+    self.task, self.class_names, self.scale = task, class_names, scale
+    self.preprocess = preprocess
+    self.takes_seed = (preprocess is not None
+                       and source_lib.preprocess_takes_seed(preprocess))
+    self.num_examples = len(labels)
+    self.input_shape = (table.num_columns,)
+    self.num_classes = (1 if task == "regression" else
+                        int(labels.max()) + 1 if len(labels) else 0)
+
+  @property
+  def features(self) -> np.ndarray:
+    """All rows' features as float32 [N, D], unscaled: read into memory."""
+    rows = (np.arange(self.num_examples) if self.rows is None
+            else self.rows)
+    return FeatureReader(self.table).read(rows).astype(np.float32)
+
+  def take(self, rows) -> "CsvData":
+    rows = np.arange(self.num_examples)[rows]
+    return CsvData(self.table, self.labels[rows], task=self.task,
+                   class_names=self.class_names, scale=self.scale,
+                   preprocess=self.preprocess,
+                   rows=rows if self.rows is None else self.rows[rows])
+
+  def statistics(self):
+    """Mean and variance of the (scaled) features: one pass at most."""
+    if self.rows is None:
+      mean, variance = self.table.mean, self.table.m2 / self.num_examples
+    else:  # A split's part: its rows read once, in file order.
+      reader = FeatureReader(self.table)
+      totals = csv_cache.Statistics(self.table.num_columns)
+      step = csv_parse.chunk_rows(self.table.num_columns)
+      ordered = np.sort(self.rows)
+      for start in range(0, len(ordered), step):
+        totals.add(reader.read(ordered[start:start + step]))
+      mean, variance = totals.mean, totals.m2 / self.num_examples
+    return ((mean * self.scale).astype(np.float32),
+            (variance * self.scale ** 2).astype(np.float32))
+
+  def describe(self) -> str:
+    return (f"{source_lib.format_count(self.num_examples)} rows of"
+            f" {self.table.num_columns} float features")
+
+  def open(self):
+    """A loader gathering rows (from memory, or the cache file)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from datasets import pipeline  # pylint: disable=import-outside-toplevel
+    table, scale = self.table, self.scale
+    reader = FeatureReader(table)
+    in_memory = (None if table.features is None
+                 else tf.constant(table.features))
+    file_rows = None if self.rows is None else tf.constant(self.rows,
+                                                           tf.int64)
+    labels = tf.constant(self.labels)
+
+    def features(rows):
+      if file_rows is not None:
+        rows = tf.gather(file_rows, rows)
+      if in_memory is not None:
+        values = tf.gather(in_memory, rows)
+      else:  # Python reads the rows; the GIL is free while it waits.
+        values = tf.numpy_function(reader.read, [tf.reshape(rows, [-1])],
+                                   tf.as_dtype(table.dtype), stateful=False)
+        values = tf.reshape(values, tf.concat(
+            [tf.shape(rows, out_type=tf.int32), [table.num_columns]], 0))
+        values.set_shape(rows.shape.concatenate([table.num_columns]))
+      values = tf.cast(values, tf.float32)
+      return values * scale if scale != 1.0 else values
+
+    if self.preprocess is None:
+      return pipeline.Loader(load_batch=lambda rows, seeds: (
+          features(rows), tf.gather(labels, rows)))
+    return pipeline.Loader(load_example=lambda row, seed: tuple(
+        source_lib.apply_preprocess(self.preprocess, self.takes_seed,
+                                    features(row), tf.gather(labels, row),
+                                    seed)))
+
+
+def where_function(paths, table):
+  """row -> "file line N" (the file read again, only for a message)."""
+  ends = np.cumsum(table.rows_per_file)
+
+  def where(row: int) -> str:
+    index = int(np.searchsorted(ends, row, side="right"))
+    local = row - (int(ends[index - 1]) if index else 0)
+    return f"{paths[index]} line {csv_parse.line_of_row(paths[index], local)}"
+
+  return where
 
 
 def from_csv(path_or_glob: str, *, label_column: str,
              task: str = "auto", class_names=None,
              scale: float | None = None, preprocess=None,
-             name: str | None = None,
-             shuffle: bool = True) -> source_lib.IndexedSource:
+             name: str | None = None, shuffle: bool = True,
+             cache_dir: str | None = None) -> source_lib.IndexedSource:
   """CSV files with numeric features as one split: one example per row.
 
   The first row of each file is a header; every column other than
@@ -80,6 +182,15 @@ def from_csv(path_or_glob: str, *, label_column: str,
   concatenated in sorted order. Features are not rescaled (unless `scale`
   is given); `standardization` holds their mean and variance, for a
   model's normalization layer.
+
+  Memory does not grow with the files: they are read once, in chunks, by
+  a vectorised parser (pandas), into a binary table (features in the
+  narrowest exact dtype: uint8, int16 or float32) that the input pipeline
+  reads row by row; the statistics come from the same pass. Files up to
+  64 MB stay in memory unless `cache_dir` is given; larger ones are kept
+  in `cache_dir` (default `~/.cache/harness/csv`, or $XDG_CACHE_HOME)
+  and reused while the files' sizes and modification times are unchanged
+  (see `datasets.csv_cache`). Labels stay in memory (4 bytes per row).
 
   What the labels mean (`task`, see `datasets.labels`): text labels
   (setosa, versicolor, ...; yes/no) are classes, the sorted names
@@ -100,6 +211,8 @@ def from_csv(path_or_glob: str, *, label_column: str,
     preprocess: As in `from_arrays`.
     name: Name for logs; default the file name.
     shuffle: Whether training epochs are shuffled.
+    cache_dir: Folder for the converted files; None: in memory when small,
+      else the user's cache folder.
 
   Returns:
     An indexable Source.
@@ -113,29 +226,28 @@ def from_csv(path_or_glob: str, *, label_column: str,
                     " the name of the label's column.")
   paths = expand_paths(path_or_glob, "CSV")
   labels_lib.check_task(task)
-  header, tables, cells, places = None, [], [], []
-  for path in paths:
-    header, values, file_cells, lines = _read_file(path, label_column,
-                                                   header)
-    tables.append(values)
-    cells += file_cells
-    places += [(path, line) for line in lines]
-  features = np.concatenate(tables).astype(np.float32)
-  if not len(features):
+  table = csv_cache.build_table(paths, label_column, cache_dir=cache_dir)
+  if not table.num_rows:
     raise DataError(f"{path_or_glob} holds a header but no rows.")
-  labels, task, class_names = labels_lib.column_labels(
-      cells, task=task, column=label_column, class_names=class_names,
-      where=lambda row: "{} line {}".format(*places[row]))
-  source = arrays.from_arrays(features, labels, task=task, scale=scale,
-                              preprocess=preprocess,
-                              name=name or os.path.basename(paths[0]),
-                              shuffle=shuffle, class_names=class_names)
+  labels, task, class_names = csv_labels.table_labels(
+      table, task=task, column=label_column, class_names=class_names,
+      where=where_function(paths, table))
+  labels = labels.astype(np.int32 if task == "classification"
+                         else np.float32)
+  table = table.without_label_cells()  # 12 bytes a row less, kept for runs.
+  scale = 1.0 if scale is None else float(scale)
+  data = CsvData(table, labels, task=task, class_names=class_names,
+                 scale=scale, preprocess=preprocess)
+  source = source_lib.IndexedSource(
+      data, name=name or os.path.basename(paths[0]), shuffle=shuffle,
+      feature_scale=scale)
+  header = table.names
   source.input_format = {"kind": "csv", "label_column": label_column,
                          "feature_names": [column for column in header
                                            if column != label_column]}
   source.use_seeded_split = True  # validation_split: see datasets.splits.
   files = f" from {len(paths)} files" if len(paths) > 1 else ""
-  done = ("not rescaled" if scale in (None, 1.0) else
+  done = ("not rescaled" if scale == 1.0 else
           f"scaled by {source_lib.format_scale(scale)}")
   if task == "regression":
     kind = "regression targets"
@@ -146,6 +258,6 @@ def from_csv(path_or_glob: str, *, label_column: str,
     kind = f"{source.num_classes} classes"
   source.description = (
       f"{source_lib.format_count(len(labels))} rows{files},"
-      f" {features.shape[1]} float features ({done}), label column"
+      f" {table.num_columns} float features ({done}), label column"
       f" {label_column!r} ({kind})")
   return source

@@ -191,6 +191,9 @@ def _list_images(path: str):
           np.array([labels[i] for i in order], np.int32))
 
 
+list_class_images = _list_images  # For python -m launch.write_tfrecords.
+
+
 def _drop_unreadable(path: str, paths, labels, skip_unreadable: bool):
   """(paths, labels, warnings) without the files `image_check` flags.
 

@@ -16,6 +16,7 @@ Reading: `load_sources(directory)` gives the train and eval splits as
 exact resume), the schema and counts taken from `dataset.json`.
 """
 
+from collections.abc import Callable, Iterator
 import dataclasses
 import json
 import os
@@ -68,68 +69,148 @@ def _shard_name(split: str, index: int, count: int) -> str:
   return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
 
 
+@dataclasses.dataclass(frozen=True)
+class Rows:
+  """One split given in chunks, so that it need not fit in memory.
+
+  Attributes:
+    num_rows: Rows in all chunks.
+    feature_shape: Shape of one example's features.
+    feature_dtype: Their dtype (kept as raw bytes in the records).
+    label_is_float: Float labels (regression) rather than class indices.
+    chunks: Called once; yields (features [n, ...], labels [n]) in order.
+  """
+
+  num_rows: int
+  feature_shape: tuple
+  feature_dtype: np.dtype
+  label_is_float: bool
+  chunks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+
+
+def array_rows(features: np.ndarray, labels: np.ndarray,
+               chunk: int = 4096) -> Rows:
+  """Arrays (or memory maps) as `Rows`, read `chunk` rows at a time."""
+  if len(features) != len(labels) or not len(labels):
+    raise DataError(f"{len(features)} feature rows and {len(labels)} labels;"
+                    " they must match and not be empty.")
+  return Rows(len(labels), tuple(features.shape[1:]), features.dtype,
+              bool(np.issubdtype(labels.dtype, np.floating)),
+              lambda: ((features[start:start + chunk],
+                        labels[start:start + chunk])
+                       for start in range(0, len(labels), chunk)))
+
+
+def _example(features: np.ndarray, label, is_float: bool) -> bytes:
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  label = (tf.train.Feature(float_list=tf.train.FloatList(value=[float(label)]))
+           if is_float else
+           tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])))
+  return tf.train.Example(features=tf.train.Features(feature={
+      "features": tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[np.ascontiguousarray(features).tobytes()])),
+      "label": label})).SerializeToString()
+
+
+def _write_split(directory: str, split: str, rows: Rows, count: int):
+  """Writes the shards of one split; returns [(name, records, largest)]."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  base, extra = divmod(rows.num_rows, count)
+  sizes = [base + (index < extra) for index in range(count)]
+  written, shard, writer, left, largest, seen = [], -1, None, 0, -1, 0
+
+  def close():
+    writer.close()
+    name = _shard_name(split, shard, count)
+    os.replace(os.path.join(directory, f".{name}.partial"),
+               os.path.join(directory, name))
+    written.append((name, sizes[shard], largest))
+
+  for features, labels in rows.chunks():
+    if tuple(features.shape[1:]) != rows.feature_shape:
+      raise DataError(f"the {split} features change shape from"
+                      f" {rows.feature_shape} to {tuple(features.shape[1:])}.")
+    for row, label in zip(features, labels):
+      if not left:
+        if writer is not None:
+          close()
+        shard, left, largest = shard + 1, sizes[shard + 1], -1
+        writer = tf.io.TFRecordWriter(os.path.join(
+            directory, f".{_shard_name(split, shard, count)}.partial"))
+      writer.write(_example(row, label, rows.label_is_float))
+      if not rows.label_is_float:
+        largest = max(largest, int(label))
+      left, seen = left - 1, seen + 1
+  if seen != rows.num_rows:
+    raise DataError(f"the {split} split gave {seen} rows, not the"
+                    f" {rows.num_rows} announced.")
+  close()
+  return written
+
+
 def write_dataset(directory: str, splits: dict, *, num_shards: dict,
                   num_classes: int | None = None,
-                  feature_scale: float = 1.0) -> TFRecordDirectory:
-  """Writes `{split: (features, labels)}` as sharded TFRecord files.
+                  feature_scale: float = 1.0,
+                  class_names=None) -> TFRecordDirectory:
+  """Writes `{split: rows}` as sharded TFRecord files, streaming.
+
+  Besides `dataset.json` it writes `record_counts.json` (records and the
+  largest label per file), so that the files read with `from_tfrecords`
+  start without counting them.
 
   Args:
     directory: Created if needed; must not already hold a dataset.
-    splits: "train" and "eval" -> (features [N, ...], labels [N]).
+    splits: "train" and "eval" -> `Rows`, or (features [N, ...], labels
+      [N]) arrays (memory maps are read a chunk at a time).
     num_shards: Files per split (at most one per example).
     num_classes: Default: 1 + the largest integer label (1 for floats).
     feature_scale: Recorded for the reader (e.g. 1/255 for uint8 pixels).
+    class_names: Names of the classes 0, 1, ..., if known (recorded).
 
   Returns:
     The written dataset's source.
 
   Raises:
-    DataError: If the arrays do not fit together or the directory is taken.
+    DataError: If the splits do not fit together or the directory is taken.
   """
-  import tensorflow as tf  # Writing needs TensorFlow; describing does not.
+  from datasets import tfrecord_files  # pylint: disable=import-outside-toplevel
   if os.path.exists(os.path.join(directory, METADATA)):
     raise DataError(f"{directory} already holds a dataset; remove it or"
                     " choose another directory.")
-  features, labels = splits["train"]
-  shape, dtype = tuple(features.shape[1:]), features.dtype
-  label_type = "float32" if np.issubdtype(labels.dtype, np.floating) else "int64"
-  for split, (x, y) in splits.items():
-    if len(x) != len(y) or not len(y):
-      raise DataError(f"the {split} split has {len(x)} feature rows and"
-                      f" {len(y)} labels; they must match and not be empty.")
-    if tuple(x.shape[1:]) != shape or x.dtype != dtype:
-      raise DataError(f"the {split} features are {x.dtype}{x.shape[1:]}, the"
-                      f" train features {dtype}{shape}.")
-    if not 1 <= num_shards[split] <= len(y):
-      raise DataError(f"{num_shards[split]} {split} shards for {len(y)}"
-                      " examples; use 1 to the number of examples.")
+  splits = {split: rows if isinstance(rows, Rows) else array_rows(*rows)
+            for split, rows in splits.items()}
+  first = splits["train"]
+  for split, rows in splits.items():
+    if (rows.feature_shape != first.feature_shape
+        or rows.feature_dtype != first.feature_dtype):
+      raise DataError(f"the {split} features are {rows.feature_dtype}"
+                      f"{rows.feature_shape}, the train features"
+                      f" {first.feature_dtype}{first.feature_shape}.")
+    if not 1 <= num_shards[split] <= rows.num_rows:
+      raise DataError(f"{num_shards[split]} {split} shards for"
+                      f" {rows.num_rows} examples; use 1 to the number of"
+                      " examples.")
   os.makedirs(directory, exist_ok=True)
-  files = {}
-  for split, (x, y) in splits.items():
-    count = num_shards[split]
+  files, book, largest = {}, {}, -1
+  for split, rows in splits.items():
     files[split] = []
-    for index, rows in enumerate(np.array_split(np.arange(len(y)), count)):
-      name = _shard_name(split, index, count)
-      staging = os.path.join(directory, f".{name}.partial")
-      with tf.io.TFRecordWriter(staging) as writer:
-        for row in rows:
-          label = (tf.train.Feature(float_list=tf.train.FloatList(
-              value=[float(y[row])])) if label_type == "float32" else
-                   tf.train.Feature(int64_list=tf.train.Int64List(
-                       value=[int(y[row])])))
-          example = tf.train.Example(features=tf.train.Features(feature={
-              "features": tf.train.Feature(bytes_list=tf.train.BytesList(
-                  value=[np.ascontiguousarray(x[row]).tobytes()])),
-              "label": label}))
-          writer.write(example.SerializeToString())
-      os.replace(staging, os.path.join(directory, name))
-      files[split].append([name, len(rows)])
+    for name, count, top in _write_split(directory, split, rows,
+                                         num_shards[split]):
+      files[split].append([name, count])
+      book[name] = tfrecord_files.entry_for(
+          os.path.join(directory, name), count,
+          None if first.label_is_float else {"label": top})
+      largest = max(largest, top)
+  tfrecord_files.write_counts_book(directory, book)
   if num_classes is None:
-    num_classes = (1 if label_type == "float32" else int(max(
-        splits["train"][1].max(), splits["eval"][1].max())) + 1)
-  metadata = {"feature_shape": list(shape), "feature_dtype": dtype.name,
-              "label_dtype": label_type, "num_classes": num_classes,
-              "feature_scale": feature_scale, "files": files}
+    num_classes = 1 if first.label_is_float else largest + 1
+  metadata = {"feature_shape": list(first.feature_shape),
+              "feature_dtype": np.dtype(first.feature_dtype).name,
+              "label_dtype": "float32" if first.label_is_float else "int64",
+              "num_classes": num_classes, "feature_scale": feature_scale,
+              "files": files}
+  if class_names is not None:
+    metadata["class_names"] = [str(name) for name in class_names]
   staging = os.path.join(directory, f".{METADATA}.partial")
   with open(staging, "w", encoding="utf-8") as stream:
     json.dump(metadata, stream, indent=2)

@@ -17,6 +17,8 @@ data's CRC is left to TensorFlow's reader during training.
 """
 
 from collections.abc import Iterator
+import json
+import os
 import struct
 
 from datasets.errors import DataError
@@ -108,3 +110,99 @@ def read_records(path: str) -> Iterator[bytes]:
     DataError: If the file is not a readable TFRecord file.
   """
   yield from _records(path, read_data=True)
+
+
+# Record counts (and largest labels) kept beside the files they describe, so
+# that a start or a resume does not read every record again.
+COUNTS_FILE = "record_counts.json"
+_COUNTS_VERSION = 1
+
+
+def _stamp(path: str) -> dict:
+  info = os.stat(path)
+  return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def _load_book(directory: str) -> dict:
+  try:
+    with open(os.path.join(directory, COUNTS_FILE), encoding="utf-8") as stream:
+      book = json.load(stream)
+    if book.get("version") == _COUNTS_VERSION and isinstance(
+        book.get("files"), dict):
+      return book["files"]
+  except (OSError, ValueError, AttributeError):
+    pass  # Missing or damaged: counted again, and written anew.
+  return {}
+
+
+def write_counts_book(directory: str, files: dict) -> bool:
+  """Writes `files` (name -> entry) as the directory's counts file.
+
+  Returns:
+    False if the directory cannot be written (nothing is left behind).
+  """
+  staging = os.path.join(directory, f".{COUNTS_FILE}.{os.getpid()}.partial")
+  try:
+    with open(staging, "w", encoding="utf-8") as stream:
+      json.dump({"version": _COUNTS_VERSION, "files": files}, stream,
+                indent=1, sort_keys=True)
+    os.replace(staging, os.path.join(directory, COUNTS_FILE))
+    return True
+  except OSError:
+    if os.path.exists(staging):
+      os.remove(staging)
+    return False
+
+
+def entry_for(path: str, records: int, largest: dict | None = None) -> dict:
+  """A counts-file entry for `path` as it is now."""
+  return {**_stamp(path), "records": int(records),
+          "largest": dict(largest or {})}
+
+
+def recorded_counts(paths: list[str], *, largest_keys=(), find_largest=None):
+  """Records per file (and largest labels), from the counts files if current.
+
+  A file's entry is trusted while the file's size and modification time
+  are those recorded; otherwise the file is counted (headers only) or,
+  when a largest label is wanted and not recorded, read once by
+  `find_largest(path, keys) -> ({key: largest}, records)`; new entries are
+  written back when the folder is writable.
+
+  Returns:
+    (counts, {key: largest over the files}, warnings).
+
+  Raises:
+    DataError: If a file is not a readable TFRecord file.
+  """
+  books, changed = {}, set()
+  counts, largest = [], {key: -1 for key in largest_keys}
+  for path in paths:
+    directory, name = os.path.split(os.path.abspath(path))
+    book = books.setdefault(directory, _load_book(directory))
+    try:
+      stamp = _stamp(path)
+    except OSError as error:
+      raise _unreadable(path, error.strerror or type(error).__name__) from None
+    entry = book.get(name)
+    if not isinstance(entry, dict) or any(entry.get(k) != v
+                                          for k, v in stamp.items()):
+      entry = {**stamp, "records": None, "largest": {}}
+    missing = [key for key in largest_keys if key not in entry["largest"]]
+    if missing:
+      found, entry["records"] = find_largest(path, missing)
+      entry["largest"].update(found)
+    elif not isinstance(entry.get("records"), int):
+      entry["records"] = count_records([path])[0]
+    if entry is not book.get(name) or missing:
+      book[name] = entry
+      changed.add(directory)
+    counts.append(entry["records"])
+    largest = {k: max(v, entry["largest"][k]) for k, v in largest.items()}
+  warnings = tuple(
+      f"{directory} is not writable, so the records of its TFRecord files"
+      f" are counted at every start; write {COUNTS_FILE} there once (python"
+      " -m launch.write_tfrecords does) to start at once."
+      for directory in sorted(changed)
+      if not write_counts_book(directory, books[directory]))
+  return counts, largest, warnings

@@ -85,44 +85,66 @@ def _schema_parser(inputs: dict, labels: dict, single_label: bool,
   return parse
 
 
-def _largest_label(paths: list[str], name: str, spec) -> int:
-  """The largest value of the int64 feature `name` in any record.
+def _label_key(name: str, spec) -> str:
+  """The counts file's key of an int64 label: its name and default."""
+  if spec.default_value is None:
+    return name
+  return f"{name}={[int(v) for v in np.ravel(spec.default_value)]}"
+
+
+def _largest_labels(specs: dict):
+  """find_largest(path, keys) -> ({key: largest int64 label}, records).
 
   Read in plain Python (`datasets.tfrecord_files`): this runs while the run
   is planned, before TensorFlow's runtime may start.
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from google.protobuf.message import DecodeError  # pylint: disable=import-outside-toplevel
-  default = (None if spec.default_value is None
-             else [int(v) for v in np.ravel(spec.default_value)])
-  largest = -1
-  for path in paths:
+  by_key = {_label_key(name, spec): (name, spec) for name, spec in specs.items()}
+
+  def find_largest(path: str, keys):
+    largest, index = {key: -1 for key in keys}, -1
     for index, data in enumerate(tfrecord_files.read_records(path)):
       try:
         feature = tf.train.Example.FromString(data).features.feature
       except DecodeError:
         raise DataError(f"record {index} of {path} is not a"
                         " tf.train.Example.") from None
-      values = (feature[name].int64_list.value if name in feature
-                else default)
-      if not values:
-        raise DataError(f"record {index} of {path} has no int64 feature"
-                        f" {name!r} (the label); fix the schema's label or"
-                        " its dtype.")
-      largest = max(largest, max(values))
-  return largest
+      for key in keys:
+        name, spec = by_key[key]
+        values = (feature[name].int64_list.value if name in feature else
+                  None if spec.default_value is None else
+                  [int(v) for v in np.ravel(spec.default_value)])
+        if not values:
+          raise DataError(f"record {index} of {path} has no int64 feature"
+                          f" {name!r} (the label); fix the schema's label or"
+                          " its dtype.")
+        largest[key] = max(largest[key], max(values))
+    return largest, index + 1
+
+  return find_largest
 
 
-def _num_classes(paths, labels: dict, single: bool):
-  """Classes per label: max + 1 of integer labels, last dim of floats."""
+def _counts_and_classes(paths, labels: dict | None, single: bool,
+                        num_classes):
+  """(counts, num_classes, warnings): from the counts files when current.
+
+  Classes per label: max + 1 of integer labels (found with the counts, and
+  recorded beside them), the last dimension of float labels.
+  """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  result = {}
-  for name, spec in labels.items():
-    if spec.dtype != tf.int64:
-      result[name] = int(spec.shape[-1]) if len(spec.shape) else 1
-      continue
-    result[name] = _largest_label(paths, name, spec) + 1
-  return next(iter(result.values())) if single else result
+  wanted = {} if labels is None or num_classes is not None else {
+      name: spec for name, spec in labels.items() if spec.dtype == tf.int64}
+  counts, largest, warnings = tfrecord_files.recorded_counts(
+      paths, largest_keys=[_label_key(n, s) for n, s in wanted.items()],
+      find_largest=_largest_labels(wanted))
+  if labels is None or num_classes is not None:
+    return counts, num_classes, warnings
+  result = {name: (largest[_label_key(name, spec)] + 1 if name in wanted else
+                   int(spec.shape[-1]) if len(spec.shape) else 1)
+            for name, spec in labels.items()}
+  return (counts, next(iter(result.values())) if single else result,
+          warnings)
 
 
 def from_tfrecords(file_pattern, *, features: dict | None = None, label=None,
@@ -159,8 +181,13 @@ def from_tfrecords(file_pattern, *, features: dict | None = None, label=None,
     shuffle: Shuffle files and records each epoch.
     cache: Keep parsed records in memory after the first pass.
     shuffle_buffer: Records shuffled together (one block).
-    counts: Records per file if known (else counted from the files'
-      record headers, without TensorFlow's runtime).
+    counts: Records per file if known. Else they are taken from the
+      `record_counts.json` beside the files while each file's size and
+      modification time are the recorded ones (`python -m
+      launch.write_tfrecords` writes it), or counted from the record
+      headers, without TensorFlow's runtime, and recorded there when the
+      folder is writable. The largest integer label (for `num_classes`)
+      is recorded with them: a start reads no record.
 
   Returns:
     A `TFRecordSource` (not indexable: no `split`).
@@ -174,7 +201,7 @@ def from_tfrecords(file_pattern, *, features: dict | None = None, label=None,
     raise DataError("give from_tfrecords either features and label, or"
                     " parse_fn.")
   scale = 1.0 if scale is None else float(scale)
-  counts = counts or tfrecord_files.count_records(paths)
+  labels, single = None, False
   if parse_fn is None:
     if not isinstance(features, dict) or not features:
       raise DataError("features must be a dict name -> tf.io.FixedLenFeature.")
@@ -186,8 +213,11 @@ def from_tfrecords(file_pattern, *, features: dict | None = None, label=None,
     if input_shape is None:
       shapes = {k: tuple(int(n) for n in s.shape) for k, s in inputs.items()}
       input_shape = next(iter(shapes.values())) if len(shapes) == 1 else shapes
-    if num_classes is None:
-      num_classes = _num_classes(paths, labels, single)
+  warnings = ()
+  if not counts or (labels is not None and num_classes is None):
+    found, num_classes, warnings = _counts_and_classes(paths, labels, single,
+                                                       num_classes)
+    counts = counts or found
   name = name or os.path.basename(paths[0])
   files = f"{len(paths)} file{'s' if len(paths) > 1 else ''}"
   done = ("via parse_fn" if features is None else "not rescaled"
@@ -200,6 +230,7 @@ def from_tfrecords(file_pattern, *, features: dict | None = None, label=None,
       infer_input_shape=input_shape is None and features is None,
       description=description, feature_scale=scale, preprocess=preprocess,
       shuffle=shuffle, cache=cache, shuffle_buffer=shuffle_buffer)
+  source.warnings = tuple(source.warnings) + warnings
   if features is not None and single:  # The schema says the label's kind.
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     spec = next(iter(labels.values()))

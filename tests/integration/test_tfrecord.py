@@ -61,15 +61,27 @@ def test_two_workers_shard_files_and_resume_exactly(tmp_path, digits_records):
     (["--input={d}/good.npz", "--output_dir={d}/out", "--shards=0"],
      "0 train shards for 5 examples"),
     (["--input={d}/good.npz"], "--input and --output_dir are required"),
+    (["--input={d}/train.csv", "--output_dir={d}/out"],
+     "--input={d}/train.csv needs --eval_input for the eval split."),
+    (["--input={d}/train.csv", "--eval_input={d}/bad.csv",
+      "--label_column=label", "--output_dir={d}/out"],
+     "{d}/bad.csv line 3 column 'b' holds 'x', not a number"),
+    (["--input={d}/train.csv", "--eval_input={d}/train.csv",
+      "--output_dir={d}/out"], "CSV input needs --label_column"),
+    (["--input={d}", "--eval_input={d}", "--output_dir={d}/out"],
+     "image input needs --image_size=HEIGHT,WIDTH"),
 ])
 def test_write_tool_bad_input_exits_2_and_leaves_nothing(tmp_path, args,
                                                           message):
   np.savez(tmp_path / "bad.npz", x_train=np.zeros((5, 2)))
   np.savez(tmp_path / "good.npz", x_train=np.zeros((5, 2)),
            y_train=np.zeros(5), x_test=np.zeros((2, 2)), y_test=np.zeros(2))
+  (tmp_path / "train.csv").write_text("a,b,label\n1,2,0\n3,4,1\n")
+  (tmp_path / "bad.csv").write_text("a,b,label\n1,2,0\n3,x,1\n")
   result = write_tool([arg.format(d=tmp_path) for arg in args])
   assert result.returncode == 2
-  assert message in result.stderr and "Traceback" not in result.stderr
+  assert message.format(d=tmp_path) in result.stderr
+  assert "Traceback" not in result.stderr
   assert not (tmp_path / "out").exists()
 
 
@@ -77,3 +89,30 @@ def test_tfrecord_without_data_dir_exits_2(tmp_path):
   result = run_launch(["--dataset=tfrecord", f"--model_dir={tmp_path}"])
   assert result.returncode == 2
   assert "needs --data_dir" in result.stderr
+
+
+def test_write_tool_takes_csv_files_and_they_train(tmp_path):
+  rng = np.random.default_rng(0)
+  for name, count in (("train", 200), ("test", 50)):
+    x = rng.normal(size=(count, 3))
+    kind = np.where(x[:, 0] > 0, "high", "low")
+    (tmp_path / f"{name}.csv").write_text("a,b,c,kind\n" + "".join(
+        f"{a},{b},{c},{k}\n" for (a, b, c), k in zip(x, kind)))
+  out = tmp_path / "records"
+  result = write_tool([f"--input={tmp_path / 'train.csv'}",
+                       f"--eval_input={tmp_path / 'test.csv'}",
+                       "--label_column=kind", f"--output_dir={out}",
+                       "--shards=2"])
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "Wrote 200 training examples in 2 files and 50 eval" in (
+      result.stdout)
+  assert sorted(p.name for p in out.iterdir()) == [
+      "dataset.json", "eval-00000-of-00001.tfrecord", "record_counts.json",
+      "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
+  trained = run_launch(["--dataset=tfrecord", f"--data_dir={out}",
+                        f"--model_dir={tmp_path / 'model'}",
+                        "--train_steps=60", "--global_batch_size=20"])
+  assert trained.returncode == 0, trained.stderr[-2000:]
+  final = [line for line in trained.stdout.splitlines()
+           if line.startswith("Final eval")][-1]
+  assert final.endswith("(50 examples)")
