@@ -4,8 +4,8 @@
       --shards=8 --eval_shards=2 --feature_scale=0.00392156862745098
   python -m launch.write_tfrecords --input=train.csv --eval_input=test.csv \\
       --label_column=species --output_dir=/data/iris
-  python -m launch.write_tfrecords --input=photos/train --eval_input=photos/test \\
-      --image_size=64,64 --output_dir=/data/photos
+  python -m launch.write_tfrecords --input=photos/train \\
+      --eval_input=photos/test --image_size=64,64 --output_dir=/data/photos
   python -m launch --dataset=tfrecord --data_dir=/data/mnist ...
 
 Inputs, streamed (one chunk in memory at a time, so a dataset larger than
