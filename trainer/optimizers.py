@@ -125,3 +125,78 @@ def agree_on_finite(gradients: list) -> list:
     return grad * tf.cast(factor, grad.dtype)
 
   return [scaled(grad) for grad in gradients]
+
+
+def inner_optimizer(optimizer: keras.optimizers.Optimizer
+                    ) -> keras.optimizers.Optimizer:
+  """The optimizer that owns the learning rate (inside a loss scaler)."""
+  return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def has_rate_variable(optimizer: keras.optimizers.Optimizer) -> bool:
+  """Whether the learning rate is a variable (a float), not a schedule."""
+  return isinstance(inner_optimizer(optimizer)._learning_rate,  # pylint: disable=protected-access
+                    keras.Variable)
+
+
+def set_learning_rate(optimizer: keras.optimizers.Optimizer,
+                      learning_rate) -> None:
+  """Puts `learning_rate` in effect, as a fresh optimizer would have it.
+
+  A float on an optimizer whose rate is a variable is assigned: it takes
+  effect at once, also in steps already traced. Switching between a float
+  and a schedule replaces the rate (and tracks or untracks its variable
+  the way Keras's constructor would, so the checkpoint layout is that of a
+  fresh optimizer); it takes effect in steps traced afterwards.
+
+  Args:
+    optimizer: A built Keras optimizer (or a `LossScaleOptimizer`).
+    learning_rate: A float, or a `keras.optimizers.schedules` schedule.
+  """
+  inner = inner_optimizer(optimizer)
+  # pylint: disable=protected-access
+  if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+    if has_rate_variable(inner):
+      private_apis.track_rate_variable(inner, None)
+      del inner._learning_rate  # Also drops the checkpoint dependency.
+    inner._learning_rate = learning_rate
+    return
+  if has_rate_variable(inner):
+    inner._learning_rate.assign(float(learning_rate))
+    return
+  with inner._distribution_strategy.scope():
+    variable = keras.Variable(
+        float(learning_rate), name="learning_rate", dtype=keras.config.floatx(),
+        trainable=False, aggregation="only_first_replica")
+  inner._learning_rate = variable
+  private_apis.track_rate_variable(inner, variable)
+  # pylint: enable=protected-access
+
+
+def apply_hyperparameters(model, config: config_lib.TrainConfig) -> None:
+  """Puts the configured optimizer settings in effect on a built model.
+
+  For a model whose optimizer the harness built (`attach_optimizer`):
+  after restoring a checkpoint written under other settings, the restored
+  learning-rate variable would otherwise win over `config`. Everything
+  else the config sets (momentum, weight decay, clipping, accumulation,
+  dropout, l2) is read from the objects built from `config`, never from a
+  checkpoint; this sets them again so that the function is also right on a
+  model whose settings were changed in memory.
+
+  Args:
+    model: A `trainer.model.Model` with its optimizer built.
+    config: The settings to put in effect.
+  """
+  optimizer = model.optimizer
+  inner = inner_optimizer(optimizer)
+  set_learning_rate(optimizer, build_learning_rate(config))
+  if hasattr(inner, "momentum") and config.optimizer == "sgd":
+    inner.momentum = config.momentum
+  if hasattr(inner, "weight_decay") and config.optimizer == "adamw":
+    inner.weight_decay = config.weight_decay
+  if hasattr(model, "clip_norm"):
+    model.clip_norm = config.clip_norm
+    prepare_for_replicas(optimizer, clip_norm=config.clip_norm)
+  if hasattr(model, "accumulate_steps"):
+    model.accumulate_steps = config.accumulate_steps
