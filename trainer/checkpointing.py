@@ -14,6 +14,7 @@ import tempfile
 from absl import logging
 import tensorflow as tf
 
+from trainer import optimizers
 from trainer import private_apis
 
 
@@ -38,7 +39,15 @@ def build_checkpoint(model, step: tf.Variable) -> tf.train.Checkpoint:
 
 
 class CheckpointError(RuntimeError):
-  """Checkpoints exist but none of them can be restored."""
+  """Checkpoints exist but none of them can be restored.
+
+  Attributes:
+    first_error: Why the newest one did not ("ValueError: ...").
+  """
+
+  def __init__(self, message: str, first_error: str = ""):
+    super().__init__(message)
+    self.first_error = first_error
 
 
 def list_checkpoints(directory: str) -> list[tuple[int, str]]:
@@ -64,7 +73,8 @@ class Checkpointer:
   """
 
   def __init__(self, checkpoint: tf.train.Checkpoint, step: tf.Variable, *,
-               directory: str, is_chief: bool, max_to_keep: int = 3):
+               directory: str, is_chief: bool, max_to_keep: int = 3,
+               optimizer=None, use_configured_rate: bool = False):
     """Initializes the checkpointer.
 
     Args:
@@ -74,7 +84,13 @@ class Checkpointer:
         restores from).
       is_chief: Whether this task keeps its files.
       max_to_keep: How many of the newest checkpoints the chief keeps.
+      optimizer: The checkpoint's optimizer: a checkpoint written with a
+        float learning rate restores under a schedule and the reverse.
+      use_configured_rate: After a restore the optimizer's configured
+        learning rate replaces the checkpoint's (its settings changed).
     """
+    self._optimizer = optimizer
+    self._use_configured_rate = use_configured_rate
     self._checkpoint = checkpoint
     self._step = step
     self._is_chief = is_chief
@@ -89,7 +105,9 @@ class Checkpointer:
   def sibling(self, directory: str, max_to_keep: int = 1) -> "Checkpointer":
     """The same objects saved into another directory (e.g. the best one)."""
     return Checkpointer(self._checkpoint, self._step, directory=directory,
-                        is_chief=self._is_chief, max_to_keep=max_to_keep)
+                        is_chief=self._is_chief, max_to_keep=max_to_keep,
+                        optimizer=self._optimizer,
+                        use_configured_rate=self._use_configured_rate)
 
   def _repair(self) -> None:
     """Removes orphaned temp dirs; rewrites a lost or garbage state file."""
@@ -120,7 +138,9 @@ class Checkpointer:
 
   def restore(self, path: str) -> int:
     """Restores the checkpoint at `path`; returns the step it holds."""
-    self._checkpoint.restore(path).assert_existing_objects_matched()
+    with optimizers.rate_layout_of(
+        self._optimizer, path, use_configured_rate=self._use_configured_rate):
+      self._checkpoint.restore(path).assert_existing_objects_matched()
     step = int(self._step.numpy())
     logging.info("Restored %s at step %d.", path, step)
     return step
@@ -135,18 +155,21 @@ class Checkpointer:
         restart from step 0).
     """
     found = list_checkpoints(self.directory)
+    first_error = ""
     for _, path in reversed(found):
       try:
         return self.restore(path)
       except (tf.errors.OpError, ValueError, IndexError,
               AssertionError) as error:
-        logging.warning("Cannot restore %s (%s: %s); trying an older one.",
-                        path, type(error).__name__,
-                        str(error).splitlines()[0][:200] if str(error) else "")
+        reason = (f"{type(error).__name__}: "
+                  f"{str(error).splitlines()[0][:200] if str(error) else ''}")
+        first_error = first_error or reason
+        logging.warning("Cannot restore %s (%s); trying an older one.",
+                        path, reason)
     if found:
       raise CheckpointError(
           f"none of the {len(found)} checkpoints in {self.directory} can be"
-          " restored; move them away to start from scratch.")
+          " restored; move them away to start from scratch.", first_error)
     return 0
 
   def save(self, step: int) -> str:

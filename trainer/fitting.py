@@ -56,6 +56,9 @@ class FitConfig:
     watch: `evaluate`: every new checkpoint until the final step, not just
       the latest.
     eval_timeout: `evaluate` with `watch`: seconds to wait for a new one.
+    use_configured_rate: The learning rate's settings changed since the
+      checkpoints were written: the configured rate replaces theirs (else
+      a float rate is restored, with a plateau's reductions).
   """
 
   train: config_lib.TrainConfig
@@ -71,6 +74,7 @@ class FitConfig:
   task: str = "auto"
   watch: bool = False
   eval_timeout: float = 0.0
+  use_configured_rate: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +172,9 @@ def _checkpointer(model, config: FitConfig, *, is_chief: bool):
   return checkpointing.Checkpointer(
       checkpointing.build_checkpoint(model, step), step,
       directory=layout.ModelDir(config.train.model_dir).checkpoints,
-      is_chief=is_chief, max_to_keep=config.train.keep_checkpoints)
+      is_chief=is_chief, max_to_keep=config.train.keep_checkpoints,
+      optimizer=getattr(model, "optimizer", None),
+      use_configured_rate=config.use_configured_rate)
 
 
 def _eval_input(eval_data, model, config: FitConfig):

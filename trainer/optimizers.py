@@ -6,6 +6,8 @@ replicas: a LossScaleOptimizer's overflow decision is agreed by all of them
 norm of the all-reduced gradient with no second all-reduce.
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -158,8 +160,7 @@ def set_learning_rate(optimizer: keras.optimizers.Optimizer,
   if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
     if has_rate_variable(inner):
       private_apis.track_rate_variable(inner, None)
-      del inner._learning_rate  # Also drops the checkpoint dependency.
-    inner._learning_rate = learning_rate
+    private_apis.set_rate_attribute(inner, learning_rate)
     return
   if has_rate_variable(inner):
     inner._learning_rate.assign(float(learning_rate))
@@ -168,9 +169,53 @@ def set_learning_rate(optimizer: keras.optimizers.Optimizer,
     variable = keras.Variable(
         float(learning_rate), name="learning_rate", dtype=keras.config.floatx(),
         trainable=False, aggregation="only_first_replica")
-  inner._learning_rate = variable
+  private_apis.set_rate_attribute(inner, variable)
   private_apis.track_rate_variable(inner, variable)
   # pylint: enable=protected-access
+
+
+@contextlib.contextmanager
+def rate_layout_of(optimizer, path: str, *, use_configured_rate: bool):
+  """Restores around it match checkpoint `path`'s learning-rate layout.
+
+  A checkpoint written with a float rate holds the rate's variable among
+  the optimizer's (positional) variables, one written with a schedule does
+  not; inside this context the optimizer has the checkpoint's layout, and
+  afterwards the configured rate again: a float rate keeps the restored
+  value (a plateau's reductions) unless `use_configured_rate`.
+
+  Args:
+    optimizer: The checkpoint's optimizer (None: nothing to do).
+    path: The checkpoint about to be restored.
+    use_configured_rate: The rate's settings changed since the checkpoint:
+      the configured rate replaces the restored one.
+
+  Yields:
+    Nothing; restore the checkpoint inside.
+  """
+  if optimizer is None:
+    yield
+    return
+  inner = inner_optimizer(optimizer)
+  configured = inner._learning_rate  # pylint: disable=protected-access
+  value = float(configured.numpy()) if has_rate_variable(inner) else None
+  where = (("optimizer", "inner_optimizer") if inner is not optimizer
+           else ("optimizer",))
+  try:
+    in_checkpoint = private_apis.checkpoint_has_rate_variable(path, where)
+  except Exception:  # pylint: disable=broad-except
+    in_checkpoint = value is not None  # Unreadable: the restore will say.
+  switched = in_checkpoint != (value is not None)
+  if switched:
+    set_learning_rate(optimizer, 0.0 if in_checkpoint else
+                      keras.optimizers.schedules.ExponentialDecay(0.0, 1, 1.0))
+  try:
+    yield
+  finally:
+    if switched:
+      set_learning_rate(optimizer, configured if value is None else value)
+    elif use_configured_rate and value is not None:
+      inner._learning_rate.assign(value)  # pylint: disable=protected-access
 
 
 def apply_hyperparameters(model, config: config_lib.TrainConfig) -> None:

@@ -196,15 +196,30 @@ def track_rate_variable(optimizer, variable) -> None:
   kept = [v for v in kept if v is not variable]
   if variable is not None:
     kept.insert(1, variable)
+  from keras.src.utils import tracking  # pylint: disable=import-outside-toplevel
   tracker = optimizer._tracker
-  was_locked = tracker.locked
-  tracker.unlock()
-  optimizer._variables = kept  # A fresh list wrapper.
+  with tracking.DotNotTrackScope():
+    # Keras's tracker leaves it alone (it would wrap the list in a list
+    # that appends to itself); TensorFlow's wraps it in a fresh
+    # (append-only) list wrapper under the same name.
+    optimizer._variables = kept
   predicate = tracker.config["variables"][0]
   tracker.config["variables"] = (predicate, optimizer._variables)
   tracker.stored_ids["variables"] = {id(v) for v in optimizer._variables}
-  if was_locked:
-    tracker.lock()
+  # pylint: enable=protected-access
+
+
+def set_rate_attribute(optimizer, rate) -> None:
+  """Sets `optimizer._learning_rate` (a variable or a schedule) untracked
+  by Keras's tracker (`track_rate_variable` places a variable) and, for a
+  schedule, no longer a checkpoint dependency, as Keras's constructor
+  leaves it."""
+  from keras.src.utils import tracking  # pylint: disable=import-outside-toplevel
+  # pylint: disable=protected-access
+  if "_learning_rate" in optimizer._self_unconditional_dependency_names:
+    del optimizer._learning_rate  # Drops the dependency too.
+  with tracking.DotNotTrackScope():
+    optimizer._learning_rate = rate
   # pylint: enable=protected-access
 
 
