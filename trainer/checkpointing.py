@@ -74,7 +74,7 @@ class Checkpointer:
 
   def __init__(self, checkpoint: tf.train.Checkpoint, step: tf.Variable, *,
                directory: str, is_chief: bool, max_to_keep: int = 3,
-               optimizer=None, use_configured_rate: bool = False):
+               optimizer=None, rate_changed_at: int = -1):
     """Initializes the checkpointer.
 
     Args:
@@ -86,11 +86,12 @@ class Checkpointer:
       max_to_keep: How many of the newest checkpoints the chief keeps.
       optimizer: The checkpoint's optimizer: a checkpoint written with a
         float learning rate restores under a schedule and the reverse.
-      use_configured_rate: After a restore the optimizer's configured
-        learning rate replaces the checkpoint's (its settings changed).
+      rate_changed_at: The step from which the learning rate's settings
+        changed (-1: never): a checkpoint of that step or older was written
+        under the earlier ones, so the configured rate replaces its rate.
     """
     self._optimizer = optimizer
-    self._use_configured_rate = use_configured_rate
+    self._rate_changed_at = rate_changed_at
     self._checkpoint = checkpoint
     self._step = step
     self._is_chief = is_chief
@@ -107,7 +108,7 @@ class Checkpointer:
     return Checkpointer(self._checkpoint, self._step, directory=directory,
                         is_chief=self._is_chief, max_to_keep=max_to_keep,
                         optimizer=self._optimizer,
-                        use_configured_rate=self._use_configured_rate)
+                        rate_changed_at=self._rate_changed_at)
 
   def _repair(self) -> None:
     """Removes orphaned temp dirs; rewrites a lost or garbage state file."""
@@ -138,10 +139,16 @@ class Checkpointer:
 
   def restore(self, path: str) -> int:
     """Restores the checkpoint at `path`; returns the step it holds."""
-    with optimizers.rate_layout_of(
-        self._optimizer, path, use_configured_rate=self._use_configured_rate):
-      self._checkpoint.restore(path).assert_existing_objects_matched()
-    step = int(self._step.numpy())
+    with optimizers.rate_layout_of(self._optimizer,
+                                   path) as use_configured_rate:
+      status = self._checkpoint.restore(path)
+      status.assert_existing_objects_matched()
+      # What the checkpoint holds beyond (slots of a setting since turned
+      # off) is left unused, without a warning at exit.
+      status.expect_partial()
+      step = int(self._step.numpy())
+      if step <= self._rate_changed_at:
+        use_configured_rate()
     logging.info("Restored %s at step %d.", path, step)
     return step
 

@@ -56,9 +56,10 @@ class FitConfig:
     watch: `evaluate`: every new checkpoint until the final step, not just
       the latest.
     eval_timeout: `evaluate` with `watch`: seconds to wait for a new one.
-    use_configured_rate: The learning rate's settings changed since the
-      checkpoints were written: the configured rate replaces theirs (else
-      a float rate is restored, with a plateau's reductions).
+    rate_changed_at: The step from which the learning rate's settings
+      changed (-1: never): restoring a checkpoint of that step or older,
+      the configured rate replaces its rate (else a float rate is
+      restored, with a plateau's reductions).
   """
 
   train: config_lib.TrainConfig
@@ -74,7 +75,7 @@ class FitConfig:
   task: str = "auto"
   watch: bool = False
   eval_timeout: float = 0.0
-  use_configured_rate: bool = False
+  rate_changed_at: int = -1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +175,7 @@ def _checkpointer(model, config: FitConfig, *, is_chief: bool):
       directory=layout.ModelDir(config.train.model_dir).checkpoints,
       is_chief=is_chief, max_to_keep=config.train.keep_checkpoints,
       optimizer=getattr(model, "optimizer", None),
-      use_configured_rate=config.use_configured_rate)
+      rate_changed_at=config.rate_changed_at)
 
 
 def _eval_input(eval_data, model, config: FitConfig):

@@ -175,26 +175,26 @@ def set_learning_rate(optimizer: keras.optimizers.Optimizer,
 
 
 @contextlib.contextmanager
-def rate_layout_of(optimizer, path: str, *, use_configured_rate: bool):
-  """Restores around it match checkpoint `path`'s learning-rate layout.
+def rate_layout_of(optimizer, path: str):
+  """Restores inside it match checkpoint `path`'s learning-rate layout.
 
   A checkpoint written with a float rate holds the rate's variable among
   the optimizer's (positional) variables, one written with a schedule does
   not; inside this context the optimizer has the checkpoint's layout, and
-  afterwards the configured rate again: a float rate keeps the restored
-  value (a plateau's reductions) unless `use_configured_rate`.
+  afterwards the configured rate again (a schedule; or a float, restored
+  with a plateau's reductions unless `use_configured_rate()` is called).
 
   Args:
     optimizer: The checkpoint's optimizer (None: nothing to do).
     path: The checkpoint about to be restored.
-    use_configured_rate: The rate's settings changed since the checkpoint:
-      the configured rate replaces the restored one.
 
   Yields:
-    Nothing; restore the checkpoint inside.
+    `use_configured_rate()`: call it after the restore when the rate's
+    settings changed since the checkpoint: the configured rate then
+    replaces the restored one.
   """
   if optimizer is None:
-    yield
+    yield lambda: None
     return
   inner = inner_optimizer(optimizer)
   configured = inner._learning_rate  # pylint: disable=protected-access
@@ -202,19 +202,32 @@ def rate_layout_of(optimizer, path: str, *, use_configured_rate: bool):
   where = (("optimizer", "inner_optimizer") if inner is not optimizer
            else ("optimizer",))
   try:
-    in_checkpoint = private_apis.checkpoint_has_rate_variable(path, where)
+    in_checkpoint, count = private_apis.checkpoint_optimizer_layout(
+        path, where)
   except Exception:  # pylint: disable=broad-except
-    in_checkpoint = value is not None  # Unreadable: the restore will say.
+    # Unreadable: the restore will say.
+    in_checkpoint, count = value is not None, len(inner.variables)
   switched = in_checkpoint != (value is not None)
   if switched:
     set_learning_rate(optimizer, 0.0 if in_checkpoint else
                       keras.optimizers.schedules.ExponentialDecay(0.0, 1, 1.0))
+  # SGD without momentum has no slots: resumed with momentum, they start
+  # at zero, as in a fresh optimizer.
+  hidden = (inner.variables[count:] if isinstance(inner, keras.optimizers.SGD)
+            and count == 1 + in_checkpoint < len(inner.variables) else [])
+  if hidden:
+    private_apis.set_tracked_variables(inner, inner.variables[:count])
+    momentums = private_apis.hide_attribute(inner, "momentums")
+  asked = []
   try:
-    yield
+    yield lambda: asked.append(True)
   finally:
+    if hidden:
+      private_apis.set_tracked_variables(inner, inner.variables + hidden)
+      private_apis.show_attribute(inner, "momentums", momentums)
     if switched:
       set_learning_rate(optimizer, configured if value is None else value)
-    elif use_configured_rate and value is not None:
+    elif asked and value is not None:
       inner._learning_rate.assign(value)  # pylint: disable=protected-access
 
 

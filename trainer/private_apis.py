@@ -196,7 +196,15 @@ def track_rate_variable(optimizer, variable) -> None:
   kept = [v for v in kept if v is not variable]
   if variable is not None:
     kept.insert(1, variable)
+  set_tracked_variables(optimizer, kept)
+  # pylint: enable=protected-access
+
+
+def set_tracked_variables(optimizer, variables: list) -> None:
+  """Makes `variables` the optimizer's tracked (checkpointed) list."""
+  # pylint: disable=protected-access
   from keras.src.utils import tracking  # pylint: disable=import-outside-toplevel
+  kept = list(variables)
   tracker = optimizer._tracker
   with tracking.DotNotTrackScope():
     # Keras's tracker leaves it alone (it would wrap the list in a list
@@ -207,6 +215,21 @@ def track_rate_variable(optimizer, variable) -> None:
   tracker.config["variables"] = (predicate, optimizer._variables)
   tracker.stored_ids["variables"] = {id(v) for v in optimizer._variables}
   # pylint: enable=protected-access
+
+
+def hide_attribute(optimizer, name: str):
+  """Removes attribute `name` (and its checkpoint dependency); returns its
+  value for `show_attribute`."""
+  value = getattr(optimizer, name)
+  delattr(optimizer, name)
+  return value
+
+
+def show_attribute(optimizer, name: str, value) -> None:
+  """Sets an attribute `hide_attribute` removed, tracked as before."""
+  from keras.src.utils import tracking  # pylint: disable=import-outside-toplevel
+  with tracking.DotNotTrackScope():  # Its variables are in the store.
+    setattr(optimizer, name, list(value))
 
 
 def set_rate_attribute(optimizer, rate) -> None:
@@ -223,8 +246,10 @@ def set_rate_attribute(optimizer, rate) -> None:
   # pylint: enable=protected-access
 
 
-def checkpoint_has_rate_variable(path: str, optimizer_path: tuple) -> bool:
-  """Whether the optimizer in checkpoint `path` tracked a rate variable.
+def checkpoint_optimizer_layout(path: str, optimizer_path: tuple
+                                ) -> tuple[bool, int]:
+  """Whether the optimizer in checkpoint `path` tracked a rate variable,
+  and how many variables it tracked.
 
   Read from the checkpoint's object graph (the node at position 1 of the
   optimizer's `_variables` is its `_learning_rate`), the one record of
@@ -254,4 +279,5 @@ def checkpoint_has_rate_variable(path: str, optimizer_path: tuple) -> bool:
       return False
   rate, variables = child(node, "_learning_rate"), child(node, "_variables")
   return (rate is not None and variables is not None
-          and child(variables, "1") == rate)
+          and child(variables, "1") == rate,
+          0 if variables is None else len(graph.nodes[variables].children))

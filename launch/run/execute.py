@@ -194,12 +194,14 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
   fingerprint = resume.model_fingerprint(model)
   if not config.allow_config_change:
     resume.check_fingerprint(config, fingerprint)
-  changes, fit_config = _changed_settings(plan, fingerprint, fit_config)
+  changes = _changed_settings(plan, fingerprint)
+  step = trainer.resume_step(config.train.model_dir)
+  fit_config = dataclasses.replace(fit_config, rate_changed_at=(
+      resume.rate_changed_at(config, changes, step)))
   earlier = _earlier_config(config) if changes else None
   if plan.cluster.is_chief:  # Checked: the first thing written.
     os.makedirs(config.train.model_dir, exist_ok=True)
-    resume.write_config(config, fingerprint, changes=changes,
-                        step=trainer.resume_step(config.train.model_dir))
+    resume.write_config(config, fingerprint, changes=changes, step=step)
     checks.log_data_warnings(plan)
   try:
     result = trainer.fit(
@@ -234,26 +236,22 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
   return RunResult(result.model, result.logs, result.history, result.step)
 
 
-def _changed_settings(plan: plan_lib.Plan, fingerprint: dict, fit_config):
+def _changed_settings(plan: plan_lib.Plan, fingerprint: dict) -> dict:
   """The settings changed on this resume (allowed by the plan's checks),
-  and the trainer's settings with the configured rate put in effect if the
-  rate's settings changed."""
+  with "model_fingerprint": {key: [before, now]} for a user's model."""
   config = plan.config
   if not config.allow_config_change:
-    return {}, fit_config
+    return {}
   changes = resume.changed_settings(config)
-  model_changes = (resume.fingerprint_changes(config, fingerprint)
-                   if plan.model_fn is not None else {})
   if changes:
     logging.info("Resuming under changed settings (%s): they take effect"
                  " from the resumed step.",
                  spell(resume.describe_changes(changes)))
-  rate_changed = (any(name in changes for name in resume.RATE_OPTIONS)
-                  or "optimizer_config" in model_changes)
+  model_changes = (resume.fingerprint_changes(config, fingerprint)
+                   if plan.model_fn is not None else {})
   if model_changes:
     changes = {**changes, "model_fingerprint": model_changes}
-  return changes, dataclasses.replace(fit_config,
-                                      use_configured_rate=rate_changed)
+  return changes
 
 
 def _earlier_config(config) -> str | None:

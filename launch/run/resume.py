@@ -260,6 +260,24 @@ def write_config(config: RunConfig, fingerprint: dict | None = None, *,
   return path
 
 
+def rate_changed_at(config: RunConfig, changes: dict, step: int) -> int:
+  """The step of the latest change to the learning rate's settings (this
+  resume's `changes` at `step`, or config.json's history), -1 if none: a
+  checkpoint of that step or older holds the earlier rate."""
+  try:
+    history = list((read_config(config.train.model_dir) or {}).get(
+        "changes") or [])
+  except (OSError, ValueError, AttributeError):
+    history = []
+  if changes and step > 0:
+    history.append({"step": step, **changes})
+  steps = [entry.get("step", -1) for entry in history
+           if isinstance(entry, dict) and (
+               any(name in entry for name in RATE_OPTIONS)
+               or "optimizer_config" in (entry.get("model_fingerprint") or {}))]
+  return max(steps, default=-1)
+
+
 def fingerprint_changes(config: RunConfig, fingerprint: dict) -> dict:
   """{key: [before, now]} where a user's model differs from config.json's
   record of it (empty without one)."""
