@@ -194,6 +194,7 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
   fingerprint = resume.model_fingerprint(model)
   if not config.allow_config_change:
     resume.check_fingerprint(config, fingerprint)
+  _warm_start(plan, model)
   changes = _changed_settings(plan, fingerprint)
   step = trainer.resume_step(config.train.model_dir)
   fit_config = dataclasses.replace(fit_config, rate_changed_at=(
@@ -252,6 +253,31 @@ def _changed_settings(plan: plan_lib.Plan, fingerprint: dict) -> dict:
   if model_changes:
     changes = {**changes, "model_fingerprint": model_changes}
   return changes
+
+
+def _warm_start(plan: plan_lib.Plan, model) -> None:
+  """Loads `init_checkpoint` into a model_dir without checkpoints."""
+  import trainer
+  config = plan.config
+  if not config.init_checkpoint:
+    if config.init_optimizer:
+      raise ConfigError(f"{flag('init_optimizer')} takes the optimizer"
+                        " state of a warm start; give"
+                        f" {flag('init_checkpoint')} too.")
+    return
+  if resume.holds_checkpoint(config.train.model_dir):
+    logging.info("%s has checkpoints of its own: resuming from them;"
+                 " init_checkpoint=%s is not loaded again.",
+                 config.train.model_dir, config.init_checkpoint)
+    return
+  try:
+    loaded = trainer.warm_start(model, config.init_checkpoint,
+                                include_optimizer=config.init_optimizer)
+  except trainer.WarmStartError as error:
+    raise ConfigError(f"{flag('init_checkpoint')}: {error}") from None
+  logging.info("Warm start: loaded the weights%s of %s.",
+               " and optimizer state" if config.init_optimizer else "",
+               loaded)
 
 
 def _earlier_config(config) -> str | None:

@@ -137,3 +137,128 @@ def test_a_changed_setting_takes_effect_on_resume(tmp_path, option, first,
                                         rel=1e-5)
   record = json.loads((model_dir / "config.json").read_text())
   assert record["changes"] == [{"step": 20, option: [first, then]}]
+
+
+def test_refused_even_when_allowed_naming_why(tmp_path):
+  model_dir = tmp_path / "run"
+  _run(model_dir, 10)
+  written = (model_dir / "config.json").read_text()
+  for option, value, why in (("model", "subclassed", "one network"),
+                             ("optimizer", "adam", "one optimizer"),
+                             ("mixed_precision", "mixed_float16",
+                              "loss scaler")):
+    with pytest.raises(ConfigError, match=f"{option}=.* cannot change.*{why}"
+                       ".*even with allow_config_change; use a new"
+                       " model_dir .*init_checkpoint="):
+      _run(model_dir, 20, allow_config_change=True, **{option: value})
+  assert (model_dir / "config.json").read_text() == written
+
+
+def test_a_checkpoint_the_change_cannot_restore_is_named_not_discarded(
+    tmp_path):
+  model_dir = tmp_path / "run"
+  synthetic = dict(model_dir=str(model_dir), dataset="synthetic",
+                   synthetic_examples=256, synthetic_shape=[8, 8, 1],
+                   **{**_BASE, "global_batch_size": 32})
+  del synthetic["global_batch_size"]
+  fit(None, global_batch_size=32, train_steps=10, num_classes=10,
+      **synthetic)
+  written = (model_dir / "config.json").read_text()
+  with pytest.raises(ConfigError) as raised:  # Another output layer.
+    fit(None, global_batch_size=32, train_steps=20, num_classes=12,
+        allow_config_change=True, **synthetic)
+  message = str(raised.value)
+  assert message.startswith("the checkpoints in ")
+  assert "were written with other settings (" in message
+  assert "move them away" not in message and "scratch" not in message
+  assert "resume with the earlier settings" in message
+  # Nothing half-written: config.json still describes the checkpoints.
+  assert (model_dir / "config.json").read_text() == written
+  assert sorted(os.listdir(model_dir / "checkpoints"))
+
+
+def test_history_of_changes_and_a_restart_keeps_the_new_rate(tmp_path):
+  model_dir = tmp_path / "run"
+  _run(model_dir, 20)
+  _run(model_dir, 30, allow_config_change=True, learning_rate=0.01)
+  _, model = _run(model_dir, 40, allow_config_change=True,
+                  learning_rate=0.01, momentum=0.5)
+  assert _rate(model) == pytest.approx(0.01)
+  assert model.optimizer.momentum == 0.5
+  record = json.loads((model_dir / "config.json").read_text())
+  assert record["changes"] == [{"step": 20, "learning_rate": [0.05, 0.01]},
+                               {"step": 30, "momentum": [0.0, 0.5]}]
+  assert record["train"]["learning_rate"] == 0.01  # The latest settings.
+  # Unchanged settings: the check compares with the latest ones.
+  _, model = _run(model_dir, 50, learning_rate=0.01, momentum=0.5)
+  assert _rate(model) == pytest.approx(0.01)
+
+
+def test_plateau_reductions_survive_a_resume_without_rate_changes(tmp_path):
+  """The restored rate wins when the rate's settings did not change."""
+  model_dir = tmp_path / "run"
+  _, model = _run(model_dir, 20)
+  model.optimizer.learning_rate.assign(0.0125)  # As a plateau would.
+  checkpoints = trainer.checkpointing.Checkpointer(
+      trainer.checkpointing.build_checkpoint(model, tf_step(20)),
+      tf_step(20), directory=str(model_dir / "checkpoints"), is_chief=True)
+  checkpoints.save(20)
+  _, resumed = _run(model_dir, 20, allow_config_change=True, momentum=0.3)
+  assert _rate(resumed) == pytest.approx(0.0125)
+  assert resumed.optimizer.momentum == 0.3
+
+
+def tf_step(value):
+  import tensorflow as tf
+  return tf.Variable(value, dtype=tf.int64, trainable=False)
+
+
+def _weights_of(run_dir):
+  """The network's weights exported at the end of a run."""
+  import tensorflow as tf
+  exported = tf.saved_model.load(str(run_dir / "export"))
+  return sorted((v.name, v.numpy()) for v in exported.variables)
+
+
+def test_warm_start_from_another_runs_weights(tmp_path, caplog):
+  first, second = tmp_path / "first", tmp_path / "second"
+  result, _ = _run(first, 20, optimizer="adam", momentum=0.9)
+  weights = result.model.get_weights()
+  # Another optimizer: the weights alone load; a tiny rate keeps them.
+  warm, model = _run(second, 20, init_checkpoint=str(first),
+                     learning_rate=1e-30)
+  assert warm.step == 20 and int(model.optimizer.iterations) == 20
+  assert "Warm start: loaded the weights of " in caplog.text
+  for got, want in zip(warm.model.get_weights(), weights):
+    np.testing.assert_allclose(got, want, atol=1e-6)
+  # A restart resumes from its own checkpoint, not from init_checkpoint.
+  caplog.clear()
+  _, model = _run(second, 30, init_checkpoint=str(first),
+                  learning_rate=1e-30)
+  assert int(model.optimizer.iterations) == 30
+  assert "has checkpoints of its own: resuming from them" in caplog.text
+  assert "Warm start" not in caplog.text
+
+
+def test_warm_start_with_the_optimizer_state(tmp_path):
+  first, second = tmp_path / "first", tmp_path / "second"
+  _, trained = _run(first, 20, momentum=0.9)
+  slots = [v.numpy() for v in trained.optimizer.variables
+           if "momentum" in v.path]
+  assert slots and any(np.abs(s).max() > 0 for s in slots)
+  _, model = _run(second, 20, momentum=0.9, learning_rate=0.01,
+                  init_checkpoint=str(first / "checkpoints" / "ckpt-20"),
+                  init_optimizer=True)
+  assert int(model.optimizer.iterations) == 40  # 20 loaded + 20 here.
+  assert _rate(model) == pytest.approx(0.01)  # This run's rate.
+
+
+@pytest.mark.parametrize("source,match", [
+    ("missing", "init_checkpoint: .*missing is neither a checkpoint"),
+    ("cnn", "init_checkpoint: .*ckpt-10 does not match the model \\(")])
+def test_warm_start_errors_are_one_sentence(tmp_path, source, match):
+  if source == "cnn":
+    _run(tmp_path / "cnn", 10, model="cnn")
+  with pytest.raises(ConfigError, match=match):
+    _run(tmp_path / "new", 10, init_checkpoint=str(tmp_path / source))
+  assert not (tmp_path / "new").exists()
