@@ -127,9 +127,10 @@ def changed_settings(config: RunConfig) -> dict[str, list]:
 
 
 def describe_changes(changes: dict[str, list]) -> str:
-  """"--a=1 -> 2; --b='x' -> 'y'" (options marked with `flag`)."""
+  """"--a=1 -> 2; --b='x' -> 'y'" (options marked with `flag`, by
+  name)."""
   return "; ".join(f"{flag(name)}={before!r} -> {now!r}"
-                   for name, (before, now) in changes.items()
+                   for name, (before, now) in sorted(changes.items())
                    if name != "model_fingerprint")
 
 
