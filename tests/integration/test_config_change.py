@@ -262,3 +262,50 @@ def test_warm_start_errors_are_one_sentence(tmp_path, source, match):
   with pytest.raises(ConfigError, match=match):
     _run(tmp_path / "new", 10, init_checkpoint=str(tmp_path / source))
   assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("extra", [{"cpu_devices": 2},
+                                   {"mixed_precision": "mixed_float16"}],
+                         ids=["two_replicas", "loss_scaled"])
+def test_a_schedule_and_a_float_rate_swap_both_ways(tmp_path, extra):
+  model_dir = tmp_path / "run"
+  decay = dict(lr_schedule="step_decay", decay_steps=10, decay_rate=0.5)
+  extra = {**extra, "momentum": 0.9}
+  _run(model_dir, 20, **decay, **extra)
+  _, model = _run(model_dir, 30, allow_config_change=True,
+                  lr_schedule="constant", learning_rate=0.02, **extra)
+  assert _rate(model) == pytest.approx(0.02)
+  slots = [v for v in model.optimizer.variables if "momentum" in v.path]
+  assert slots and all(np.abs(v.numpy()).max() > 0 for v in slots)
+  _, model = _run(model_dir, 40, allow_config_change=True, **decay,
+                  learning_rate=0.02, **extra)
+  iterations = int(model.optimizer.iterations.numpy())
+  assert iterations > 20
+  assert _rate(model) == pytest.approx(0.02 * 0.5 ** (iterations // 10))
+
+
+def test_a_users_compiled_optimizer_rate_takes_effect(tmp_path):
+  def model_fn(rate):
+    def build():
+      model = keras.Sequential([keras.Input(shape=(64,)),
+                                keras.layers.Dense(10)])
+      model.compile(optimizer=keras.optimizers.SGD(rate),
+                    loss=keras.losses.SparseCategoricalCrossentropy(
+                        from_logits=True))
+      return model
+    return build
+
+  options = dict(model_dir=str(tmp_path / "run"), global_batch_size=32,
+                 cpu_devices=1, progress="none", steps_per_loop=10)
+  first = fit(model_fn(0.05), _digits(), train_steps=20, **options)
+  weights = first.model.get_weights()
+  with pytest.raises(ConfigError, match="another model"):
+    fit(model_fn(1e-30), _digits(), train_steps=40, **options)
+  resumed = fit(model_fn(1e-30), _digits(), train_steps=40,
+                allow_config_change=True, **options)
+  assert _rate(resumed.model) == pytest.approx(1e-30)
+  for got, want in zip(resumed.model.get_weights(), weights):
+    np.testing.assert_allclose(got, want, atol=1e-6)  # 20 steps at 1e-30.
+  record = json.loads((tmp_path / "run" / "config.json").read_text())
+  assert record["changes"][0]["step"] == 20
+  assert "optimizer_config" in record["changes"][0]["model_fingerprint"]
