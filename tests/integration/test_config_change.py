@@ -309,3 +309,22 @@ def test_a_users_compiled_optimizer_rate_takes_effect(tmp_path):
   record = json.loads((tmp_path / "run" / "config.json").read_text())
   assert record["changes"][0]["step"] == 20
   assert "optimizer_config" in record["changes"][0]["model_fingerprint"]
+
+
+@pytest.mark.parametrize("option,then", [("seed", 4),
+                                         ("global_batch_size", 64)])
+def test_a_changed_data_setting_changes_what_follows(tmp_path, option, then):
+  """Against the same checkpoint resumed unchanged: the new data order or
+  batch is what trains from the resumed step."""
+  import shutil
+  same, changed = tmp_path / "same", tmp_path / "changed"
+  _run(same, 20)
+  shutil.copytree(same, changed)
+  unchanged, _ = _run(same, 30)
+  result, _ = _run(changed, 30, allow_config_change=True, **{option: then})
+  assert result.step == 30
+  differences = [np.abs(a - b).max() for a, b in
+                 zip(result.model.get_weights(), unchanged.model.get_weights())]
+  assert max(differences) > 1e-4
+  record = json.loads((changed / "config.json").read_text())
+  assert record["changes"] == [{"step": 20, option: [_BASE[option], then]}]
