@@ -35,6 +35,8 @@ _EXPORTS = {
     "StopRequested": ("trainer.controller", "StopRequested"),
     "NonFiniteLossError": ("trainer.controller", "NonFiniteLossError"),
     "CheckpointError": ("trainer.checkpointing", "CheckpointError"),
+    "warm_start": ("trainer.warm_start", "warm_start"),
+    "WarmStartError": ("trainer.warm_start", "WarmStartError"),
 }
 
 __all__ = sorted(_EXPORTS)

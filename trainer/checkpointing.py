@@ -14,6 +14,7 @@ import tempfile
 from absl import logging
 import tensorflow as tf
 
+from trainer import optimizers
 from trainer import private_apis
 
 
@@ -38,7 +39,15 @@ def build_checkpoint(model, step: tf.Variable) -> tf.train.Checkpoint:
 
 
 class CheckpointError(RuntimeError):
-  """Checkpoints exist but none of them can be restored."""
+  """Checkpoints exist but none of them can be restored.
+
+  Attributes:
+    first_error: Why the newest one did not ("ValueError: ...").
+  """
+
+  def __init__(self, message: str, first_error: str = ""):
+    super().__init__(message)
+    self.first_error = first_error
 
 
 def list_checkpoints(directory: str) -> list[tuple[int, str]]:
@@ -64,7 +73,8 @@ class Checkpointer:
   """
 
   def __init__(self, checkpoint: tf.train.Checkpoint, step: tf.Variable, *,
-               directory: str, is_chief: bool, max_to_keep: int = 3):
+               directory: str, is_chief: bool, max_to_keep: int = 3,
+               optimizer=None, rate_changed_at: int = -1):
     """Initializes the checkpointer.
 
     Args:
@@ -74,7 +84,14 @@ class Checkpointer:
         restores from).
       is_chief: Whether this task keeps its files.
       max_to_keep: How many of the newest checkpoints the chief keeps.
+      optimizer: The checkpoint's optimizer: a checkpoint written with a
+        float learning rate restores under a schedule and the reverse.
+      rate_changed_at: The step from which the learning rate's settings
+        changed (-1: never): a checkpoint of that step or older was written
+        under the earlier ones, so the configured rate replaces its rate.
     """
+    self._optimizer = optimizer
+    self._rate_changed_at = rate_changed_at
     self._checkpoint = checkpoint
     self._step = step
     self._is_chief = is_chief
@@ -89,7 +106,9 @@ class Checkpointer:
   def sibling(self, directory: str, max_to_keep: int = 1) -> "Checkpointer":
     """The same objects saved into another directory (e.g. the best one)."""
     return Checkpointer(self._checkpoint, self._step, directory=directory,
-                        is_chief=self._is_chief, max_to_keep=max_to_keep)
+                        is_chief=self._is_chief, max_to_keep=max_to_keep,
+                        optimizer=self._optimizer,
+                        rate_changed_at=self._rate_changed_at)
 
   def _repair(self) -> None:
     """Removes orphaned temp dirs; rewrites a lost or garbage state file."""
@@ -120,8 +139,16 @@ class Checkpointer:
 
   def restore(self, path: str) -> int:
     """Restores the checkpoint at `path`; returns the step it holds."""
-    self._checkpoint.restore(path).assert_existing_objects_matched()
-    step = int(self._step.numpy())
+    with optimizers.rate_layout_of(self._optimizer,
+                                   path) as use_configured_rate:
+      status = self._checkpoint.restore(path)
+      status.assert_existing_objects_matched()
+      # What the checkpoint holds beyond (slots of a setting since turned
+      # off) is left unused, without a warning at exit.
+      status.expect_partial()
+      step = int(self._step.numpy())
+      if step <= self._rate_changed_at:
+        use_configured_rate()
     logging.info("Restored %s at step %d.", path, step)
     return step
 
@@ -135,18 +162,21 @@ class Checkpointer:
         restart from step 0).
     """
     found = list_checkpoints(self.directory)
+    first_error = ""
     for _, path in reversed(found):
       try:
         return self.restore(path)
       except (tf.errors.OpError, ValueError, IndexError,
               AssertionError) as error:
-        logging.warning("Cannot restore %s (%s: %s); trying an older one.",
-                        path, type(error).__name__,
-                        str(error).splitlines()[0][:200] if str(error) else "")
+        reason = (f"{type(error).__name__}: "
+                  f"{str(error).splitlines()[0][:200] if str(error) else ''}")
+        first_error = first_error or reason
+        logging.warning("Cannot restore %s (%s); trying an older one.",
+                        path, reason)
     if found:
       raise CheckpointError(
           f"none of the {len(found)} checkpoints in {self.directory} can be"
-          " restored; move them away to start from scratch.")
+          " restored; move them away to start from scratch.", first_error)
     return 0
 
   def save(self, step: int) -> str:

@@ -56,6 +56,10 @@ class FitConfig:
     watch: `evaluate`: every new checkpoint until the final step, not just
       the latest.
     eval_timeout: `evaluate` with `watch`: seconds to wait for a new one.
+    rate_changed_at: The step from which the learning rate's settings
+      changed (-1: never): restoring a checkpoint of that step or older,
+      the configured rate replaces its rate (else a float rate is
+      restored, with a plateau's reductions).
   """
 
   train: config_lib.TrainConfig
@@ -71,6 +75,7 @@ class FitConfig:
   task: str = "auto"
   watch: bool = False
   eval_timeout: float = 0.0
+  rate_changed_at: int = -1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +173,9 @@ def _checkpointer(model, config: FitConfig, *, is_chief: bool):
   return checkpointing.Checkpointer(
       checkpointing.build_checkpoint(model, step), step,
       directory=layout.ModelDir(config.train.model_dir).checkpoints,
-      is_chief=is_chief, max_to_keep=config.train.keep_checkpoints)
+      is_chief=is_chief, max_to_keep=config.train.keep_checkpoints,
+      optimizer=getattr(model, "optimizer", None),
+      rate_changed_at=config.rate_changed_at)
 
 
 def _eval_input(eval_data, model, config: FitConfig):

@@ -6,6 +6,8 @@ replicas: a LossScaleOptimizer's overflow decision is agreed by all of them
 norm of the all-reduced gradient with no second all-reduce.
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -125,3 +127,134 @@ def agree_on_finite(gradients: list) -> list:
     return grad * tf.cast(factor, grad.dtype)
 
   return [scaled(grad) for grad in gradients]
+
+
+def inner_optimizer(optimizer: keras.optimizers.Optimizer
+                    ) -> keras.optimizers.Optimizer:
+  """The optimizer that owns the learning rate (inside a loss scaler)."""
+  return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def has_rate_variable(optimizer: keras.optimizers.Optimizer) -> bool:
+  """Whether the learning rate is a variable (a float), not a schedule."""
+  return isinstance(inner_optimizer(optimizer)._learning_rate,  # pylint: disable=protected-access
+                    keras.Variable)
+
+
+def set_learning_rate(optimizer: keras.optimizers.Optimizer,
+                      learning_rate) -> None:
+  """Puts `learning_rate` in effect, as a fresh optimizer would have it.
+
+  A float on an optimizer whose rate is a variable is assigned: it takes
+  effect at once, also in steps already traced. Switching between a float
+  and a schedule replaces the rate (and tracks or untracks its variable
+  the way Keras's constructor would, so the checkpoint layout is that of a
+  fresh optimizer); it takes effect in steps traced afterwards.
+
+  Args:
+    optimizer: A built Keras optimizer (or a `LossScaleOptimizer`).
+    learning_rate: A float, or a `keras.optimizers.schedules` schedule.
+  """
+  inner = inner_optimizer(optimizer)
+  # pylint: disable=protected-access
+  if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+    if has_rate_variable(inner):
+      private_apis.track_rate_variable(inner, None)
+    private_apis.set_rate_attribute(inner, learning_rate)
+    return
+  if has_rate_variable(inner):
+    inner._learning_rate.assign(float(learning_rate))
+    return
+  with inner._distribution_strategy.scope():
+    variable = keras.Variable(
+        float(learning_rate), name="learning_rate", dtype=keras.config.floatx(),
+        trainable=False, aggregation="only_first_replica")
+  private_apis.set_rate_attribute(inner, variable)
+  private_apis.track_rate_variable(inner, variable)
+  # pylint: enable=protected-access
+
+
+@contextlib.contextmanager
+def rate_layout_of(optimizer, path: str):
+  """Restores inside it match checkpoint `path`'s learning-rate layout.
+
+  A checkpoint written with a float rate holds the rate's variable among
+  the optimizer's (positional) variables, one written with a schedule does
+  not; inside this context the optimizer has the checkpoint's layout, and
+  afterwards the configured rate again (a schedule; or a float, restored
+  with a plateau's reductions unless `use_configured_rate()` is called).
+
+  Args:
+    optimizer: The checkpoint's optimizer (None: nothing to do).
+    path: The checkpoint about to be restored.
+
+  Yields:
+    `use_configured_rate()`: call it after the restore when the rate's
+    settings changed since the checkpoint: the configured rate then
+    replaces the restored one.
+  """
+  if optimizer is None:
+    yield lambda: None
+    return
+  inner = inner_optimizer(optimizer)
+  configured = inner._learning_rate  # pylint: disable=protected-access
+  value = float(configured.numpy()) if has_rate_variable(inner) else None
+  where = (("optimizer", "inner_optimizer") if inner is not optimizer
+           else ("optimizer",))
+  try:
+    in_checkpoint, count = private_apis.checkpoint_optimizer_layout(
+        path, where)
+  except Exception:  # pylint: disable=broad-except
+    # Unreadable: the restore will say.
+    in_checkpoint, count = value is not None, len(inner.variables)
+  switched = in_checkpoint != (value is not None)
+  if switched:
+    set_learning_rate(optimizer, 0.0 if in_checkpoint else
+                      keras.optimizers.schedules.ExponentialDecay(0.0, 1, 1.0))
+  # SGD without momentum has no slots: resumed with momentum, they start
+  # at zero, as in a fresh optimizer.
+  hidden = (inner.variables[count:] if isinstance(inner, keras.optimizers.SGD)
+            and count == 1 + in_checkpoint < len(inner.variables) else [])
+  if hidden:
+    private_apis.set_tracked_variables(inner, inner.variables[:count])
+    momentums = private_apis.hide_attribute(inner, "momentums")
+  asked = []
+  try:
+    yield lambda: asked.append(True)
+  finally:
+    if hidden:
+      private_apis.set_tracked_variables(inner, inner.variables + hidden)
+      private_apis.show_attribute(inner, "momentums", momentums)
+    if switched:
+      set_learning_rate(optimizer, configured if value is None else value)
+    elif asked and value is not None:
+      inner._learning_rate.assign(value)  # pylint: disable=protected-access
+
+
+def apply_hyperparameters(model, config: config_lib.TrainConfig) -> None:
+  """Puts the configured optimizer settings in effect on a built model.
+
+  For a model whose optimizer the harness built (`attach_optimizer`):
+  after restoring a checkpoint written under other settings, the restored
+  learning-rate variable would otherwise win over `config`. Everything
+  else the config sets (momentum, weight decay, clipping, accumulation,
+  dropout, l2) is read from the objects built from `config`, never from a
+  checkpoint; this sets them again so that the function is also right on a
+  model whose settings were changed in memory.
+
+  Args:
+    model: A `trainer.model.Model` with its optimizer built.
+    config: The settings to put in effect.
+  """
+  optimizer = model.optimizer
+  inner = inner_optimizer(optimizer)
+  set_learning_rate(optimizer, build_learning_rate(config))
+  if hasattr(inner, "momentum") and config.optimizer == "sgd":
+    inner.momentum = config.momentum
+  if hasattr(inner, "weight_decay") and config.optimizer == "adamw":
+    inner.weight_decay = config.weight_decay
+  if hasattr(model, "clip_norm"):
+    model.clip_norm = config.clip_norm
+    prepare_for_replicas(optimizer, clip_norm=config.clip_norm)
+  if hasattr(model, "accumulate_steps"):
+    model.accumulate_steps = config.accumulate_steps

@@ -172,3 +172,112 @@ def gpus_listed() -> bool:
   current = context.context_safe()
   return current is not None and (
       current._physical_devices is not None or runtime_started())  # pylint: disable=protected-access
+
+
+def track_rate_variable(optimizer, variable) -> None:
+  """Makes `optimizer`'s checkpoint layout that of a float rate (or not).
+
+  A Keras optimizer built with a float learning rate tracks its variable
+  at position 1 of `_variables` (after the iteration counter, before the
+  slots, which a checkpoint stores by position); built with a schedule it
+  has none, so a checkpoint of one layout does not restore into the other
+  ("incompatible tensor with shape ..."). Keras's own setter removes the
+  variable in place, which TensorFlow then refuses to save (its list
+  wrapper tracks append-only lists), so the list is rebuilt instead.
+
+  Args:
+    optimizer: A Keras optimizer (not a LossScaleOptimizer).
+    variable: The rate variable to track at position 1, or None to track
+      none; `_learning_rate` itself is the caller's to set.
+  """
+  # pylint: disable=protected-access
+  kept = [v for v in optimizer._variables
+          if v is not optimizer._learning_rate or variable is not None]
+  kept = [v for v in kept if v is not variable]
+  if variable is not None:
+    kept.insert(1, variable)
+  set_tracked_variables(optimizer, kept)
+  # pylint: enable=protected-access
+
+
+def set_tracked_variables(optimizer, variables: list) -> None:
+  """Makes `variables` the optimizer's tracked (checkpointed) list."""
+  # pylint: disable=protected-access
+  from keras.src.utils import tracking  # pylint: disable=import-outside-toplevel
+  kept = list(variables)
+  tracker = optimizer._tracker
+  with tracking.DotNotTrackScope():
+    # Keras's tracker leaves it alone (it would wrap the list in a list
+    # that appends to itself); TensorFlow's wraps it in a fresh
+    # (append-only) list wrapper under the same name.
+    optimizer._variables = kept
+  predicate = tracker.config["variables"][0]
+  tracker.config["variables"] = (predicate, optimizer._variables)
+  tracker.stored_ids["variables"] = {id(v) for v in optimizer._variables}
+  # pylint: enable=protected-access
+
+
+def hide_attribute(optimizer, name: str):
+  """Removes attribute `name` (and its checkpoint dependency); returns its
+  value for `show_attribute`."""
+  value = getattr(optimizer, name)
+  delattr(optimizer, name)
+  return value
+
+
+def show_attribute(optimizer, name: str, value) -> None:
+  """Sets an attribute `hide_attribute` removed, tracked as before."""
+  from keras.src.utils import tracking  # pylint: disable=import-outside-toplevel
+  with tracking.DotNotTrackScope():  # Its variables are in the store.
+    setattr(optimizer, name, list(value))
+
+
+def set_rate_attribute(optimizer, rate) -> None:
+  """Sets `optimizer._learning_rate` (a variable or a schedule) untracked
+  by Keras's tracker (`track_rate_variable` places a variable) and, for a
+  schedule, no longer a checkpoint dependency, as Keras's constructor
+  leaves it."""
+  from keras.src.utils import tracking  # pylint: disable=import-outside-toplevel
+  # pylint: disable=protected-access
+  if "_learning_rate" in optimizer._self_unconditional_dependency_names:
+    del optimizer._learning_rate  # Drops the dependency too.
+  with tracking.DotNotTrackScope():
+    optimizer._learning_rate = rate
+  # pylint: enable=protected-access
+
+
+def checkpoint_optimizer_layout(path: str, optimizer_path: tuple
+                                ) -> tuple[bool, int]:
+  """Whether the optimizer in checkpoint `path` tracked a rate variable,
+  and how many variables it tracked.
+
+  Read from the checkpoint's object graph (the node at position 1 of the
+  optimizer's `_variables` is its `_learning_rate`), the one record of
+  which layout (see `track_rate_variable`) the checkpoint was written in.
+
+  Args:
+    path: A checkpoint prefix.
+    optimizer_path: Child names from the checkpoint's root to the
+      optimizer, e.g. ("optimizer",) or ("optimizer", "inner_optimizer").
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tensorflow.core.protobuf import trackable_object_graph_pb2  # pylint: disable=import-outside-toplevel
+  graph = trackable_object_graph_pb2.TrackableObjectGraph()
+  graph.ParseFromString(tf.train.load_checkpoint(path).get_tensor(
+      "_CHECKPOINTABLE_OBJECT_GRAPH"))
+
+  def child(node_id: int, name: str):
+    for reference in graph.nodes[node_id].children:
+      if reference.local_name == name:
+        return reference.node_id
+    return None
+
+  node = 0
+  for name in optimizer_path:
+    node = child(node, name)
+    if node is None:
+      return False
+  rate, variables = child(node, "_learning_rate"), child(node, "_variables")
+  return (rate is not None and variables is not None
+          and child(variables, "1") == rate,
+          0 if variables is None else len(graph.nodes[variables].children))

@@ -37,6 +37,9 @@ class RunConfig:
     eval_timeout: Seconds a watching evaluator waits for a new checkpoint.
     allow_config_change: Resume even if model_dir's config.json disagrees
       on what the checkpoint means.
+    init_checkpoint: Start a new model_dir from this checkpoint (a prefix,
+      or another run's model_dir); "" for none.
+    init_optimizer: With `init_checkpoint`, also take its optimizer state.
     progress: One of `PROGRESS_KINDS` (the chief's display).
     verbose: Show TensorFlow's own start-up and INFO log lines too.
     slurm_port_base: Under srun, task i of a node listens on this + i.
@@ -63,6 +66,8 @@ class RunConfig:
   watch: bool = False
   eval_timeout: float = 3600.0
   allow_config_change: bool = False
+  init_checkpoint: str = ""
+  init_optimizer: bool = False
   progress: str = "auto"
   verbose: bool = False
   slurm_port_base: int = 8888

@@ -357,7 +357,15 @@ OPTIONS: tuple[Option, ...] = (
        "train.keep_best_checkpoint"),
     _O("allow_config_change", "bool", "fault tolerance", "Resume even if"
        " model_dir's config.json differs in a setting that changes the"
-       " result.", "run.allow_config_change"),
+       " result; the changed settings take effect from the resumed step.",
+       "run.allow_config_change"),
+    _O("init_checkpoint", "str", "fault tolerance", "Start a new model_dir"
+       " from another run's weights: a checkpoint prefix or that run's"
+       " model_dir (its newest checkpoint); ignored once model_dir has a"
+       " checkpoint of its own.", "run.init_checkpoint"),
+    _O("init_optimizer", "bool", "fault tolerance", "With init_checkpoint,"
+       " also take its optimizer state (slots, update count); the learning"
+       " rate stays this run's.", "run.init_optimizer"),
     _O("collective_timeout", "float", "fault tolerance", "Multi-worker: exit"
        " 1 when one compiled call takes longer (a stuck peer); 0: never.",
        "run.collective_timeout", bounds=ZERO_OR_MORE),

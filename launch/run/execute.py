@@ -17,7 +17,7 @@ from launch.distributed import liveness
 from launch.distributed import preemption
 from launch.distributed import rendezvous
 from launch.distributed import strategy as strategy_lib
-from launch.errors import ConfigError, flag
+from launch.errors import ConfigError, flag, spell
 from launch.run import checks
 from launch.run import plan as plan_lib
 from launch.run import resume
@@ -194,9 +194,15 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
   fingerprint = resume.model_fingerprint(model)
   if not config.allow_config_change:
     resume.check_fingerprint(config, fingerprint)
+  _warm_start(plan, model)
+  changes = _changed_settings(plan, fingerprint)
+  step = trainer.resume_step(config.train.model_dir)
+  fit_config = dataclasses.replace(fit_config, rate_changed_at=(
+      resume.rate_changed_at(config, changes, step)))
+  earlier = _earlier_config(config) if changes else None
   if plan.cluster.is_chief:  # Checked: the first thing written.
     os.makedirs(config.train.model_dir, exist_ok=True)
-    resume.write_config(config, fingerprint)
+    resume.write_config(config, fingerprint, changes=changes, step=step)
     checks.log_data_warnings(plan)
   try:
     result = trainer.fit(
@@ -205,6 +211,18 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
         guard=guard, input_options=_input_options(plan),
         stop_requested=stop_signals.is_set,
         on_training_started=stop_signals.training_started)
+  except trainer.CheckpointError as error:
+    if not changes:
+      raise
+    if plan.cluster.is_chief and earlier is not None:
+      _put_back(config, earlier)  # The checkpoints' settings, as they were.
+    raise ConfigError(
+        f"the checkpoints in {config.train.model_dir} were written with"
+        f" other settings ({resume.describe_changes(changes) or 'another model'})"
+        f" and do not restore under the new ones ({error.first_error});"
+        " resume with the earlier settings, or use a new"
+        f" {flag('model_dir')} with {flag('init_checkpoint')}="
+        f"{config.train.model_dir} to start from their weights.") from None
   except trainer.StopRequested as stopped:
     if not stop_signals.interrupted:
       raise
@@ -217,6 +235,70 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
                            f" complete at step {result.step}, saved and"
                            " exported.", result.step)
   return RunResult(result.model, result.logs, result.history, result.step)
+
+
+def _changed_settings(plan: plan_lib.Plan, fingerprint: dict) -> dict:
+  """The settings changed on this resume (allowed by the plan's checks),
+  with "model_fingerprint": {key: [before, now]} for a user's model."""
+  config = plan.config
+  if not config.allow_config_change:
+    return {}
+  changes = resume.changed_settings(config)
+  if changes:
+    logging.info("Resuming under changed settings (%s): they take effect"
+                 " from the resumed step.",
+                 spell(resume.describe_changes(changes)))
+  model_changes = (resume.fingerprint_changes(config, fingerprint)
+                   if plan.model_fn is not None else {})
+  if model_changes:
+    changes = {**changes, "model_fingerprint": model_changes}
+  return changes
+
+
+def _warm_start(plan: plan_lib.Plan, model) -> None:
+  """Loads `init_checkpoint` into a model_dir without checkpoints."""
+  import trainer
+  config = plan.config
+  if not config.init_checkpoint:
+    if config.init_optimizer:
+      raise ConfigError(f"{flag('init_optimizer')} takes the optimizer"
+                        " state of a warm start; give"
+                        f" {flag('init_checkpoint')} too.")
+    return
+  if resume.holds_checkpoint(config.train.model_dir):
+    logging.info("%s has checkpoints of its own: resuming from them;"
+                 " init_checkpoint=%s is not loaded again.",
+                 config.train.model_dir, config.init_checkpoint)
+    return
+  try:
+    loaded = trainer.warm_start(model, config.init_checkpoint,
+                                include_optimizer=config.init_optimizer)
+  except trainer.WarmStartError as error:
+    raise ConfigError(f"{flag('init_checkpoint')}: {error}") from None
+  logging.info("Warm start: loaded the weights%s of %s.",
+               " and optimizer state" if config.init_optimizer else "",
+               loaded)
+
+
+def _earlier_config(config) -> str | None:
+  path = _config_path(config)
+  try:
+    with open(path, encoding="utf-8") as stream:
+      return stream.read()
+  except OSError:
+    return None
+
+
+def _config_path(config) -> str:
+  from trainer import layout  # pylint: disable=import-outside-toplevel
+  return layout.ModelDir(config.train.model_dir).config
+
+
+def _put_back(config, text: str) -> None:
+  path = _config_path(config)
+  with open(path + ".tmp", "w", encoding="utf-8") as stream:
+    stream.write(text)
+  os.replace(path + ".tmp", path)
 
 
 def _saved_interrupt(message: str, step: int) -> KeyboardInterrupt:

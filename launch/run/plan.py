@@ -218,7 +218,7 @@ def plan_run(config: config_lib.RunConfig,
   train, eval_data = load_sources(config, train, eval_data)
   config = tasks.resolve(config, train, given)
   # After the task is resolved: config.json records the resolved one.
-  if config.mode == "train" and not config.allow_config_change:
+  if config.mode == "train":
     resume.check_resume_compatible(config)
   checks.check_data(config, train, eval_data)
   config = config_lib.resolve_train_steps(config, train.num_examples or 0)
