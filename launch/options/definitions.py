@@ -358,6 +358,10 @@ OPTIONS: tuple[Option, ...] = (
     _O("allow_config_change", "bool", "fault tolerance", "Resume even if"
        " model_dir's config.json differs in a setting that changes the"
        " result.", "run.allow_config_change"),
+    _O("nan_retries", "int", "fault tolerance", "On a non-finite loss,"
+       " roll every worker back to the newest checkpoint with finite"
+       " weights and halve the learning rate, up to N times; 0: stop.",
+       "train.nan_retries", bounds=ZERO_OR_MORE),
     _O("collective_timeout", "float", "fault tolerance", "Multi-worker: exit"
        " 1 when one compiled call takes longer (a stuck peer); 0: never.",
        "run.collective_timeout", bounds=ZERO_OR_MORE),
