@@ -12,10 +12,11 @@ caused by the data (an inf in a row) comes back at the same steps, and the
 run then stops with the usual message after the retries.
 
 The retry state lives in `checkpoints/nan_recoveries.json` (the chief writes
-it): one record per rollback, with the step it went back to. A run resumed
-from the checkpoint of step S is in the state of the records whose restored
-step is at most S, so a run killed after a rollback and resumed goes on with
-the same (lowered) learning rate as an uninterrupted one. A float learning
+it): one record per rollback, with the step it went back to; a rollback
+removes the checkpoints after that step. A run resumed from a checkpoint is
+in the state of every record (but trailing ones to later steps, if newer
+checkpoints were lost), so a run killed after a rollback and resumed goes
+on with the same (lowered) learning rate as an uninterrupted one. A float learning
 rate is lowered in the optimizer's variable (saved in later checkpoints);
 a schedule is multiplied by a factor held here.
 """
@@ -144,7 +145,12 @@ class Recovery:
   def resume(self, start_step: int) -> None:
     """After the first restore: the state of the rollbacks before it."""
     records = _read(self._path)
-    kept = [r for r in records if r["restored_step"] <= start_step]
+    kept = list(records)
+    # A rollback removes the checkpoints after its step, so the records of
+    # this checkpoint's past are all of them, unless newer checkpoints were
+    # lost: the rollbacks made after those were written go with them.
+    while kept and kept[-1]["restored_step"] > start_step:
+      kept.pop()
     if self._is_chief and len(kept) != len(records):
       _write(self._path, kept)  # Records of a timeline that is gone.
     self.records = kept
@@ -163,12 +169,16 @@ class Recovery:
     """Lowers the rate after restoring the checkpoint of `restored_step`.
 
     A schedule's factor is set from every rollback; a rate variable, as
-    restored, already holds the rollbacks to earlier steps (the checkpoint
-    was written after them), so it is lowered by the others only.
+    restored, already holds the rollbacks made before its checkpoint was
+    written. Those made after it are the last ones, all to its step or
+    later (one to an earlier step removes it), so it is lowered by those.
     """
     optimizer = _inner(self._model.optimizer)
-    new_rollbacks = sum(record["restored_step"] >= restored_step
-                        for record in self.records)
+    new_rollbacks = 0
+    for record in reversed(self.records):
+      if record["restored_step"] < restored_step:
+        break
+      new_rollbacks += 1
     if self._factor is not None:
       self._factor.assign(LEARNING_RATE_FACTOR ** len(self.records))
     elif _rate_is_variable(optimizer) and new_rollbacks:
@@ -196,7 +206,10 @@ class Recovery:
     self.records.append({"retry": self.retries + 1, "nan_step": nan_step,
                          "restored_step": restored, "loss": str(loss)})
     self._apply(restored)
-    after = current_learning_rate(self._model.optimizer)
+    # A schedule's rate at the restored step says little (0 in a warmup):
+    # the rate at the failure, times the factor, is what it now gives there.
+    after = (before * LEARNING_RATE_FACTOR if self._factor is not None
+             else current_learning_rate(self._model.optimizer))
     self.records[-1].update(learning_rate_before=before,
                             learning_rate_after=after)
     if self._is_chief:
@@ -206,10 +219,21 @@ class Recovery:
                     before, after)
 
   def _restore_finite(self) -> int | None:
-    """Restores the newest checkpoint with finite weights; its step."""
+    """Restores the newest checkpoint with finite weights; its step.
+
+    A checkpoint that a rollback already went back to and that failed
+    again (no checkpoint was written since) is passed over for the one
+    before it: its weights may be finite but already diverging. The chief
+    removes the checkpoints after the restored one, so that a restart
+    resumes on the path training now takes.
+    """
     from trainer import checkpointing  # pylint: disable=import-outside-toplevel
     found = checkpointing.list_checkpoints(self._checkpointer.directory)
-    for _, path in reversed(found):
+    if (len(found) > 1 and self.records
+        and found[-1][0] == self.records[-1]["restored_step"]):
+      found = found[:-1]
+    for index in range(len(found) - 1, -1, -1):
+      path = found[index][1]
       try:
         step = self._checkpointer.restore(path)
       except (tf.errors.OpError, ValueError, IndexError,
@@ -218,6 +242,8 @@ class Recovery:
                         type(error).__name__)
         continue
       if not self._agree(not self.weights_are_finite()):
+        if self._is_chief:
+          _remove_after(self._checkpointer.directory, step)
         return step
       logging.warning("%s holds non-finite weights; trying an older one.",
                       path)
@@ -243,6 +269,17 @@ def _create_all_finite_fn(model):
     return tf.reduce_all(checks) if checks else tf.constant(True)
 
   return all_finite
+
+
+def _remove_after(directory: str, step: int) -> None:
+  """Removes the checkpoints of steps after `step` (the abandoned path)."""
+  from trainer import checkpointing  # pylint: disable=import-outside-toplevel
+  for later, prefix in checkpointing.list_checkpoints(directory):
+    if later > step:
+      for path in tf.io.gfile.glob(prefix + ".*"):
+        tf.io.gfile.remove(path)
+      logging.info("Removed %s, written on the path rolled back from.",
+                   prefix)
 
 
 def _read(path: str) -> list[dict]:
