@@ -59,7 +59,9 @@ class DivergenceWarning(Callback):
   began, which is the first loop's loss or, for a classifier trained with
   cross-entropy, the loss of a uniform guess if that is lower (a loss that
   exploded within the first loop is far above both). Losses that are zero
-  or negative at either end are never compared.
+  or negative at either end are never compared. A classifier whose first
+  loop exploded (more than `ratio` times a uniform guess) and that ends no
+  better than a uniform guess is warned about too: it collapsed to chance.
   """
 
   def __init__(self, *, chance_loss: float | None = None,
@@ -84,7 +86,16 @@ class DivergenceWarning(Callback):
     (first_step, first), (last_step, last) = self._first, self._last
     began = first if self._chance_loss is None else min(first,
                                                          self._chance_loss)
-    if began > 0 and last > self._ratio * began:
+    collapsed = (self._chance_loss is not None
+                 and first > self._ratio * self._chance_loss
+                 and last >= self._chance_loss)
+    if collapsed and not last > self._ratio * began:
+      logging.warning(
+          "the training loss exploded in the first loop (%.4g by step %d)"
+          " and ended at %.4g (step %d), no better than the %.4g of a"
+          " uniform guess: the training diverged; lower the learning rate.",
+          first, first_step, last, last_step, self._chance_loss)
+    elif began > 0 and last > self._ratio * began:
       reference = (f"the first loop's {first:.4g} (step {first_step})"
                    if began == first else
                    f"the {began:.4g} of a uniform guess")
