@@ -23,6 +23,7 @@ a schedule is multiplied by a factor held here.
 
 import dataclasses
 import json
+import math
 import os
 
 from absl import logging
@@ -57,7 +58,9 @@ class Rollback:
 
   def message(self) -> str:
     """The one warning line of this rollback."""
-    return (f"non-finite loss ({self.loss}) in the steps up to"
+    what = (f"non-finite loss ({self.loss})" if not math.isfinite(self.loss)
+            else f"non-finite weights (loss {self.loss:.4g})")
+    return (f"{what} in the steps up to"
             f" {self.nan_step}; rolled back to step {self.restored_step},"
             f" learning rate {self.learning_rate_before:.4g} ->"
             f" {self.learning_rate_after:.4g} (retry {self.retry} of"
@@ -256,10 +259,11 @@ class Recovery:
 
 
 def _create_all_finite_fn(model):
-  variables = [v for v in model.variables + list(model.optimizer.variables)
-               if v.dtype in (tf.float16, tf.bfloat16, tf.float32,
-                              tf.float64, "float16", "bfloat16", "float32",
-                              "float64")]
+  """`all_finite()`: whether the weights and the optimizer's float state
+  (slots, rate) are finite; reads this worker's copies, no collective."""
+  variables = [v for v in list(model.weights) + list(model.optimizer.variables)
+               if str(getattr(v.dtype, "name", v.dtype)) in (
+                   "float16", "bfloat16", "float32", "float64")]
   unique = list({id(v): v for v in variables}.values())
 
   @tf.function
