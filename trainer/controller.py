@@ -203,7 +203,8 @@ class Controller:
     if rollback is None:
       raise self._give_up(error)
     logging.warning("%s.", rollback.message())
-    self._writer.write(writers.RECOVERY_SPLIT, rollback.nan_step, rollback.scalars())
+    self._writer.write(writers.RECOVERY_SPLIT, rollback.nan_step,
+                       rollback.scalars())
     self._call("on_rollback", rollback.restored_step)
     self.last_step = rollback.restored_step
     return rollback.restored_step

@@ -16,9 +16,9 @@ it): one record per rollback, with the step it went back to; a rollback
 removes the checkpoints after that step. A run resumed from a checkpoint is
 in the state of every record (but trailing ones to later steps, if newer
 checkpoints were lost), so a run killed after a rollback and resumed goes
-on with the same (lowered) learning rate as an uninterrupted one. A float learning
-rate is lowered in the optimizer's variable (saved in later checkpoints);
-a schedule is multiplied by a factor held here.
+on with the same (lowered) learning rate as an uninterrupted one. A float
+learning rate is lowered in the optimizer's variable (saved in later
+checkpoints); a schedule is multiplied by a factor held here.
 """
 
 import dataclasses
@@ -29,6 +29,8 @@ import os
 from absl import logging
 import keras
 import tensorflow as tf
+
+from trainer import private_apis
 
 LEARNING_RATE_FACTOR = 0.5
 STATE_FILE = "nan_recoveries.json"
@@ -94,7 +96,8 @@ def _inner(optimizer):
 
 
 def _rate_is_variable(optimizer) -> bool:
-  return isinstance(_inner(optimizer)._learning_rate, keras.Variable)  # pylint: disable=protected-access
+  return isinstance(private_apis.learning_rate_object(_inner(optimizer)),
+                    keras.Variable)
 
 
 def current_learning_rate(optimizer) -> float:
@@ -133,7 +136,7 @@ class Recovery:
       with strategy.scope():
         self._factor = tf.Variable(1.0, trainable=False,
                                    name="nan_recovery_factor")
-      self._schedule = optimizer._learning_rate  # pylint: disable=protected-access
+      self._schedule = private_apis.learning_rate_object(optimizer)
       optimizer.learning_rate = _ScaledSchedule(self._schedule, self._factor)
     self._is_finite = _create_all_finite_fn(model)
 
@@ -261,7 +264,8 @@ class Recovery:
 def _create_all_finite_fn(model):
   """`all_finite()`: whether the weights and the optimizer's float state
   (slots, rate) are finite; reads this worker's copies, no collective."""
-  variables = [v for v in list(model.weights) + list(model.optimizer.variables)
+  variables = [v for v in
+               list(model.weights) + list(model.optimizer.variables)
                if str(getattr(v.dtype, "name", v.dtype)) in (
                    "float16", "bfloat16", "float32", "float64")]
   unique = list({id(v): v for v in variables}.values())

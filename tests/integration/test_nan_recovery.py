@@ -79,18 +79,25 @@ def _tensorboard_tags(directory) -> set:
   return set(accumulator.Tags()["tensors"])
 
 
-def test_killed_after_a_rollback_resumes_bitwise_equal(tmp_path):
-  """Killed after the rollback, before the next save (resumes at ckpt 0,
-  the rollback's target) or after it (ckpt 40, written at the lowered
-  rate): the same final checkpoint as the uninterrupted run."""
+@pytest.mark.parametrize("schedule, restored, kill_points", [
+    (dict(learning_rate=10.0), [20, 0], (0, 40)),
+    # A schedule: lowered by a factor that only the state file holds.
+    (dict(learning_rate=12.0, lr_schedule="warmup_cosine", warmup_steps=60),
+     [40, 60, 40], (40, 60))], ids=["constant", "warmup_cosine"])
+def test_killed_after_a_rollback_resumes_bitwise_equal(tmp_path, schedule,
+                                                       restored, kill_points):
+  """Killed after the last rollback, before the next save (resumes at its
+  target) or after it (a checkpoint written at the lowered rate): the same
+  final checkpoint as the uninterrupted run."""
   train, test = _digits()
   straight = tmp_path / "straight"
+  options = dict(DIVERGING, **schedule)
   fit(None, train, eval_data=test, model_dir=str(straight), nan_retries=4,
-      **DIVERGING)
-  assert [row["restored_step"] for row in _rows(straight, "recovery")] == [
-      20, 0]
+      **options)
+  assert [row["restored_step"] for row in _rows(straight, "recovery")] == (
+      restored)
   expected = checkpoints.checkpoint_arrays(straight / "checkpoints")
-  for killed_at in (0, 40):
+  for killed_at in kill_points:
     resumed = tmp_path / f"killed-{killed_at}"
     shutil.copytree(straight, resumed)
     shutil.rmtree(resumed / "export")
@@ -100,7 +107,7 @@ def test_killed_after_a_rollback_resumes_bitwise_equal(tmp_path):
         for path in tf.io.gfile.glob(prefix + ".*"):
           tf.io.gfile.remove(path)
     result = fit(None, train, eval_data=test, model_dir=str(resumed),
-                 nan_retries=4, **DIVERGING)
+                 nan_retries=4, **options)
     assert result.step == 120
     assert _rows(resumed, "recovery") == _rows(straight, "recovery")
     got = checkpoints.checkpoint_arrays(resumed / "checkpoints")
