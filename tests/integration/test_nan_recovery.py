@@ -5,6 +5,7 @@ diverges on the digits (10: NaN within 30 steps; 2.5 trains), or a row of
 the user's data holding an inf.
 """
 
+import csv
 import json
 import shutil
 
@@ -63,7 +64,20 @@ def test_a_diverging_rate_rolls_back_halves_and_finishes(tmp_path,
   assert all(np.isfinite(row["loss"]) for row in train_rows)
   for weight in result.model.weights:
     assert np.all(np.isfinite(weight.numpy()))
-  # metrics.csv has one row per epoch of the path kept: the last one.
+  # metrics.csv's one row (one epoch) averages the loops of the path kept.
+  kept = []
+  with open(model_dir / "metrics.jsonl", encoding="utf-8") as stream:
+    for row in map(json.loads, stream):
+      if row["split"] == "train":
+        kept.append(row)
+      elif row["split"] == "recovery":
+        kept = [k for k in kept if k["step"] <= row["restored_step"]]
+  assert [row["step"] for row in kept] == list(range(10, 121, 10))
+  with open(model_dir / "metrics.csv", encoding="utf-8") as stream:
+    csv_rows = list(csv.DictReader(stream))
+  assert [int(row["step"]) for row in csv_rows] == [120]
+  assert float(csv_rows[0]["loss"]) == pytest.approx(
+      np.mean([row["loss"] for row in kept]), rel=1e-6)
   state = json.loads((model_dir / "checkpoints" /
                       "nan_recoveries.json").read_text())
   assert [r["restored_step"] for r in state["rollbacks"]] == [20, 0]
