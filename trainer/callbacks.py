@@ -46,6 +46,65 @@ class Callback:
   def on_eval_end(self, step: int, logs: dict) -> bool | None:
     del step, logs
 
+  def on_rollback(self, step: int) -> None:
+    """A non-finite loss rolled training back to the checkpoint of `step`
+    (`nan_retries`); the next loop starts there."""
+    del step
+
+
+class DivergenceWarning(Callback):
+  """Warns at the end when the training loss ended far above its start.
+
+  "Far above": the last loop's loss is more than `ratio` times where it
+  began, which is the first loop's loss or, for a classifier trained with
+  cross-entropy, the loss of a uniform guess if that is lower (a loss that
+  exploded within the first loop is far above both). Losses that are zero
+  or negative at either end are never compared. A classifier whose first
+  loop exploded (more than `ratio` times a uniform guess) and that ends no
+  better than a uniform guess is warned about too: it collapsed to chance.
+  """
+
+  def __init__(self, *, chance_loss: float | None = None,
+               ratio: float = 2.0):
+    self._chance_loss = chance_loss
+    self._ratio = ratio
+    self._first = None
+    self._last = None
+
+  def on_train_loop_end(self, step, logs):
+    loss = logs.get("loss")
+    if loss is not None and math.isfinite(loss):
+      if self._first is None:
+        self._first = (step, loss)
+      self._last = (step, loss)
+    return False
+
+  def on_train_end(self, step, logs):
+    del step, logs
+    if self._first is None or self._last is self._first:
+      return False
+    (first_step, first), (last_step, last) = self._first, self._last
+    began = first if self._chance_loss is None else min(first,
+                                                         self._chance_loss)
+    collapsed = (self._chance_loss is not None
+                 and first > self._ratio * self._chance_loss
+                 and last >= self._chance_loss)
+    if collapsed and not last > self._ratio * began:
+      logging.warning(
+          "the training loss exploded in the first loop (%.4g by step %d)"
+          " and ended at %.4g (step %d), no better than the %.4g of a"
+          " uniform guess: the training diverged; lower the learning rate.",
+          first, first_step, last, last_step, self._chance_loss)
+    elif began > 0 and last > self._ratio * began:
+      reference = (f"the first loop's {first:.4g} (step {first_step})"
+                   if began == first else
+                   f"the {began:.4g} of a uniform guess")
+      logging.warning(
+          "the training loss ended at %.4g (step %d), far above %s: the"
+          " training diverged; lower the learning rate.", last, last_step,
+          reference)
+    return False
+
 
 class _Monitor:
   """Tracks the best value of one eval metric."""

@@ -62,6 +62,9 @@ class TrainConfig:
     output_losses: For a multi-output model: (output, loss name) pairs;
       they replace `loss`.
     loss_weights: (output, weight) pairs; outputs not named weigh 1.
+    nan_retries: On a non-finite loss, roll back to the newest finite
+      checkpoint and halve the learning rate, up to this many times (0:
+      stop at once).
   """
 
   model: str = "mlp"
@@ -100,3 +103,4 @@ class TrainConfig:
   profile_steps: tuple[int, int] | None = None
   output_losses: tuple[tuple[str, str], ...] = ()
   loss_weights: tuple[tuple[str, float], ...] = ()
+  nan_retries: int = 0

@@ -20,7 +20,17 @@ from trainer import writers
 
 
 class NonFiniteLossError(FloatingPointError):
-  """The training loss became NaN or infinite."""
+  """The training loss (or a weight) became NaN or infinite.
+
+  Attributes:
+    step: The last step of the loop it happened in.
+    loss: That loop's training loss.
+  """
+
+  def __init__(self, message: str, *, step: int = 0,
+               loss: float = math.nan):
+    super().__init__(message)
+    self.step, self.loss = step, loss
 
 
 class StopRequested(Exception):
@@ -66,7 +76,8 @@ class Controller:
                clock: Callable[[], float] = time.monotonic,
                stop_requested: Callable[[], bool] = lambda: False,
                agree: Callable[[bool], bool] = bool,
-               callbacks: Sequence[callbacks_lib.Callback] = ()):
+               callbacks: Sequence[callbacks_lib.Callback] = (),
+               recovery=None):
     """Initializes the controller.
 
     Args:
@@ -89,6 +100,10 @@ class Controller:
         the best ones): the final checkpoint is written again and the final
         evaluation repeated, so the checkpoint, the model and the returned
         logs agree.
+      recovery: A `trainer.recovery.Recovery`, or None: a non-finite loss
+        (or weight) then rolls training back to the newest finite
+        checkpoint on every worker, up to its `max_retries` times, instead
+        of raising `NonFiniteLossError` at once.
     """
     self._runner = runner
     self._checkpointer = checkpointer
@@ -98,6 +113,7 @@ class Controller:
     self._stop_requested = stop_requested
     self._agree = agree
     self._callbacks = list(callbacks)
+    self._recovery = recovery
     self._interrupt = None  # A KeyboardInterrupt a callback raised.
     self.last_step = 0  # The step training ended at (early stops included).
     self._profiling = False
@@ -155,15 +171,60 @@ class Controller:
       logs = self._runner.train(num_steps)
     seconds = max(self._clock() - start, 1e-9)
     step += num_steps
-    if not math.isfinite(logs["loss"]):
-      raise NonFiniteLossError(
-          f"the training loss became {logs['loss']} in the steps up to"
-          f" {step}; no checkpoint of these weights was written.")
+    self._check_finite(step, logs["loss"])
     logs["steps_per_sec"] = num_steps / seconds
     logs["examples_per_sec"] = (num_steps * self._config.global_batch_size
                                 / seconds)
     self._writer.write("train", step, logs)
     return step, logs
+
+  def _check_finite(self, step: int, loss: float) -> None:
+    """Raises `NonFiniteLossError` on every worker if the loss (or, with a
+    recovery, a weight) is not finite on any."""
+    finite_loss = math.isfinite(loss)
+    finite = finite_loss and (self._recovery is None
+                              or self._recovery.weights_are_finite())
+    if not self._agree(not finite):
+      return
+    what = (f"the training loss became {loss}" if not finite_loss
+            else "the weights became non-finite")
+    retries = self._recovery.max_retries if self._recovery else 0
+    fix = ("lower the learning rate" if retries else
+           "lower the learning rate, or set nan_retries to roll back to the"
+           " last checkpoint and retry")
+    raise NonFiniteLossError(
+        f"{what} in the steps up to {step}; no checkpoint of these weights"
+        f" was written: {fix}.", step=step, loss=loss)
+
+  def _roll_back(self, error: NonFiniteLossError) -> int:
+    """Rolls back to the newest finite checkpoint; its step (or raises)."""
+    rollback = (self._recovery.roll_back(error.step, error.loss)
+                if self._recovery is not None else None)
+    if rollback is None:
+      raise self._give_up(error)
+    logging.warning("%s.", rollback.message())
+    self._writer.write(writers.RECOVERY_SPLIT, rollback.nan_step,
+                       rollback.scalars())
+    self._call("on_rollback", rollback.restored_step)
+    self.last_step = rollback.restored_step
+    return rollback.restored_step
+
+  def _give_up(self, error: NonFiniteLossError) -> NonFiniteLossError:
+    """The error after the retries: what they tried."""
+    records = self._recovery.records if self._recovery else []
+    if not records:
+      return error
+    head, _, tail = str(error).partition("; ")
+    rate = records[-1].get("learning_rate_after", math.nan)
+    same = len({(r["nan_step"], r["restored_step"]) for r in records}
+               | {(error.step, records[-1]["restored_step"])}) == 1
+    cause = (f" (each time in the steps up to {error.step}: if a lower"
+             " learning rate does not help, look for an inf or NaN in their"
+             " data)" if same else "")
+    return NonFiniteLossError(
+        f"{head} again after {len(records)} rollback(s) to the last"
+        f" checkpoint, each halving the learning rate (now {rate:.4g})"
+        f"{cause}; {tail}", step=error.step, loss=error.loss)
 
   def evaluate(self, step: int) -> dict[str, float]:
     """Evaluates the whole eval split and writes the result at `step`."""
@@ -227,6 +288,10 @@ class Controller:
                    config.train_steps)
     for callback in self._callbacks if training else ():
       callback.on_train_begin(step)
+    if training and not step and self._recovery is not None and (
+        self._recovery.max_retries):
+      self._checkpointer.save(0)  # A NaN in the first loops rolls back here.
+      saved_step = 0
     logs = self._train(step, saved_step)
     if self._agree(self._interrupt is not None):  # In the last loop: saved.
       raise self._interrupt or StopRequested(self.last_step)
@@ -273,7 +338,11 @@ class Controller:
     while step < config.train_steps:
       self._profile(step)
       self._call("on_train_loop_begin", step)
-      step, logs = self._train_loop(step)
+      try:
+        step, logs = self._train_loop(step)
+      except NonFiniteLossError as error:
+        step = saved_step = self._roll_back(error)
+        continue
       self._profile(step)
       self.last_step = step
       stop = self._call("on_train_loop_end", step, logs)

@@ -12,6 +12,7 @@ config asks for, evaluates, saves and exports.
 
 from collections.abc import Callable, Mapping, Sequence
 import dataclasses
+import math
 import os
 
 from absl import logging
@@ -26,6 +27,7 @@ from trainer import export
 from trainer import keras_callbacks
 from trainer import layout
 from trainer import model_summary
+from trainer import recovery as recovery_lib
 from trainer import runner as runner_lib
 from trainer import user_models
 from trainer import watchdog
@@ -168,6 +170,26 @@ def _all_callbacks(model, callbacks: Sequence, config: FitConfig,
   return built
 
 
+def _divergence_warning(train_data, model,
+                        config: FitConfig) -> callbacks_lib.Callback:
+  """Warns when the training loss ends far above its start.
+
+  A classifier the harness compiles with cross-entropy began at most at
+  the loss of a uniform guess (ln of the class count; ln 2 per label for
+  binary cross-entropy).
+  """
+  train, chance = config.train, None
+  classes = getattr(train_data, "num_classes", None)
+  if (not user_models.is_compiled(model) and not train.output_losses
+      and config.task != "regression" and classes and classes >= 2):
+    if train.loss in ("sparse_categorical_crossentropy",
+                      "categorical_crossentropy"):
+      chance = math.log(classes)
+    elif train.loss == "binary_crossentropy":
+      chance = math.log(2)
+  return callbacks_lib.DivergenceWarning(chance_loss=chance)
+
+
 def _checkpointer(model, config: FitConfig, *, is_chief: bool):
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
   return checkpointing.Checkpointer(
@@ -282,6 +304,15 @@ def fit(*, strategy: tf.distribute.Strategy, model, train_data,
       metric_groups=_metric_groups(config, eval_data))
   # Every worker's answer to a question.
   agree = runner.agree if config.is_multi_worker else bool
+  recovery = recovery_lib.Recovery(
+      model=model, checkpointer=checkpointer, strategy=strategy,
+      max_retries=train.nan_retries, is_chief=config.is_chief,
+      restart_data=lambda step: runner.restart_train_data(
+          train_data.train_dataset_fn(
+              global_batch_size=config.global_batch_size, seed=config.seed,
+              start_step=step)),
+      agree=agree)
+  recovery.resume(start_step)
   controller = controller_lib.Controller(
       runner=runner, checkpointer=checkpointer, writer=writer,
       config=controller_lib.LoopConfig(
@@ -294,10 +325,13 @@ def fit(*, strategy: tf.distribute.Strategy, model, train_data,
                        else "")),
       stop_requested=stop_requested, agree=agree,
       callbacks=_all_callbacks(model, callbacks, config, checkpointer,
-                               agree))
+                               agree) + [_divergence_warning(train_data,
+                                                             model, config)],
+      recovery=recovery)
   try:
     on_training_started()
     logs = controller.run(start_step)
+    recovery.finish()
     network = user_models.network_of(model)
     export.export_model(network, paths.export, is_chief=config.is_chief,
                         metadata=dict(export_metadata(train_data, model,

@@ -299,6 +299,13 @@ class KerasCallbacks(callbacks_lib.Callback):
   def on_boundary(self, step: int):
     return self.on_eval_end(step, {})
 
+  def on_rollback(self, step: int) -> None:
+    """Back to `step` after a non-finite loss: the loops after it are
+    forgotten; an epoch that ended after it begins again."""
+    self._means.roll_back(step)
+    if self._epoch is not None and self._epoch_of(step) != self._epoch:
+      self._epoch = None
+
   def on_train_end(self, step: int, logs: dict) -> bool:
     """Ends the callbacks; True if one restored other weights."""
     del step

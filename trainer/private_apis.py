@@ -77,6 +77,15 @@ def clip_after_all_reduce(optimizer, clip_norm: float) -> None:
   setattr(optimizer, name, all_reduce_then_clip)
 
 
+def learning_rate_object(optimizer):
+  """The optimizer's own learning rate: its variable, or its schedule.
+
+  Keras's public `learning_rate` gives a schedule's current value, not the
+  schedule, which `trainer.recovery` wraps (times a factor).
+  """
+  return optimizer._learning_rate  # pylint: disable=protected-access
+
+
 def export_input_signature(network):
   """The input specs `network.export()` would use for a SavedModel.
 

@@ -127,6 +127,9 @@ class ProgressBar(writers.MetricWriter):
         self._stream, _wrap(line, _columns(self._stream) - 1)))
 
   def write(self, split, step, scalars):
+    if split == writers.RECOVERY_SPLIT:  # The controller logs the line.
+      self._means.roll_back(int(scalars["restored_step"]))
+      return
     if split == "train":
       self._means.add(step, scalars)
       steps_per_sec = scalars.get("steps_per_sec", 0.0)

@@ -45,11 +45,10 @@ class Runner:
     self._strategy = strategy
     self._model = model
     self._guard = guard
+    self._input_options = input_options
     self._train_iterator = None
     if train_dataset_fn is not None:  # None: an evaluator that never trains.
-      self._train_iterator = iter(
-          strategy.distribute_datasets_from_function(train_dataset_fn,
-                                                     options=input_options))
+      self.restart_train_data(train_dataset_fn)
     self._eval_dataset = None
     if eval_dataset_fn is not None:
       self._eval_dataset = strategy.distribute_datasets_from_function(
@@ -74,6 +73,13 @@ class Runner:
         strategy, model, test_step=self._test_step)
     self._read_metrics = step_fns.create_read_metrics_fn(model)
     self._any_replica = step_fns.create_any_replica_fn(strategy)
+
+  def restart_train_data(self, train_dataset_fn) -> None:
+    """Trains on from the dataset of `train_dataset_fn` (after a rollback:
+    the one starting at the restored step)."""
+    self._train_iterator = iter(
+        self._strategy.distribute_datasets_from_function(
+            train_dataset_fn, options=self._input_options))
 
   @property
   def can_evaluate(self) -> bool:

@@ -101,6 +101,9 @@ class TensorBoardWriter(writers.MetricWriter):
     return self._writers[split]
 
   def write(self, split, step, scalars):
+    if split == writers.RECOVERY_SPLIT:
+      self._write_rollback(step, scalars)
+      return
     if self._is_first_write:
       self._is_first_write = False
       self._first_write(split, step, scalars)
@@ -109,6 +112,20 @@ class TensorBoardWriter(writers.MetricWriter):
         if name not in NOT_SCALARS:
           tf.summary.scalar(scalar_tag(name), value)
     self._writers[split].flush()
+
+  def _write_rollback(self, step: int, scalars) -> None:
+    """A rollback (`nan_retries`), in the train run: its retry number and
+    the step it went back to as scalars, and a line in the Text tab."""
+    with self._writer("train").as_default(step=step):
+      for name in ("retry", "restored_step"):
+        tf.summary.scalar(f"recovery/{name}", scalars[name])
+      tf.summary.text(
+          "recovery", f"non-finite loss ({scalars['loss']}) in the steps up"
+          f" to {step}; rolled back to step {scalars['restored_step']},"
+          f" learning rate {scalars['learning_rate_before']:.4g} ->"
+          f" {scalars['learning_rate']:.4g} (retry {scalars['retry']} of"
+          f" {scalars['max_retries']})")
+    self._writers["train"].flush()
 
   def _first_write(self, split: str, step: int, scalars) -> None:
     if self._is_tracing:

@@ -20,6 +20,9 @@ from absl import logging
 from trainer import layout
 
 Scalars = Mapping[str, float]
+# The split of a rollback's row (`nan_retries`): at the step of the
+# non-finite loss, its "restored_step" is where training went back to.
+RECOVERY_SPLIT = "recovery"
 
 
 class MetricWriter(abc.ABC):
@@ -145,6 +148,11 @@ class CsvWriter(MetricWriter):
     if split == "train":
       self._means.add(step, scalars)
       return
+    if split == RECOVERY_SPLIT:  # Rows after the restored step go.
+      restored = int(scalars["restored_step"])
+      self._means.roll_back(restored)
+      self._rows = [row for row in self._rows if int(row["step"]) <= restored]
+      return
     self._add_row(step, {
         **self._means.take(),
         **{self._prefix + name: value for name, value in scalars.items()
@@ -206,6 +214,9 @@ class ProgressLogger(MetricWriter):
     self._means = EpochMeans(start_step)
 
   def write(self, split, step, scalars):
+    if split == RECOVERY_SPLIT:  # The controller logs the line.
+      self._means.roll_back(int(scalars["restored_step"]))
+      return
     if split == "train":
       self._means.add(step, scalars)
       rate = scalars.get("steps_per_sec", 0.0)
@@ -224,44 +235,53 @@ class EpochMeans:
 
   What Keras reports at the end of an epoch: each metric's mean over the
   epoch's steps (a loop's values are its means over its steps), and the
-  latest learning rate.
+  latest learning rate. The loops are kept, so that a rollback
+  (`roll_back`) forgets those after the restored step.
   """
 
   def __init__(self, start_step: int = 0):
     self.step = start_step  # The step of the latest loop.
-    self._sums: dict[str, float] = {}
-    self._latest: dict[str, float] = {}
-    self._steps = 0
+    self._loops: list[tuple[int, int, dict]] = []  # (end, steps, scalars)
+    self._taken: list[int] = []  # len(_loops) at each `take`.
+
+  @property
+  def _epoch(self) -> list[tuple[int, int, dict]]:
+    return self._loops[self._taken[-1] if self._taken else 0:]
 
   @property
   def pending(self) -> bool:
     """Whether loops were added since the last `take`."""
-    return self._steps > 0
+    return sum(steps for _, steps, _ in self._epoch) > 0
 
   def add(self, step: int, scalars: Scalars) -> None:
     steps, self.step = max(step - self.step, 0), step
-    self._steps += steps
-    for name, value in scalars.items():
-      if name == "learning_rate":
-        self._latest[name] = value
-      elif name not in RATE_KEYS:
-        self._sums[name] = self._sums.get(name, 0.0) + float(value) * steps
+    self._loops.append((step, steps, dict(scalars)))
 
   def restore(self, means: Scalars, steps: int) -> None:
     """Adds `steps` steps whose means were `means` (a reopened epoch)."""
-    for name, value in means.items():
-      if name == "learning_rate":
-        self._latest[name] = value
-      elif name not in RATE_KEYS:
-        self._sums[name] = self._sums.get(name, 0.0) + value * steps
-    self._steps += steps
+    self._loops.append((self.step, steps, dict(means)))
+
+  def roll_back(self, step: int) -> None:
+    """Forgets the loops after `step` (and the takes after them)."""
+    self._loops = [loop for loop in self._loops if loop[0] <= step]
+    self._taken = [taken for taken in self._taken
+                   if taken <= len(self._loops)]
+    self.step = step
 
   def take(self) -> dict[str, float]:
     """The means, and starts a new epoch."""
-    means = {name: total / self._steps for name, total in self._sums.items()
-             } if self._steps else {}
-    means.update(self._latest)
-    self._sums, self._latest, self._steps = {}, {}, 0
+    sums, latest, total = {}, {}, 0
+    for _, steps, scalars in self._epoch:
+      total += steps
+      for name, value in scalars.items():
+        if name == "learning_rate":
+          latest[name] = value
+        elif name not in RATE_KEYS:
+          sums[name] = sums.get(name, 0.0) + float(value) * steps
+    means = {name: value / total for name, value in sums.items()
+             } if total else {}
+    means.update(latest)
+    self._taken.append(len(self._loops))
     return means
 
 

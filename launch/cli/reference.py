@@ -29,7 +29,7 @@ for your `model_fn` and for a compiled model.
 
 def _value_text(value: Any) -> str:
   """A default or fact as the command line spells it."""
-  if value is None:
+  if value is None or value == "":
     return "none"
   if isinstance(value, bool):
     return "true" if value else "false"

@@ -366,6 +366,10 @@ OPTIONS: tuple[Option, ...] = (
     _O("init_optimizer", "bool", "fault tolerance", "With init_checkpoint,"
        " also take its optimizer state (slots, update count); the learning"
        " rate stays this run's.", "run.init_optimizer"),
+    _O("nan_retries", "int", "fault tolerance", "On a non-finite loss,"
+       " roll every worker back to the newest checkpoint with finite"
+       " weights and halve the learning rate, up to N times; 0: stop.",
+       "train.nan_retries", bounds=ZERO_OR_MORE),
     _O("collective_timeout", "float", "fault tolerance", "Multi-worker: exit"
        " 1 when one compiled call takes longer (a stuck peer); 0: never.",
        "run.collective_timeout", bounds=ZERO_OR_MORE),

@@ -176,3 +176,32 @@ def test_the_old_name_action_is_the_callback_class_with_a_warning():
     assert actions.EarlyStopping is callbacks.EarlyStopping
   with pytest.raises(AttributeError):
     actions.NoSuchThing  # pylint: disable=pointless-statement
+
+
+def _divergence_warnings(caplog, losses, chance_loss=None):
+  from trainer import callbacks as callbacks_lib
+  warning = callbacks_lib.DivergenceWarning(chance_loss=chance_loss)
+  for index, loss in enumerate(losses):
+    warning.on_train_loop_end(10 * (index + 1), {"loss": loss})
+  caplog.clear()
+  with caplog.at_level("WARNING"):
+    warning.on_train_end(10 * len(losses), {})
+  return [r.getMessage() for r in caplog.records if "diverged" in
+          r.getMessage()]
+
+
+def test_divergence_warning_only_when_the_loss_ends_far_above(caplog):
+  # Exploded within the first loop: above a uniform guess's 2.30.
+  assert _divergence_warnings(caplog, [8.8e11, 2624.0, 1765.0],
+                              chance_loss=2.302585)
+  assert _divergence_warnings(caplog, [0.5, 0.4, 1.2])  # 2.4x the start.
+  # Exploded, then collapsed to chance (dead units): as bad.
+  assert _divergence_warnings(caplog, [112.9, 3.6, 2.46],
+                              chance_loss=2.302585)
+  # Random labels: at chance from the start, no explosion: quiet.
+  assert not _divergence_warnings(caplog, [2.35, 2.31, 2.31],
+                                  chance_loss=2.302585)
+  for quiet in ([2.3, 0.5, 0.1], [0.001, 0.0015],  # 1.5x: noise.
+                [-1.0, -0.5, 2.0],  # Negative losses are never compared.
+                [2.3]):  # One loop.
+    assert not _divergence_warnings(caplog, quiet, chance_loss=None)

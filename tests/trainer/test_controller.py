@@ -135,3 +135,64 @@ def test_profiled_steps_run_one_by_one_on_every_worker():
   controller.run(0)
   assert runner.marked == [(20, 20), (40, 10), (50, 10)]
   assert sum(runner.train_calls) == 100
+
+
+class FakeRecovery:
+  """Rolls back to `restored` while retries last; weights always finite."""
+
+  def __init__(self, max_retries, restored=0):
+    self.max_retries, self.restored = max_retries, restored
+    self.records = []
+
+  def weights_are_finite(self):
+    return True
+
+  def roll_back(self, nan_step, loss):
+    from trainer import recovery as recovery_lib
+    if len(self.records) >= self.max_retries:
+      return None
+    self.records.append({"nan_step": nan_step, "restored_step": self.restored,
+                         "learning_rate_after": 0.5 ** (len(self.records)
+                                                        + 1)})
+    return recovery_lib.Rollback(len(self.records), self.max_retries,
+                                 nan_step, self.restored, loss, 1.0, 0.5)
+
+
+def test_default_non_finite_stop_names_the_fix():
+  runner = FakeRunner(losses=[math.nan])
+  controller, _, _ = make_controller(runner, train_steps=30,
+                                     steps_per_loop=10)
+  with pytest.raises(controller_lib.NonFiniteLossError,
+                     match="lower the learning rate, or set nan_retries"):
+    controller.run(0)
+
+
+def test_a_rollback_trains_again_from_the_restored_step():
+  runner = FakeRunner(losses=[1.0, 1.0, math.nan, 1.0, 1.0, 1.0, 1.0])
+  checkpointer, writer = FakeCheckpointer(), RecordingWriter()
+  controller = controller_lib.Controller(
+      runner=runner, checkpointer=checkpointer, writer=writer,
+      config=controller_lib.LoopConfig(train_steps=50, steps_per_loop=10,
+                                       checkpoint_every=20),
+      clock=FakeClock(), recovery=FakeRecovery(3, restored=20))
+  controller.run(0)
+  # 0 saved first (a NaN before the first checkpoint has a step to go to).
+  assert checkpointer.saved == [0, 20, 40, 50]
+  steps = [(split, step) for split, step, _ in writer.records]
+  assert ("recovery", 30) in steps
+  after = steps[steps.index(("recovery", 30)) + 1:]
+  assert after[0] == ("train", 30)  # Loop 20..30 again.
+  assert sum(runner.train_calls) == 60
+
+
+def test_retries_used_up_raise_with_what_was_tried():
+  runner = FakeRunner(losses=[math.nan] * 5)
+  checkpointer, writer = FakeCheckpointer(), RecordingWriter()
+  controller = controller_lib.Controller(
+      runner=runner, checkpointer=checkpointer, writer=writer,
+      config=controller_lib.LoopConfig(train_steps=50, steps_per_loop=10),
+      clock=FakeClock(), recovery=FakeRecovery(2))
+  with pytest.raises(controller_lib.NonFiniteLossError,
+                     match="up to 10 again after 2 rollback.*inf or NaN"):
+    controller.run(0)
+  assert [split for split, _, _ in writer.records] == ["recovery"] * 2
