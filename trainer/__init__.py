@@ -35,6 +35,7 @@ _EXPORTS = {
     "StopRequested": ("trainer.controller", "StopRequested"),
     "NonFiniteLossError": ("trainer.controller", "NonFiniteLossError"),
     "CheckpointError": ("trainer.checkpointing", "CheckpointError"),
+    "StorageError": ("trainer.storage", "StorageError"),
 }
 
 __all__ = sorted(_EXPORTS)
