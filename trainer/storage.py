@@ -28,7 +28,7 @@ _LOCK_NAME = ".lock"
 _UNLOCKED_STALE_SECONDS = 60.0
 
 NO_SPACE = "no space is left on its device"
-READ_ONLY = "it is read-only"
+READ_ONLY = "its file system is read-only"
 GONE = "it was removed during the run"
 DENIED = "permission is denied"
 
@@ -93,7 +93,7 @@ def _shown(path: str, cause: str) -> str:
     # A checkpoint's ckpt-N_temp/..., a file's .tempstate123 staging name.
     if "_temp" in part or "tempstate" in part:
       return os.sep.join(parts[:index]) or os.sep
-  return path
+  return path[:-len(".tmp")] if path.endswith(".tmp") else path
 
 
 def _from_os_error(error: OSError, roots) -> StorageError | None:

@@ -34,9 +34,11 @@ none is never judged hung: a worker's hang clock starts at its first
 heartbeat.
 
 Exit codes: 0 done; 2 bad input (of the supervisor or of the workers);
-1 a worker failed (after any restarts); 42 stopped by SIGINT/SIGTERM after
-the workers saved a checkpoint; 128+N stopped by signal N without one.
-A script's exit status means the same: 2 is never restarted, and 42 from
+1 a worker failed (after any restarts); 3 a worker's storage failed
+(model_dir full, read-only or removed: fix it and relaunch to resume); 42
+stopped by SIGINT/SIGTERM after the workers saved a checkpoint; 128+N
+stopped by signal N without one. A script's exit status means the same: 2
+and 3 are never restarted, and 42 from
 every worker after a forwarded signal makes the supervisor exit 42.
 """
 

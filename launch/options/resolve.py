@@ -16,6 +16,7 @@ from datasets.config import DataConfig
 from launch.distributed import gpu_usage
 from launch.errors import ConfigError, flag
 from launch.options import definitions as options_lib
+from launch.options import directories
 from launch.options.config import RunConfig
 from trainer.config import REGRESSION_METRICS, TrainConfig
 
@@ -307,6 +308,7 @@ def validate(config: RunConfig) -> None:
   if data_dir is not None and not os.path.isdir(data_dir):
     raise ConfigError(f"{flag('data_dir')}={data_dir} is not a directory.")
   check_model_dir(config.train.model_dir)
+  directories.check_writable(config)  # Every directory the run writes.
 
 
 def resolve_train_steps(config: RunConfig, num_train_examples: int) -> RunConfig:
