@@ -11,6 +11,7 @@ while its save runs, so a later worker removes the ones whose holder died
 (the kernel releases the lock of a killed process).
 """
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -101,7 +102,20 @@ def _from_os_error(error: OSError, roots) -> StorageError | None:
   for path in (error.filename, error.filename2):
     if cause and isinstance(path, str) and _is_under(path, roots):
       return StorageError(_shown(path, cause), cause)
+  if cause == NO_SPACE and error.filename is None:
+    # A write to an open file names no file: the full one of the roots.
+    for root in roots:
+      if _free_bytes(root) == 0:
+        return StorageError(root, cause)
   return None
+
+
+def _free_bytes(directory: str) -> int | None:
+  try:
+    stats = os.statvfs(directory)
+  except OSError:
+    return None
+  return stats.f_bavail * stats.f_frsize
 
 
 def _from_text(text: str, roots) -> StorageError | None:
@@ -148,6 +162,34 @@ def describe(error: BaseException, roots) -> StorageError | None:
     if found is not None:
       return found
   return None
+
+
+@contextlib.contextmanager
+def named(path: str):
+  """Gives an `OSError` raised in the block `path` if it names no file.
+
+  A failed `write` or `flush` on an open file says only "No space left on
+  device"; the path is what the user needs.
+  """
+  try:
+    yield
+  except OSError as error:
+    if error.filename is not None:
+      raise
+    raise OSError(error.errno, error.strerror, path) from error
+
+
+def append(path: str, text: str) -> None:
+  """Appends `text` whole, or not at all (a full disk leaves no half line)."""
+  data = memoryview(text.encode("utf-8"))
+  with named(path), open(path, "ab", buffering=0) as stream:
+    start = stream.seek(0, os.SEEK_END)
+    try:
+      while data:
+        data = data[stream.write(data):]
+    except OSError:
+      stream.truncate(start)
+      raise
 
 
 def file_dir(path: str | None) -> str:

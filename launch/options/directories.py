@@ -81,21 +81,31 @@ def check_writable(config: RunConfig) -> None:
     given = (config.train.model_dir if option == "model_dir"
              else config.heartbeat_file)
     existing = _nearest_existing(directory)
-    if existing in checked:
-      continue
-    checked.add(existing)
-    if not os.path.isdir(existing):
-      _refuse(option, given, existing, "is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-      cause = (_CAUSES[errno.EROFS] if _is_read_only(existing)
-               else _CAUSES[errno.EACCES])
-      _refuse(option, given, existing, cause)
-    inside = existing == root or existing.startswith(root + os.sep)
-    error = _probe(existing) if inside else None
-    if error is not None:
-      _refuse(option, given, existing,
-              _CAUSES.get(error.errno, f"cannot be written ({error.strerror})"))
-    _check_space(option, given, existing)
+    if existing not in checked:
+      checked.add(existing)
+      check_directory(option, given, directory, model_dir=root)
+
+
+def check_directory(option: str, given: str, directory: str, *,
+                    model_dir: str) -> None:
+  """Refuses `directory` (of `option`, set to `given`) if unwritable.
+
+  Raises:
+    ConfigError: Naming the option, the directory and why.
+  """
+  existing = _nearest_existing(os.path.abspath(directory))
+  if not os.path.isdir(existing):
+    _refuse(option, given, existing, "is a file, not a directory")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    cause = (_CAUSES[errno.EROFS] if _is_read_only(existing)
+             else _CAUSES[errno.EACCES])
+    _refuse(option, given, existing, cause)
+  inside = existing == model_dir or existing.startswith(model_dir + os.sep)
+  error = _probe(existing) if inside else None
+  if error is not None:
+    _refuse(option, given, existing,
+            _CAUSES.get(error.errno, f"cannot be written ({error.strerror})"))
+  _check_space(option, given, existing)
 
 
 def _is_read_only(directory: str) -> bool:

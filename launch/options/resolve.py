@@ -276,13 +276,7 @@ def check_model_dir(model_dir: str) -> None:
   if os.path.exists(path) and not os.path.isdir(path):
     raise ConfigError(f"{flag('model_dir')}={model_dir} exists and is not a"
                       " directory.")
-  existing = path
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing) or not os.access(existing,
-                                                  os.W_OK | os.X_OK):
-    raise ConfigError(f"{flag('model_dir')}={model_dir} is not writable"
-                      f" ({existing} does not allow it).")
+  directories.check_directory("model_dir", model_dir, path, model_dir=path)
 
 
 def validate(config: RunConfig) -> None:
