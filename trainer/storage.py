@@ -91,6 +91,8 @@ def _shown(path: str, cause: str) -> str:
     return _nearest_missing(path)
   parts = os.path.abspath(path).split(os.sep)
   for index, part in enumerate(parts):
+    if part.startswith(".export-"):  # The export's staging directory.
+      return os.sep.join([*parts[:index], "export"])
     # A checkpoint's ckpt-N_temp/..., a file's .tempstate123 staging name.
     if "_temp" in part or "tempstate" in part:
       return os.sep.join(parts[:index]) or os.sep

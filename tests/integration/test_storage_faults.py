@@ -88,6 +88,36 @@ def test_fit_raises_storage_error_on_a_full_disk_and_resumes(tmp_path):
   assert result.history[0]["step"] > 20  # Resumed, not restarted.
 
 
+class FillDiskAtTheEnd(keras.callbacks.Callback):
+  """The disk fills after the final checkpoint, before the export."""
+
+  def __init__(self, disk: str):
+    super().__init__()
+    self._disk = disk
+
+  def on_train_end(self, logs=None):
+    mounts.fill(self._disk, leave_bytes=200_000)
+
+
+def test_fit_export_on_a_full_disk_names_the_export_and_reruns(tmp_path):
+  mounts.require_mounts()
+  with mounts.tmpfs(tmp_path / "disk", "12m") as disk:
+    model_dir = os.path.join(disk, "run")
+    options = dict(model_dir=model_dir, global_batch_size=32,
+                   train_steps=20, steps_per_loop=10, keep_checkpoints=1)
+    with pytest.raises(StorageError) as raised:
+      fit(_wide_model, _digits(), callbacks=[FillDiskAtTheEnd(disk)],
+          **options)
+    assert raised.value.path == os.path.join(model_dir, "export")
+    assert _steps(model_dir) == [20]
+    assert not [name for name in os.listdir(model_dir)
+                if "export" in name]  # No half export, no staging left.
+    os.remove(os.path.join(disk, "ballast"))
+    result = fit(_wide_model, _digits(), **options)
+    assert result.step == 20
+    assert os.path.isdir(os.path.join(model_dir, "export", "saved_model"))
+
+
 def _cli_flags(model_dir, steps=100_000) -> list[str]:
   return [f"--model_dir={model_dir}", f"--train_steps={steps}",
           "--steps_per_loop=50", "--checkpoint_every=100",

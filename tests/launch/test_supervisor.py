@@ -72,6 +72,20 @@ def test_a_storage_fault_is_not_restarted_and_a_gone_log_is_named(
   assert "disk gone" in err
 
 
+def test_a_log_on_a_full_disk_does_not_block_the_workers(tmp_path, capsys):
+  # Without draining the pipe after the log fails, a chatty worker blocks.
+  from tests import mounts
+  mounts.require_mounts()
+  chatty = (sys.executable, "-c", "for i in range(3000): print('x' * 1000)")
+  with mounts.tmpfs(tmp_path / "logs", "512k"):
+    config = group_config(tmp_path, chatty, hang_timeout=30.0)
+    assert supervisor.run_with_restarts(config, max_restarts=0) == 0
+  captured = capsys.readouterr()
+  assert f"warning: cannot write {tmp_path / 'logs'}/worker-" in captured.err
+  assert "(No space left on device)" in captured.err
+  assert captured.out.count("x" * 1000) == 6000  # Every line still shown.
+
+
 def test_workers_get_distinct_ports_and_worker_zero_is_chief():
   import json
   configs = [json.loads(c) for c in supervisor.worker_tf_configs(3)]
