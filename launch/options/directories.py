@@ -108,6 +108,28 @@ def check_directory(option: str, given: str, directory: str, *,
   _check_space(option, given, existing)
 
 
+def check_scratch() -> None:
+  """A non-chief worker's scratch directory for its part of every save.
+
+  Raises:
+    ConfigError: If the temporary directory (`$TMPDIR`, else /tmp) cannot
+      be written.
+  """
+  try:
+    directory = tempfile.gettempdir()
+  except FileNotFoundError as error:  # No candidate was writable.
+    raise ConfigError(f"this worker has no writable temporary directory for"
+                      f" its part of each checkpoint ({error}); set TMPDIR"
+                      " to a writable directory.") from None
+  error = _probe(directory)
+  if error is not None:
+    raise ConfigError(
+        f"this worker's scratch directory {directory} (the temporary"
+        " directory, where non-chief workers write their part of each"
+        f" checkpoint) is not writable ({error.strerror}); set TMPDIR to a"
+        " writable directory.")
+
+
 def _is_read_only(directory: str) -> bool:
   try:
     return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)

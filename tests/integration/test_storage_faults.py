@@ -240,3 +240,31 @@ def test_local_workers_model_dir_removed_supervisor_exits_3(tmp_path):
       " gone):")
   assert "restarting the group" not in output  # Storage is not retried.
   assert "Traceback" not in output
+
+
+@pytest.mark.slow
+def test_local_workers_model_dir_turning_read_only_exits_3_and_resumes(
+    tmp_path):
+  mounts.require_mounts()
+  model_dir = tmp_path / "run"
+  try:
+    code, output = _run_into_fault(tmp_path, mounts.make_read_only,
+                                   module="launch.local",
+                                   extra=["--workers=2", "--max_restarts=2"])
+  finally:
+    mounts.unmount(model_dir)
+  assert code == EXIT_STORAGE, output[-3000:]
+  assert ": its file system is read-only; make it writable again" in output
+  (supervisor_error,) = [line for line in _errors(output)
+                         if line.startswith("error: worker:")]
+  assert "exited with status 3" in supervisor_error
+  assert "restarting the group" not in output
+  assert "Traceback" not in output
+  last = _steps(model_dir)[-1]
+  rerun = subprocess.run(
+      [sys.executable, "-m", "launch.local", "--workers=2",
+       *_cli_flags(model_dir, steps=last + 50)], env=harness_env(),
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
+      check=False)
+  assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+  assert f"Resuming from step {last} of" in rerun.stdout + rerun.stderr

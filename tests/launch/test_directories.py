@@ -103,3 +103,21 @@ def test_a_writable_new_model_dir_passes_and_is_not_created(tmp_path,
       ["--train_steps=10", f"--model_dir={tmp_path / 'a' / 'run'}"])
   assert code == 2 and "TF_CONFIG" in errors[0], errors
   assert not (tmp_path / "a").exists()
+
+
+def test_a_non_chief_workers_scratch_directory(tmp_path, monkeypatch):
+  import json
+  import tempfile
+  mounts.require_mounts()
+  scratch = tmp_path / "tmp"
+  scratch.mkdir()
+  monkeypatch.setenv("TF_CONFIG", json.dumps({
+      "cluster": {"worker": ["localhost:1", "localhost:2"]},
+      "task": {"type": "worker", "index": 1}}))
+  monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+  with mounts.read_only(scratch):
+    error = refused([f"--model_dir={tmp_path / 'run'}"])
+  assert error == (f"error: this worker's scratch directory {scratch} (the"
+                   " temporary directory, where non-chief workers write their"
+                   " part of each checkpoint) is not writable (Read-only file"
+                   " system); set TMPDIR to a writable directory.")
