@@ -46,9 +46,9 @@ def _wide_model():
 class FillDiskAt(keras.callbacks.Callback):
   """Another program fills the disk once training passed `step`."""
 
-  def __init__(self, disk: str, step: int, steps_per_loop: int):
+  def __init__(self, disk: str, step: int):
     super().__init__()
-    self._disk, self._step, self._per_loop = disk, step, steps_per_loop
+    self._disk, self._step = disk, step
     self.filled = False
 
   def on_train_batch_end(self, batch, logs=None):
@@ -69,7 +69,7 @@ def test_fit_raises_storage_error_on_a_full_disk_and_resumes(tmp_path):
     options = dict(model_dir=model_dir, global_batch_size=32,
                    train_steps=80, steps_per_loop=10, checkpoint_every=20,
                    keep_checkpoints=1)
-    filler = FillDiskAt(disk, step=30, steps_per_loop=10)
+    filler = FillDiskAt(disk, step=30)  # A loop ends at each 10 steps.
     with pytest.raises(StorageError) as raised:
       fit(_wide_model, _digits(), callbacks=[filler], **options)
     error = raised.value
