@@ -26,7 +26,7 @@ from launch.cli import console
 from launch.distributed import cluster as cluster_lib
 from launch.distributed import placement
 from launch.errors import (FLAG_SPELLING, KEYWORD_SPELLING, ConfigError,
-                           Preempted, RunFailed)
+                           Preempted, RunFailed, StorageError)
 from launch.options import resolve as config_lib
 from launch.run import plan as plan_lib
 
@@ -79,6 +79,17 @@ def _first_line(error: Exception) -> str:
   return text.splitlines()[0][:300] if text else ""
 
 
+def _storage_fault(the_plan: plan_lib.Plan, error: Exception):
+  from trainer import storage  # pylint: disable=import-outside-toplevel
+  config = the_plan.config
+  return storage.describe(error, (config.train.model_dir,
+                                  storage.file_dir(config.heartbeat_file)))
+
+
+def _storage_error(fault) -> StorageError:
+  return StorageError(str(fault), path=fault.path, cause=fault.cause)
+
+
 def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
         spelling: str = KEYWORD_SPELLING):
   """Executes a plan; maps failures onto the harness's exception types."""
@@ -98,10 +109,15 @@ def run(the_plan: plan_lib.Plan, *, callbacks=(), model_class=None,
     raise error.spelled(spelling) from None
   except trainer.StopRequested as stopped:
     raise Preempted(str(stopped), stopped.step) from None
+  except trainer.StorageError as fault:
+    raise _storage_error(fault) from None
   except (FloatingPointError, TimeoutError,
           trainer.CheckpointError) as error:
     raise RunFailed(str(error)) from None
   except Exception as error:  # pylint: disable=broad-except
+    fault = _storage_fault(the_plan, error)  # config.json, the logs.
+    if fault is not None:
+      raise _storage_error(fault) from None
     if _is_bad_data(error):  # What the checks before training cannot see.
       from trainer import error_text  # pylint: disable=import-outside-toplevel
       raise RunFailed(
@@ -158,6 +174,9 @@ def fit(model_fn, train_data=None, *, eval_data=None, model_dir: str,
     ConfigError: (a ValueError) bad options, data or model, in one
       sentence; nothing was written.
     RunFailed: The run failed (non-finite loss, dead peer worker, ...).
+    StorageError: (a RunFailed) model_dir filled up, turned read-only or
+      was removed: one sentence naming the path, the cause and the fix;
+      call again once it is fixed to resume from the last checkpoint.
     Preempted: Stopped by SIGTERM/SIGUSR1 after saving; call again to
       resume.
     KeyboardInterrupt: Ctrl-C, or raised by a callback: a checkpoint was

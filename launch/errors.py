@@ -71,6 +71,21 @@ class RunFailed(RuntimeError):
     self.peer_failure = peer_failure
 
 
+class StorageError(RunFailed):
+  """A directory of the run filled up, turned read-only or was removed.
+
+  Exit code 3. The message is one sentence naming the path, the cause (no
+  space left, read-only, removed) and the fix; the last complete checkpoint
+  is intact, so rerunning the same command once the storage is fixed
+  resumes from it. `path` and `cause` hold the two facts.
+  """
+
+  def __init__(self, message: str, *, path: str = "", cause: str = ""):
+    super().__init__(message)
+    self.path = path
+    self.cause = cause
+
+
 class Preempted(RuntimeError):
   """Stopped by SIGTERM/SIGUSR1 (or on request) after saving at `step`.
 
@@ -84,4 +99,5 @@ class Preempted(RuntimeError):
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
+EXIT_STORAGE = 3  # model_dir full, read-only or removed; resumable.
 EXIT_PREEMPTED = 42  # Saved at a loop boundary after SIGTERM/SIGUSR1.

@@ -4,8 +4,10 @@ Runs on this machine's GPUs or CPUs, or as one worker of a multi-worker job
 (TF_CONFIG, Slurm, or `python -m launch.local`); the same as calling
 `launch.fit` with these options. A rerun with the same --model_dir resumes.
 
-Exit codes: 0 done; 2 bad input (flags, TF_CONFIG, data, model: one `error:`
-line, nothing written); 1 the run failed; 42 stopped by SIGTERM/SIGUSR1 or
+Exit codes: 0 done; 2 bad input (flags, TF_CONFIG, data, model, an unwritable
+directory: one `error:` line, nothing written); 1 the run failed; 3 storage
+failed during the run (model_dir full, read-only or removed: fix it and
+relaunch to resume from the last checkpoint); 42 stopped by SIGTERM/SIGUSR1 or
 Ctrl-C after saving a checkpoint: relaunch to resume; 130 a Ctrl-C during
 start-up or a second one, without saving.
 """
@@ -21,7 +23,8 @@ from launch.cli import console
 from launch.cli import flags as flag_defs
 from launch.cli.errors import fail, parse_flags
 from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
-                           FLAG_SPELLING, ConfigError, Preempted, RunFailed)
+                           EXIT_STORAGE, FLAG_SPELLING, ConfigError,
+                           Preempted, RunFailed, StorageError)
 
 EXIT_INTERRUPTED = 130  # The shells' status for a SIGINT.
 
@@ -47,6 +50,10 @@ def main(argv: list[str], model_class=None, callbacks=()) -> None:
     # chief had exited first (and its coordination service with it) waited
     # ~9-20 s for its heartbeats to fail (TF 2.21).
     fail(str(stopped), EXIT_PREEMPTED, hard=True)
+  except StorageError as error:
+    # Hard: the interpreter's teardown would flush to the failed storage
+    # (and may block on live peers); the writers are closed by now.
+    fail(str(error), EXIT_STORAGE, hard=True)
   except RunFailed as error:
     fail(str(error), EXIT_RUN_FAILED, hard=error.peer_failure)
   except KeyboardInterrupt as interrupted:

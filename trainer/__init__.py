@@ -37,6 +37,7 @@ _EXPORTS = {
     "CheckpointError": ("trainer.checkpointing", "CheckpointError"),
     "warm_start": ("trainer.warm_start", "warm_start"),
     "WarmStartError": ("trainer.warm_start", "WarmStartError"),
+    "StorageError": ("trainer.storage", "StorageError"),
 }
 
 __all__ = sorted(_EXPORTS)

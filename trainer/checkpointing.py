@@ -3,19 +3,20 @@
 Under MultiWorkerMirroredStrategy every worker must take part in a save
 (reading sync-on-read variables is a collective), but only the chief's files
 are kept: the others write into a private temporary directory that is removed
-right after.
+right after (and, if the worker is killed mid-save, by the next worker that
+starts: `trainer.storage.remove_stale_scratch`).
 """
 
 import os
 import re
 import shutil
-import tempfile
 
 from absl import logging
 import tensorflow as tf
 
 from trainer import optimizers
 from trainer import private_apis
+from trainer import storage
 
 
 def build_checkpoint(model, step: tf.Variable) -> tf.train.Checkpoint:
@@ -97,6 +98,8 @@ class Checkpointer:
     self._is_chief = is_chief
     self.directory = directory
     self._manager = None
+    if not is_chief:
+      storage.remove_stale_scratch()
     if is_chief:
       self._repair()
       self._manager = tf.train.CheckpointManager(
@@ -186,8 +189,9 @@ class Checkpointer:
       path = self._manager.save(checkpoint_number=step)
       logging.info("Saved checkpoint %s.", path)
       return path
-    scratch = tempfile.mkdtemp(prefix="tfharness-worker-ckpt-")
+    scratch, lock = storage.make_scratch()
     try:
       return self._checkpoint.write(os.path.join(scratch, "ckpt"))
     finally:
       shutil.rmtree(scratch, ignore_errors=True)
+      lock.close()

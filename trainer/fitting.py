@@ -29,6 +29,7 @@ from trainer import layout
 from trainer import model_summary
 from trainer import recovery as recovery_lib
 from trainer import runner as runner_lib
+from trainer import storage
 from trainer import user_models
 from trainer import watchdog
 from trainer import writers
@@ -277,7 +278,33 @@ def fit(*, strategy: tf.distribute.Strategy, model, train_data,
     KeyboardInterrupt: A callback raised it; saved first.
     controller.NonFiniteLossError: The loss became NaN or infinite.
     checkpointing.CheckpointError: No checkpoint of model_dir restores.
+    storage.StorageError: model_dir (or the heartbeat's or scratch
+      directory) ran out of space, turned read-only or was removed; the
+      last complete checkpoint is intact.
   """
+  try:
+    return _fit(strategy=strategy, model=model, train_data=train_data,
+                eval_data=eval_data, config=config, callbacks=callbacks,
+                guard=guard, input_options=input_options,
+                stop_requested=stop_requested,
+                on_training_started=on_training_started)
+  except Exception as error:  # pylint: disable=broad-except
+    _raise_if_storage_fault(error, config)
+    raise
+
+
+def _raise_if_storage_fault(error: Exception, config: FitConfig) -> None:
+  """A full, read-only or removed directory of the run: one sentence."""
+  fault = storage.describe(error, (
+      config.train.model_dir, storage.file_dir(config.heartbeat_file),
+      storage.scratch_root() if not config.is_chief else ""))
+  if fault is not None:
+    raise fault from None
+
+
+def _fit(*, strategy, model, train_data, eval_data, config: FitConfig,
+         callbacks, guard, input_options, stop_requested,
+         on_training_started) -> FitResult:
   train = config.train
   paths = layout.ModelDir(train.model_dir)
   checkpointer = _checkpointer(model, config, is_chief=config.is_chief)
@@ -362,6 +389,16 @@ def evaluate(*, strategy: tf.distribute.Strategy, model, eval_data,
     evaluator.NoCheckpointError: There is no checkpoint to evaluate.
     TimeoutError: With `watch`, no new checkpoint came in time.
   """
+  try:
+    return _evaluate(strategy=strategy, model=model, eval_data=eval_data,
+                     config=config, input_options=input_options)
+  except Exception as error:  # pylint: disable=broad-except
+    _raise_if_storage_fault(error, config)
+    raise
+
+
+def _evaluate(*, strategy, model, eval_data, config: FitConfig,
+              input_options) -> FitResult:
   train = config.train
   checkpointer = _checkpointer(model, config, is_chief=False)
   eval_dataset_fn, eval_steps = _eval_input(eval_data, model, config)

@@ -18,6 +18,7 @@ import time
 from absl import logging
 
 from trainer import layout
+from trainer import storage
 
 Scalars = Mapping[str, float]
 # The split of a rollback's row (`nan_retries`): at the step of the
@@ -74,8 +75,8 @@ class JsonlWriter(MetricWriter):
     record = {"split": split, "step": step, "time": round(time.time(), 3)}
     record.update({name: _json_number(value)
                    for name, value in scalars.items()})
-    with open(self._path, "a", encoding="utf-8") as stream:
-      stream.write(json.dumps(record) + "\n")
+    # Whole lines only: a full disk must not leave a broken row behind.
+    storage.append(self._path, json.dumps(record) + "\n")
 
 
 class HistoryWriter(MetricWriter):
@@ -178,7 +179,8 @@ class CsvWriter(MetricWriter):
     names.sort(key=lambda name: bool(self._prefix)
                and name.startswith(self._prefix))
     staging = self._path + ".tmp"
-    with open(staging, "w", newline="", encoding="utf-8") as stream:
+    with storage.named(self._path), open(staging, "w", newline="",
+                                          encoding="utf-8") as stream:
       writer = csv.DictWriter(stream, fieldnames=[*self._FIRST, *names])
       writer.writeheader()
       writer.writerows(self._rows)
@@ -198,7 +200,8 @@ class HeartbeatWriter(MetricWriter):
 
   def beat(self, step: int) -> None:
     staging = self._path + ".tmp"
-    with open(staging, "w", encoding="utf-8") as stream:
+    with storage.named(self._path), open(staging, "w",
+                                          encoding="utf-8") as stream:
       stream.write(f"{step} {time.time():.3f}\n")
     os.replace(staging, self._path)
 

@@ -34,10 +34,12 @@ none is never judged hung: a worker's hang clock starts at its first
 heartbeat.
 
 Exit codes: 0 done; 2 bad input (of the supervisor or of the workers);
-1 a worker failed (after any restarts); 42 stopped by SIGINT/SIGTERM (the
-workers saved a checkpoint, or were killed after `--signal_grace` or by a
-second signal: the last line says which; relaunch to resume either way).
-A script's exit status means the same: 2 is never restarted.
+1 a worker failed (after any restarts); 3 a worker's storage failed
+(model_dir full, read-only or removed: fix it and relaunch to resume); 42
+stopped by SIGINT/SIGTERM (the workers saved a checkpoint, or were killed
+after `--signal_grace` or by a second signal: the last line says which;
+relaunch to resume either way). A script's exit status means the same: 2
+and 3 are never restarted.
 """
 
 import dataclasses

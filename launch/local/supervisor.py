@@ -15,7 +15,7 @@ import time
 from launch.local import netns
 from launch.run import model_dir_lock
 from launch.errors import (EXIT_BAD_INPUT, EXIT_PREEMPTED, EXIT_RUN_FAILED,
-                           ConfigError)
+                           EXIT_STORAGE, ConfigError)
 
 _TAIL_LINES = 15
 _POLL_SECONDS = 0.2
@@ -77,8 +77,11 @@ class Failure:
 
   def describe(self) -> str:
     lines = "\n".join(f"  {line}" for line in self.tail) or "  (no output)"
+    # A storage fault may have taken the log with it (model_dir removed).
+    source = (self.log_path if os.path.exists(self.log_path) else
+              f"its output (its log {self.log_path} is gone)")
     return (f"{self.worker} {self.reason}; the other workers were stopped."
-            f" Last lines of {self.log_path}:\n{lines}")
+            f" Last lines of {source}:\n{lines}")
 
 
 def free_ports(count: int) -> list[int]:
@@ -150,9 +153,33 @@ class _Worker:
     for line in self.process.stdout:
       line = line.rstrip("\n")
       self.tail.append(line)
+      self._write_log(line)
+      print(f"[{self.name}] {line}", flush=True)
+
+  def _write_log(self, line: str) -> None:
+    """Appends to the log; a full or read-only disk only stops the copy.
+
+    The output keeps being read (and shown) either way: a pump that died
+    would fill the pipe and block the worker.
+    """
+    if self._log is None:
+      return
+    try:
       self._log.write(line + "\n")
       self._log.flush()
-      print(f"[{self.name}] {line}", flush=True)
+    except OSError as error:
+      print(f"[supervisor] warning: cannot write {self.log_path}"
+            f" ({error.strerror}); {self.name}'s output is no longer"
+            " logged there.", file=sys.stderr, flush=True)
+      self._close_log()
+
+  def _close_log(self) -> None:
+    log, self._log = self._log, None
+    if log is not None:
+      try:
+        log.close()
+      except OSError:
+        pass  # The unwritten lines were reported by _write_log.
 
   def _beat_time(self) -> int | None:
     try:
@@ -175,7 +202,7 @@ class _Worker:
   def close(self) -> None:
     self.process.wait()
     self._pump.join(timeout=5)
-    self._log.close()
+    self._close_log()
 
 
 class WorkerGroup:
@@ -212,7 +239,9 @@ class WorkerGroup:
     if failed:
       # When a worker is killed its peers fail right after it with status 1
       # ("a peer worker failed"); name the killed one when both are seen.
-      failed.sort(key=lambda pair: pair[0] >= 0)
+      # The same for a worker's own fault (storage) against a peer's 1.
+      failed.sort(key=lambda pair: (pair[0] >= 0,
+                                    pair[0] == EXIT_RUN_FAILED))
       returncode, worker = failed[0]
       worker.close()
       return Failure(worker.name, _describe_status(returncode), returncode,
@@ -351,8 +380,9 @@ def _run_attempts(config: GroupConfig, max_restarts: int,
       return _stop_on_signal(group, config, outcome, stop_request)
     group.stop()
     print(f"error: {outcome.describe()}", file=sys.stderr, flush=True)
-    if outcome.exit_code == EXIT_BAD_INPUT:
-      return EXIT_BAD_INPUT  # Restarting cannot fix the input.
+    if outcome.exit_code in (EXIT_BAD_INPUT, EXIT_STORAGE):
+      # Restarting cannot fix the input, nor a full or read-only disk.
+      return outcome.exit_code
     if attempt < max_restarts:
       print(f"[supervisor] restarting the group ({attempt + 1} of"
             f" {max_restarts}); it resumes from the latest checkpoint.",

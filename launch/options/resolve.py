@@ -16,6 +16,7 @@ from datasets.config import DataConfig
 from launch.distributed import gpu_usage
 from launch.errors import ConfigError, flag
 from launch.options import definitions as options_lib
+from launch.options import directories
 from launch.options.config import RunConfig
 from trainer.config import REGRESSION_METRICS, TrainConfig
 
@@ -275,13 +276,7 @@ def check_model_dir(model_dir: str) -> None:
   if os.path.exists(path) and not os.path.isdir(path):
     raise ConfigError(f"{flag('model_dir')}={model_dir} exists and is not a"
                       " directory.")
-  existing = path
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing) or not os.access(existing,
-                                                  os.W_OK | os.X_OK):
-    raise ConfigError(f"{flag('model_dir')}={model_dir} is not writable"
-                      f" ({existing} does not allow it).")
+  directories.check_directory("model_dir", model_dir, path, model_dir=path)
 
 
 def validate(config: RunConfig) -> None:
@@ -307,6 +302,7 @@ def validate(config: RunConfig) -> None:
   if data_dir is not None and not os.path.isdir(data_dir):
     raise ConfigError(f"{flag('data_dir')}={data_dir} is not a directory.")
   check_model_dir(config.train.model_dir)
+  directories.check_writable(config)  # Every directory the run writes.
 
 
 def resolve_train_steps(config: RunConfig, num_train_examples: int) -> RunConfig:

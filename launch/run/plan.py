@@ -12,6 +12,7 @@ import os
 
 from launch.distributed import cluster as cluster_lib
 from launch.options import definitions as options_lib
+from launch.options import directories
 from launch.options import resolve as config_lib
 from launch.cli import console
 from launch.distributed import gpu_usage
@@ -210,6 +211,8 @@ def plan_run(config: config_lib.RunConfig,
   elif config.mode == "evaluate" and cluster.is_multi_worker:
     raise ConfigError(f"{flag('mode')}=evaluate runs in one process; unset"
                       " TF_CONFIG or give it an evaluator task.")
+  if cluster.is_multi_worker and not cluster.is_chief:
+    directories.check_scratch()  # Where this worker's saves go.
   # Validated: now load TensorFlow (seconds), before a user's model module
   # or data may, so that its start-up lines are filtered.
   console.import_tensorflow(config.verbose)

@@ -39,11 +39,11 @@ def test_only_the_silent_worker_is_named_hung(tmp_path, capsys):
 
 def test_failure_names_worker_status_and_tail(tmp_path, capsys):
   crash = (sys.executable, "-c", "import os, sys; print('about to fail');"
-           " sys.exit(3 if os.environ['TF_CONFIG'].endswith('1}}') else 0)")
+           " sys.exit(5 if os.environ['TF_CONFIG'].endswith('1}}') else 0)")
   config = group_config(tmp_path, crash)
   assert supervisor.run_with_restarts(config, max_restarts=1) == 1
   err = capsys.readouterr().err
-  assert "error: worker:1 exited with status 3" in err
+  assert "error: worker:1 exited with status 5" in err
   assert "about to fail" in err
   assert "restarting the group (1 of 1)" in err
   assert (tmp_path / "logs" / "worker-1.log").read_text().count(
@@ -55,6 +55,35 @@ def test_exit_2_is_not_restarted(tmp_path, capsys):
   config = group_config(tmp_path, bad)
   assert supervisor.run_with_restarts(config, max_restarts=5) == 2
   assert "restarting" not in capsys.readouterr().err
+
+
+def test_a_storage_fault_is_not_restarted_and_a_gone_log_is_named(
+    tmp_path, capsys):
+  # The worker removes its own log directory, as a removed model_dir does.
+  full = (sys.executable, "-c", "import os, shutil, sys; print('disk gone');"
+          f" shutil.rmtree({str(tmp_path / 'logs')!r}, ignore_errors=True);"
+          " sys.exit(3)")
+  config = group_config(tmp_path, full)
+  assert supervisor.run_with_restarts(config, max_restarts=5) == 3
+  err = capsys.readouterr().err
+  assert "restarting" not in err
+  assert (f"exited with status 3; the other workers were stopped. Last lines"
+          f" of its output (its log {tmp_path / 'logs'}/worker-") in err
+  assert "disk gone" in err
+
+
+def test_a_log_on_a_full_disk_does_not_block_the_workers(tmp_path, capsys):
+  # Without draining the pipe after the log fails, a chatty worker blocks.
+  from tests import mounts
+  mounts.require_mounts()
+  chatty = (sys.executable, "-c", "for i in range(3000): print('x' * 1000)")
+  with mounts.tmpfs(tmp_path / "logs", "512k"):
+    config = group_config(tmp_path, chatty, hang_timeout=30.0)
+    assert supervisor.run_with_restarts(config, max_restarts=0) == 0
+  captured = capsys.readouterr()
+  assert f"warning: cannot write {tmp_path / 'logs'}/worker-" in captured.err
+  assert "(No space left on device)" in captured.err
+  assert captured.out.count("x" * 1000) == 6000  # Every line still shown.
 
 
 def test_workers_get_distinct_ports_and_worker_zero_is_chief():
