@@ -109,6 +109,7 @@ def _expected(option, value, extra, step: int = 20):
   return value
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option,first,then,read,extra", CASES,
                          ids=[case[0] for case in CASES])
 def test_a_changed_setting_takes_effect_on_resume(tmp_path, option, first,
@@ -177,6 +178,7 @@ def test_a_checkpoint_the_change_cannot_restore_is_named_not_discarded(
   assert sorted(os.listdir(model_dir / "checkpoints"))
 
 
+@pytest.mark.slow
 def test_history_of_changes_and_a_restart_keeps_the_new_rate(tmp_path):
   model_dir = tmp_path / "run"
   _run(model_dir, 20)
@@ -220,6 +222,7 @@ def _weights_of(run_dir):
   return sorted((v.name, v.numpy()) for v in exported.variables)
 
 
+@pytest.mark.slow
 def test_warm_start_from_another_runs_weights(tmp_path, caplog):
   first, second = tmp_path / "first", tmp_path / "second"
   result, _ = _run(first, 20, optimizer="adam", momentum=0.9)
@@ -264,6 +267,7 @@ def test_warm_start_errors_are_one_sentence(tmp_path, source, match):
   assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [{"cpu_devices": 2},
                                    {"mixed_precision": "mixed_float16"}],
                          ids=["two_replicas", "loss_scaled"])
@@ -311,6 +315,7 @@ def test_a_users_compiled_optimizer_rate_takes_effect(tmp_path):
   assert "optimizer_config" in record["changes"][0]["model_fingerprint"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option,then", [("seed", 4),
                                          ("global_batch_size", 64)])
 def test_a_changed_data_setting_changes_what_follows(tmp_path, option, then):

@@ -93,6 +93,7 @@ def _tensorboard_tags(directory) -> set:
   return set(accumulator.Tags()["tensors"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule, restored, kill_points", [
     (dict(learning_rate=10.0), [20, 0], (0, 40)),
     # A schedule: lowered by a factor that only the state file holds.

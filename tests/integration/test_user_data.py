@@ -232,6 +232,7 @@ def digits():
 '''
 
 
+@pytest.mark.slow
 def test_command_line_takes_a_model_fn_and_a_dataset_function(
     tmp_path, monkeypatch):
   (tmp_path / "user_code.py").write_text(USER_MODULE)
