@@ -57,7 +57,8 @@ def run_in_process(args: list[str]) -> tuple[plan_lib.Plan, dict]:
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize(
-    "cpu_devices", [1, 2, pytest.param(4, marks=pytest.mark.slow)])
+    "cpu_devices", [1, pytest.param(2, marks=pytest.mark.slow),
+                    pytest.param(4, marks=pytest.mark.slow)])
 def test_builtin_model_trains_on_logical_cpus(tmp_path, model, cpu_devices):
   model_flags, minimum = MODELS[model]
   plan, logs = run_in_process([*model_flags, *COMMON,
