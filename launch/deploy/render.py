@@ -25,9 +25,11 @@ This is argparse, not absl: it must not add flags to the harness's own.
 import argparse
 import json
 import re
+import shlex
 import sys
 
 DEFAULT_PORT = 2222
+DEFAULT_COMMAND = "python -m launch"
 RUN_LABEL = "tfharness.io/run"
 CONTAINER = "trainer"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -55,7 +57,7 @@ def _pod(args, env: list, *, subdomain: str | None) -> dict:
         "claimName": args.data_claim, "readOnly": True}})
   container = {
       "name": CONTAINER, "image": args.image,
-      "command": ["python", "-m", "launch"], "args": list(args.harness_args),
+      "command": shlex.split(args.command), "args": list(args.harness_args),
       "env": [_env("TFHARNESS_NUM_WORKERS", str(args.workers)),
               _env("TFHARNESS_PORT", str(args.port)), *env],
       "ports": [{"name": "tf-worker", "containerPort": args.port,
@@ -200,6 +202,9 @@ def _parser() -> argparse.ArgumentParser:
   add("--model_dir_claim", required=True,
       help="a ReadWriteMany PersistentVolumeClaim, mounted at /runs")
   add("--data_claim", default="", help="a claim mounted read-only at /data")
+  add("--command", default=DEFAULT_COMMAND,
+      help="what each pod runs, e.g. \"python my_train.py\" for a script"
+           " calling launch.fit (then it sets model_dir under /runs)")
   add("--gpus", type=int, default=0, help="GPUs per pod (nvidia.com/gpu)")
   add("--port", type=int, default=DEFAULT_PORT)
   add("--grace_seconds", type=int, default=120,
@@ -220,8 +225,10 @@ def _check(args) -> None:
   if args.restarts < 0 or args.gpus < 0 or not 0 < args.port < 65536:
     raise RenderError("--restarts and --gpus must be at least 0 and --port"
                       " from 1 to 65535.")
-  if not any(re.match(r"--model_dir=/runs/.", flag)
-             for flag in args.harness_args):
+  if not shlex.split(args.command):
+    raise RenderError("--command must name a program.")
+  if args.command == DEFAULT_COMMAND and not any(
+      re.match(r"--model_dir=/runs/.", flag) for flag in args.harness_args):
     raise RenderError("the harness flags after -- must set --model_dir=/runs/"
                       "NAME, a directory on the claim every pod mounts at"
                       " /runs.")

@@ -24,10 +24,14 @@ What a pod gets, from Kubernetes' and JobSet's documentation:
 * The container runtime sets HOSTNAME to the pod's hostname.
 """
 
+import subprocess
+import sys
+
 import pytest
 
 from launch.distributed import cluster, kubernetes
 from launch.errors import ConfigError
+from tests.processes import harness_env
 
 
 def indexed_job_pod(job: str, index: int, workers: int, **extra) -> dict:
@@ -184,3 +188,19 @@ def test_the_fully_qualified_hostname_is_accepted():
 def test_is_kubernetes_pod_needs_the_harness_variable():
   assert kubernetes.is_kubernetes_pod({"TFHARNESS_NUM_WORKERS": "2"})
   assert not kubernetes.is_kubernetes_pod({"JOB_COMPLETION_INDEX": "0"})
+
+
+def test_a_pod_with_a_bad_variable_exits_2_before_writing(tmp_path):
+  pod = _without(indexed_job_pod("train", 1, 2), "JOB_COMPLETION_INDEX")
+  env = harness_env(**_without(pod, "PATH"))
+  model_dir = tmp_path / "run"
+  result = subprocess.run(
+      [sys.executable, "-m", "launch", "--model=mlp", "--dataset=synthetic",
+       f"--model_dir={model_dir}", "--train_steps=2"],
+      env=env, capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert result.stderr.strip() == (
+      "error: TFHARNESS_NUM_WORKERS is set but JOB_COMPLETION_INDEX is not;"
+      " run the pods as an Indexed Job (completionMode: Indexed), as"
+      " launch/deploy/indexed-job.yaml does.")
+  assert not model_dir.exists()

@@ -209,17 +209,32 @@ def test_a_bad_renderer_option_is_one_sentence_and_exit_2(argv, words):
   assert result.stderr.count("\n") == 1
 
 
-def test_the_docs_render_commands_write_the_shipped_manifests(tmp_path):
-  page = "docs/multi-worker-and-clusters.md"
+@pytest.mark.parametrize("written", ["jobset.yaml", "indexed-job.yaml"])
+def test_the_docs_render_commands_write_the_shipped_manifests(tmp_path,
+                                                              written):
+  command = {
+      "jobset.yaml": docs_example("docs/multi-worker-and-clusters.md",
+                                  "k8s-render-jobset"),
+      "indexed-job.yaml": docs_example(
+          "docs/multi-worker-and-clusters.md", "k8s-render-indexed-job"),
+  }[written]
   env = dict(os.environ, PYTHONPATH=REPO_ROOT,
              PATH=os.path.dirname(sys.executable) + os.pathsep
              + os.environ.get("PATH", ""))
-  for name, written in (("k8s-render-jobset", "jobset.yaml"),
-                        ("k8s-render-indexed-job", "indexed-job.yaml")):
-    subprocess.run(["bash", "-euo", "pipefail", "-c",
-                    docs_example(page, name)],
-                   cwd=tmp_path, env=env, check=True)
-    text = (tmp_path / written).read_text()
-    assert text == _shipped(written)
-    for resource in _resources(text):
-      validate(resource)
+  subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=tmp_path,
+                 env=env, check=True)
+  text = (tmp_path / written).read_text()
+  assert text == _shipped(written)
+  for resource in _resources(text):
+    validate(resource)
+
+
+def test_a_script_calling_fit_runs_with_command():
+  argv = ["--kind=indexed-job", "--name=run", "--workers=2", "--image=i",
+          "--model_dir_claim=c", "--command=python my_train.py --fast",
+          "--", "--epochs=1"]
+  _, job, _ = _resources(render.render(argv))
+  container = job["spec"]["template"]["spec"]["containers"][0]
+  assert container["command"] == ["python", "my_train.py", "--fast"]
+  assert container["args"] == ["--epochs=1"]
+  validate(job)
