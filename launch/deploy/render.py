@@ -34,6 +34,14 @@ RUN_LABEL = "tfharness.io/run"
 CONTAINER = "trainer"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./=:\[\]'-]*$")
+_HEADER = """\
+# Rerun that command to change it (docs/multi-worker-and-clusters.md). The
+# model_dir claim must be ReadWriteMany: every pod mounts it at /runs and
+# reads the checkpoints; worker 0 (index 0) alone writes them. Exit 2 (bad
+# input) and 3 (storage) fail the run; exit 42 (saved after SIGTERM) and
+# disrupted pods are replaced without counting; other failures restart the
+# workers, which resume from model_dir.
+"""
 _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}
 
 
@@ -245,7 +253,7 @@ def render(argv: list[str]) -> str:
   args.harness_args = argv[split + 1:]
   _check(args)
   header = ("# Written by: python -m launch.deploy.render "
-            + " ".join(argv) + "\n")
+            + shlex.join(argv) + "\n" + _HEADER)
   return to_yaml(jobset(args) if args.kind == "jobset"
                  else indexed_job(args), header)
 

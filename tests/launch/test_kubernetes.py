@@ -29,7 +29,7 @@ import sys
 
 import pytest
 
-from launch.distributed import cluster, kubernetes
+from launch.distributed import cluster, kubernetes, placement
 from launch.errors import ConfigError
 from tests.processes import harness_env
 
@@ -204,3 +204,9 @@ def test_a_pod_with_a_bad_variable_exits_2_before_writing(tmp_path):
       " run the pods as an Indexed Job (completionMode: Indexed), as"
       " launch/deploy/indexed-job.yaml does.")
   assert not model_dir.exists()
+
+
+def test_a_pod_keeps_the_gpus_its_device_plugin_gave_it():
+  env = indexed_job_pod("train", 1, 2, CUDA_VISIBLE_DEVICES="0,1")
+  decided = placement.decide(env, num_node_gpus=2)
+  assert decided.gpus == ("0", "1") and dict(decided.env) == {}
