@@ -238,3 +238,10 @@ def test_a_script_calling_fit_runs_with_command():
   assert container["command"] == ["python", "my_train.py", "--fast"]
   assert container["args"] == ["--epochs=1"]
   validate(job)
+
+
+def test_the_header_command_round_trips_with_spaces():
+  argv = _argv("jobset", 2, "--command=python my train.py")
+  first = render.render(argv).splitlines()[0]
+  prefix = "# Written by: python -m launch.deploy.render "
+  assert shlex.split(first[len(prefix):]) == argv
