@@ -52,6 +52,10 @@ def is_kubernetes_pod(environ: Mapping[str, str]) -> bool:
 def _integer(environ: Mapping[str, str], name: str, *, minimum: int,
              fix: str) -> int:
   text = environ.get(name, "").strip()
+  if not text and name == NUM_WORKERS_ENV:
+    raise ConfigError(f"{NUM_WORKERS_ENV} is empty; set it to the number of"
+                      " training pods, the Job's parallelism times its"
+                      " replicas.")
   if not text:
     raise ConfigError(f"{NUM_WORKERS_ENV} is set but {name} is not; {fix}.")
   if not text.isdigit() or int(text) < minimum:
@@ -74,15 +78,33 @@ def _port(environ: Mapping[str, str]) -> int:
   return int(text)
 
 
-def _groups(environ: Mapping[str, str], num_workers: int,
-            fix: str) -> tuple[list[str], int]:
+# Where the manifests take each name from (the downward API).
+_SOURCES = {
+    JOB_NAME_ENV: "label batch.kubernetes.io/job-name",
+    JOBSET_NAME_ENV: "label jobset.sigs.k8s.io/jobset-name",
+    REPLICATED_JOB_ENV: "label jobset.sigs.k8s.io/replicatedjob-name",
+    JOB_INDEX_ENV: "annotation jobset.sigs.k8s.io/job-index",
+    REPLICAS_ENV: "annotation jobset.sigs.k8s.io/replicatedjob-replicas",
+}
+
+
+def _fix(name: str) -> str:
+  return (f"pass the pod's {_SOURCES[name]} through the downward API, as the"
+          " manifests of launch.deploy.render do")
+
+
+def _groups(environ: Mapping[str, str],
+            num_workers: int) -> tuple[list[str], int]:
   """(the Jobs' names in order, this pod's Job's position among them)."""
   if JOBSET_NAME_ENV not in environ:
-    return [_text(environ, JOB_NAME_ENV, fix=fix)], 0
-  jobset = _text(environ, JOBSET_NAME_ENV, fix=fix)
-  replicated = _text(environ, REPLICATED_JOB_ENV, fix=fix)
-  replicas = _integer(environ, REPLICAS_ENV, minimum=1, fix=fix)
-  job_index = _integer(environ, JOB_INDEX_ENV, minimum=0, fix=fix)
+    return [_text(environ, JOB_NAME_ENV, fix=_fix(JOB_NAME_ENV))], 0
+  jobset = _text(environ, JOBSET_NAME_ENV, fix=_fix(JOBSET_NAME_ENV))
+  replicated = _text(environ, REPLICATED_JOB_ENV,
+                     fix=_fix(REPLICATED_JOB_ENV))
+  replicas = _integer(environ, REPLICAS_ENV, minimum=1,
+                      fix=_fix(REPLICAS_ENV))
+  job_index = _integer(environ, JOB_INDEX_ENV, minimum=0,
+                       fix=_fix(JOB_INDEX_ENV))
   if num_workers % replicas:
     raise ConfigError(f"{NUM_WORKERS_ENV}={num_workers} is not a multiple of"
                       f" the {replicas} Jobs of replicated job"
@@ -110,12 +132,12 @@ def from_kubernetes(environ: Mapping[str, str]) -> ClusterInfo:
     ConfigError: If a variable is missing, malformed or disagrees with
       another, or with the pod's own hostname (HOSTNAME).
   """
-  fix = "apply the manifests that launch.deploy.render writes"
-  num_workers = _integer(environ, NUM_WORKERS_ENV, minimum=1, fix=fix)
+  num_workers = _integer(environ, NUM_WORKERS_ENV, minimum=1,
+                         fix="set it to the number of training pods")
   index = _integer(environ, COMPLETION_INDEX_ENV, minimum=0,
                    fix="run the pods as an Indexed Job (completionMode:"
                    " Indexed), as launch/deploy/indexed-job.yaml does")
-  jobs, job_position = _groups(environ, num_workers, fix)
+  jobs, job_position = _groups(environ, num_workers)
   pods_per_job = num_workers // len(jobs)
   if index >= pods_per_job:
     raise ConfigError(

@@ -146,7 +146,7 @@ def _without(env, name):
     (lambda e: dict(e, TFHARNESS_NUM_WORKERS="0"),
      "TFHARNESS_NUM_WORKERS='0' must be an integer of at least 1"),
     (lambda e: dict(e, TFHARNESS_NUM_WORKERS=""),
-     "TFHARNESS_NUM_WORKERS is set but TFHARNESS_NUM_WORKERS is not"),
+     "TFHARNESS_NUM_WORKERS is empty; set it to the number of training"),
     (lambda e: _without(e, "TFHARNESS_JOB_NAME"),
      "TFHARNESS_JOB_NAME is not"),
     (lambda e: _without(e, "TFHARNESS_SUBDOMAIN"),
