@@ -331,15 +331,20 @@ def from_slurm(environ: Mapping[str, str], *, port_base: int) -> ClusterInfo:
 
 def from_environment(environ: Mapping[str, str], *,
                      slurm_port_base: int = 8888) -> ClusterInfo:
-  """The cluster from TF_CONFIG, else from an `srun` step, else single.
+  """The cluster from TF_CONFIG, an `srun` step or a Kubernetes pod, else single.
 
   TF_CONFIG wins, as Kubeflow's TFJob and Vertex AI set it; inside Slurm
-  (SLURM_PROCID present) the tasks of the step form the cluster.
+  (SLURM_PROCID present) the tasks of the step form the cluster; a pod of
+  the Indexed Job or JobSet of `launch/deploy/` (TFHARNESS_NUM_WORKERS
+  present) finds its peers from its index and their stable hostnames.
   """
+  from launch.distributed import kubernetes  # It imports this module.
   if environ.get("TF_CONFIG", "").strip():
     return parse_tf_config(environ["TF_CONFIG"])
   if "SLURM_PROCID" in environ:
     return from_slurm(environ, port_base=slurm_port_base)
+  if kubernetes.is_kubernetes_pod(environ):
+    return kubernetes.from_kubernetes(environ)
   return ClusterInfo()
 
 

@@ -1,0 +1,1 @@
+"""Manifests and scripts that start the harness on clusters (see render)."""
