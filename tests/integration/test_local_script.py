@@ -22,7 +22,8 @@ ALL_REDUCE_SCRIPT = textwrap.dedent("""\
     task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     if "--fail_on_worker_1" in sys.argv and task == 1:
-      sys.exit(3)  # Worker 0 is left waiting in its first all-reduce.
+      sys.exit(5)  # Worker 0 is left waiting in its first all-reduce.
+      # (5: any failure; 2 and 3 mean bad input and storage, not retried.)
 
 
     def replica_sum(value):
@@ -69,10 +70,10 @@ def test_two_workers_all_reduce_in_a_plain_tensorflow_script(tmp_path):
   assert "task 1 step 2 sum 7" in (logs / "worker-1.log").read_text()
 
 
-def test_a_script_exiting_3_fails_the_group_and_is_named(tmp_path):
+def test_a_failing_script_fails_the_group_and_is_named(tmp_path):
   supervisor = run_script(tmp_path, "--fail_on_worker_1")
   output = supervisor.output
   assert supervisor.process.returncode == 1, output[-3000:]
-  assert ("error: worker:1 exited with status 3; the other workers were"
+  assert ("error: worker:1 exited with status 5; the other workers were"
           " stopped") in output
   assert "task 0 step 0" not in output
