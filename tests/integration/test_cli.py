@@ -145,8 +145,12 @@ def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(
 
 
 @pytest.mark.parametrize("case", [
-    "tf_config not json", "unknown flag", "batch not divisible",
-    "corrupt mnist file", "two-input model on one input"])
+    # Refused before TensorFlow loads: quick. After it loads (seconds of
+    # import per process): in the slow selection.
+    "tf_config not json", "unknown flag",
+    *(pytest.param(case, marks=pytest.mark.slow) for case in (
+        "batch not divisible", "corrupt mnist file",
+        "two-input model on one input"))])
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path, case):
   args, env, message = BAD_INPUTS[case]
   result = run_launch(bad_input_args(tmp_path, args), **env)

@@ -53,6 +53,7 @@ def trained_export(tmp_path, source, **train_config):
       lambda *parts: np.concatenate([p.numpy() for p in parts]), *outputs)
 
 
+@pytest.mark.slow
 def test_fresh_process_predicts_exactly_what_the_trained_mlp_did(tmp_path):
   digits = catalogue.load_digits()
   directory, expected = trained_export(tmp_path, digits)
@@ -190,6 +191,7 @@ def test_bad_prediction_input_is_one_sentence(tmp_path, make_input, message):
   assert message in str(raised.value)
 
 
+@pytest.mark.slow
 def test_bad_export_dir_exits_2_without_output(tmp_path):
   np.save(tmp_path / "x.npy", np.zeros((2, 64)))
   result = run_predict([f"--export_dir={tmp_path / 'missing'}",

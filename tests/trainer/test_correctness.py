@@ -12,9 +12,10 @@ from tests import training
 TOLERANCE = 1e-5
 
 
-@pytest.mark.parametrize("optimizer,learning_rate", [("sgd", 0.05),
-                                                     ("adam", 1e-3),
-                                                     ("adamw", 1e-3)])
+@pytest.mark.parametrize("optimizer,learning_rate", [
+    ("sgd", 0.05),
+    pytest.param("adam", 1e-3, marks=pytest.mark.slow),
+    pytest.param("adamw", 1e-3, marks=pytest.mark.slow)])
 def test_100_steps_on_2_and_4_replicas_match_one_device(optimizer,
                                                         learning_rate):
   runs = {replicas: training.train(
@@ -101,7 +102,8 @@ def assert_matches(logs, expected):
 
 
 @pytest.mark.parametrize("replicas,eval_batch,per_call", [
-    (1, 48, 0), (2, 48, 0), (4, 48, 0), (4, 400, 0), (2, 48, 3)])
+    (1, 48, 0), (2, 48, 0), (4, 48, 0),
+    pytest.param(4, 400, 0, marks=pytest.mark.slow), (2, 48, 3)])
 def test_multiclass_evaluation_is_exact(replicas, eval_batch, per_call):
   # 360 eval examples: 48 leaves a partial last batch; with 400 most
   # replicas receive only padding; per_call=3 evaluates the 8 steps in
