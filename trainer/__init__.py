@@ -21,7 +21,7 @@ _EXPORTS = {
     "evaluate": ("trainer.fitting", "evaluate"),
     "FitConfig": ("trainer.fitting", "FitConfig"),
     "FitResult": ("trainer.fitting", "FitResult"),
-    "check_callbacks": ("trainer.fitting", "check_callbacks"),
+    "check_callbacks": ("trainer.callback_list", "check_callbacks"),
     "resume_step": ("trainer.fitting", "resume_step"),
     "TrainConfig": ("trainer.config", "TrainConfig"),
     "Callback": ("trainer.callbacks", "Callback"),
