@@ -17,11 +17,14 @@ line and redraws the bar below it, so no log line is glued onto the bar.
 one log line per loop otherwise, so log files never fill with redraws.
 """
 
+import math
 import os
 import shutil
 import sys
 import threading
 from typing import TextIO
+
+from absl import logging
 
 from trainer import writers
 
@@ -137,7 +140,7 @@ class ProgressBar(writers.MetricWriter):
                  else float("inf"))
       percent = 100 * step // max(self._total, 1)
       rate = f" | {scalars.get('examples_per_sec', 0.0):,.0f} ex/s"
-      eta = f" | ETA {writers.format_seconds(seconds)}"
+      eta = f" | ETA {format_seconds(seconds)}"
       loss = {"loss": scalars["loss"]} if "loss" in scalars else {}
       # The richest tail that leaves the bar 10 characters on this width.
       tails = [f"] {percent:3d}% {writers.format_metrics(scalars)}"
@@ -174,3 +177,36 @@ class ProgressBar(writers.MetricWriter):
       step = self._means.step
       self._say(writers.epoch_line(step, self._total, self._means.take(),
                                      {}))
+
+
+def format_seconds(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  minutes, seconds = divmod(int(round(seconds)), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else (
+      f"{minutes}:{seconds:02d}")
+
+
+class ProgressLogger(writers.MetricWriter):
+  """Logs one line per train loop (with ETA) and one per evaluation."""
+
+  def __init__(self, total_steps: int, *, start_step: int = 0):
+    self._total_steps = total_steps
+    self._means = writers.EpochMeans(start_step)
+
+  def write(self, split, step, scalars):
+    if split == writers.RECOVERY_SPLIT:  # The controller logs the line.
+      self._means.roll_back(int(scalars["restored_step"]))
+      return
+    if split == "train":
+      self._means.add(step, scalars)
+      rate = scalars.get("steps_per_sec", 0.0)
+      eta = (self._total_steps - step) / rate if rate else math.inf
+      logging.info("step %d/%d %s | %s ex/s | ETA %s", step,
+                   self._total_steps, writers.format_metrics(scalars),
+                   f"{scalars.get('examples_per_sec', 0.0):,.0f}",
+                   format_seconds(eta))
+    else:
+      logging.info("%s", writers.epoch_line(step, self._total_steps,
+                                    self._means.take(), scalars, split=split))

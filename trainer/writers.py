@@ -15,7 +15,6 @@ import math
 import os
 import time
 
-from absl import logging
 
 from trainer import layout
 from trainer import storage
@@ -209,30 +208,6 @@ class HeartbeatWriter(MetricWriter):
     self.beat(step)
 
 
-class ProgressLogger(MetricWriter):
-  """Logs one line per train loop (with ETA) and one per evaluation."""
-
-  def __init__(self, total_steps: int, *, start_step: int = 0):
-    self._total_steps = total_steps
-    self._means = EpochMeans(start_step)
-
-  def write(self, split, step, scalars):
-    if split == RECOVERY_SPLIT:  # The controller logs the line.
-      self._means.roll_back(int(scalars["restored_step"]))
-      return
-    if split == "train":
-      self._means.add(step, scalars)
-      rate = scalars.get("steps_per_sec", 0.0)
-      eta = (self._total_steps - step) / rate if rate else math.inf
-      logging.info("step %d/%d %s | %s ex/s | ETA %s", step,
-                   self._total_steps, format_metrics(scalars),
-                   f"{scalars.get('examples_per_sec', 0.0):,.0f}",
-                   format_seconds(eta))
-    else:
-      logging.info("%s", epoch_line(step, self._total_steps,
-                                    self._means.take(), scalars, split=split))
-
-
 class EpochMeans:
   """Step-weighted means of the train loops since the last `take`.
 
@@ -330,16 +305,6 @@ def _json_number(value: float | int) -> float | int | str:
   return value if math.isfinite(value) else str(value)
 
 
-def format_seconds(seconds: float) -> str:
-  if not math.isfinite(seconds):
-    return "?"
-  minutes, seconds = divmod(int(round(seconds)), 60)
-  hours, minutes = divmod(minutes, 60)
-  return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else (
-      f"{minutes}:{seconds:02d}")
-
-
-
 PROGRESS_MODES = ("bar", "log", "none")
 
 
@@ -393,11 +358,11 @@ def build_writer(*, model_dir: str, is_writer: bool,
 
 def _progress_writers(progress: str, total: int, start_step: int) -> list:
   """The chief's display: a bar, a line per loop, or nothing."""
+  from trainer import progress as progress_lib  # pylint: disable=import-outside-toplevel
   if progress == "bar":
-    from trainer import progress as progress_lib  # pylint: disable=import-outside-toplevel
     return [progress_lib.ProgressBar(total, start_step=start_step)]
   if progress == "log":
-    return [ProgressLogger(total, start_step=start_step)]
+    return [progress_lib.ProgressLogger(total, start_step=start_step)]
   return []
 
 

@@ -4,6 +4,7 @@ import csv
 
 import pytest
 
+from trainer import progress
 from trainer import writers
 
 
@@ -70,10 +71,10 @@ def test_evaluations_of_saved_checkpoints_have_their_own_file(tmp_path):
 
 
 def test_the_log_leaves_one_keras_line_per_evaluation():
-  logger = writers.ProgressLogger(100)
+  logger = progress.ProgressLogger(100)
   lines = []
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(writers.logging, "info",
+    patch.setattr(progress.logging, "info",
                   lambda fmt, *args: lines.append(fmt % args))
     loop(logger, 50, 0.5, 0.75)
     logger.write("eval", 50, {"loss": 0.25, "accuracy": 0.875,
