@@ -15,7 +15,6 @@ import math
 import os
 import time
 
-
 from trainer import layout
 from trainer import storage
 

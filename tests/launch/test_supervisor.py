@@ -4,6 +4,7 @@ import signal
 import sys
 
 from launch.local import supervisor
+from launch.local import worker
 
 SLEEPER = (sys.executable, "-c", "import sys, time; print('up', flush=True);"
            " time.sleep(60)")
@@ -96,9 +97,9 @@ def test_workers_get_distinct_ports_and_worker_zero_is_chief():
 
 
 def test_describe_status():
-  assert supervisor._describe_status(-signal.SIGKILL) == (
+  assert worker.describe_status(-signal.SIGKILL) == (
       "was killed by SIGKILL (exit status -9)")
-  assert supervisor._describe_status(1) == "exited with status 1"
+  assert worker.describe_status(1) == "exited with status 1"
 
 
 def test_each_worker_gets_its_own_variables(tmp_path, capsys):
