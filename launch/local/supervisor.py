@@ -114,8 +114,9 @@ class WorkerGroup:
                     for index, tf_config
                     in enumerate(worker_tf_configs(config.num_workers))]
     for worker in self.workers:
-      print(f"[supervisor] started {worker.name} (pid {worker.process.pid},"
-            f" {worker.address}); log {worker.log_path}", flush=True)
+      worker_lib.say(f"[supervisor] started {worker.name} (pid"
+                     f" {worker.process.pid}, {worker.address}); log"
+                     f" {worker.log_path}")
 
   def _check(self) -> Failure | None | bool:
     """A Failure, True when all exited 0, or None while running."""
@@ -270,8 +271,8 @@ def _run_attempts(config: GroupConfig, max_restarts: int,
     group = WorkerGroup(config, wrap=wrap, lock_fd=lock_fd)
     outcome = group.wait(stop_request)
     if outcome is None:
-      print(f"[supervisor] all {config.num_workers} workers finished.",
-            flush=True)
+      worker_lib.say(f"[supervisor] all {config.num_workers} workers"
+                     " finished.")
       return 0
     if isinstance(outcome, int):
       return _stop_on_signal(group, config, outcome, stop_request)

@@ -17,6 +17,16 @@ if TYPE_CHECKING:
   from launch.local.supervisor import GroupConfig
 
 TAIL_LINES = 15  # Log lines kept to show when the worker fails.
+# print() writes a line and its end separately: two workers' pumps could
+# interleave them into "[worker:0] a[worker:1] b" and a blank line.
+_OUTPUT_LOCK = threading.Lock()
+
+
+def say(line: str) -> None:
+  """Prints one whole line to stdout, never mixed with another thread's."""
+  with _OUTPUT_LOCK:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def describe_status(returncode: int) -> str:
@@ -69,7 +79,7 @@ class Worker:
       line = line.rstrip("\n")
       self.tail.append(line)
       self._write_log(line)
-      print(f"[{self.name}] {line}", flush=True)
+      say(f"[{self.name}] {line}")
 
   def _write_log(self, line: str) -> None:
     """Appends to the log; a full or read-only disk only stops the copy.
