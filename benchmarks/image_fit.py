@@ -1,0 +1,181 @@
+"""Input-bound image training: the harness's `fit` vs Keras `fit`.
+
+  python -m benchmarks.image_fit                       # 2k and 20k files
+  python -m benchmarks.image_fit --files=2000,20000,100000 --rounds=3
+  python -m benchmarks.image_fit --smoke               # tiny (the test's)
+
+A folder of 32x32 RGB PNGs in 10 class subfolders (noisy class prototypes)
+is written once per size in `--work_dir`. Each variant trains the same
+small model (Rescaling -> Flatten -> Dense(64) -> Dense(10), Adam, batch
+256, one CPU device), so decoding the images, not the model, sets the pace:
+
+* `harness`: `datasets.from_image_directory` + `launch.fit` (its defaults);
+* `harness_keras_data`: Keras's `image_dataset_from_directory` handed to
+  `launch.fit` through `datasets.from_dataset_fn`;
+* `keras_fit`: `image_dataset_from_directory` + `keras.Model.fit`, what a
+  Keras user writes.
+
+Each measurement runs in a fresh process; variants are interleaved round by
+round; examples/s counts the steps after the first loop (tracing and the
+first batches excluded). Medians over rounds.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VARIANTS = ("harness", "harness_keras_data", "keras_fit")
+_SIZE = (32, 32)
+_BATCH = 256
+_LOOP = 20  # The harness's steps per compiled call (Keras fit's: 1).
+
+
+def write_images(directory: str, count: int) -> None:
+  """`count` learnable 32x32 RGB PNGs under `directory/c0` .. `c9`."""
+  import numpy as np
+  import tensorflow as tf
+  rng = np.random.default_rng(0)
+  prototypes = rng.integers(0, 256, (10, *_SIZE, 3))
+  staging = directory + ".partial"
+  for index in range(count):
+    label = index % 10
+    image = np.clip(prototypes[label] + rng.integers(-60, 61, (*_SIZE, 3)),
+                    0, 255).astype(np.uint8)
+    folder = os.path.join(staging, f"c{label}")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"{index:06d}.png"), "wb") as stream:
+      stream.write(tf.io.encode_png(image).numpy())
+  os.replace(staging, directory)
+
+
+def _model():
+  import keras
+  model = keras.Sequential([
+      keras.Input((*_SIZE, 3)), keras.layers.Rescaling(1 / 255),
+      keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"),
+      keras.layers.Dense(10)])
+  model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                loss=keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True), metrics=["accuracy"])
+  return model
+
+
+def _timer():
+  """A Keras callback noting when each batch (harness: loop) ends."""
+  import keras
+
+  class Timer(keras.callbacks.Callback):
+    ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+      del batch, logs
+      self.ends.append(time.perf_counter())
+
+  return Timer()
+
+
+def _keras_dataset(directory: str):
+  import keras
+  return keras.utils.image_dataset_from_directory(
+      directory, image_size=_SIZE, batch_size=_BATCH, seed=0, verbose=False)
+
+
+def _measure(variant: str, directory: str, steps: int) -> dict:
+  """Trains in this process; returns examples/s after the first loop."""
+  timer, steps_per_end = _timer(), _LOOP
+  if variant == "keras_fit":
+    steps_per_end = 1
+    _model().fit(_keras_dataset(directory).repeat(), epochs=1,
+                 steps_per_epoch=steps, verbose=0, callbacks=[timer])
+  else:
+    import datasets
+    from launch import fit
+    if variant == "harness":
+      source = datasets.from_image_directory(directory, image_size=_SIZE)
+    else:
+      source = datasets.from_dataset_fn(
+          lambda context=None: _keras_dataset(directory))
+    with tempfile.TemporaryDirectory() as model_dir:
+      fit(_model, source, model_dir=model_dir, global_batch_size=_BATCH,
+          train_steps=steps, steps_per_loop=_LOOP, cpu_devices=1,
+          progress="none", callbacks=[timer])
+  ends = timer.ends
+  return {"examples_per_s": (len(ends) - 1) * steps_per_end * _BATCH
+          / (ends[-1] - ends[0]) if len(ends) > 1 else 0.0}
+
+
+def _run(variant: str, directory: str, steps: int) -> dict:
+  """One measurement in a fresh process."""
+  command = [sys.executable, "-m", "benchmarks.image_fit", "--measure",
+             variant, f"--images={directory}", f"--steps={steps}"]
+  env = dict(os.environ, PYTHONPATH=_REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+  result = subprocess.run(command, cwd=_REPO_ROOT, capture_output=True,
+                          text=True, check=False, env=env)
+  if result.returncode:
+    sys.exit(f"error: {variant} on {directory} failed:\n"
+             f"{result.stderr[-3000:]}")
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _table(results: dict) -> str:
+  lines = ["| files | harness ex/s | harness, Keras's data ex/s |"
+           " Keras fit ex/s | harness / Keras fit |",
+           "|---:|---:|---:|---:|---:|"]
+  for files, by_variant in results.items():
+    rate = {variant: statistics.median(run["examples_per_s"] for run in runs)
+            for variant, runs in by_variant.items()}
+    ratio = (f"{rate['harness'] / rate['keras_fit']:.2f}"
+             if rate.get("harness") and rate.get("keras_fit") else "-")
+    lines.append(f"| {files:,} | {rate.get('harness', 0):,.0f} |"
+                 f" {rate.get('harness_keras_data', 0):,.0f} |"
+                 f" {rate.get('keras_fit', 0):,.0f} | {ratio} |")
+  return "\n".join(lines)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--files", default="2000,20000",
+                      help="Comma-separated folder sizes in images.")
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--steps", type=int, default=400)
+  parser.add_argument("--work_dir", default=os.path.join(
+      tempfile.gettempdir(), "tfharness-image-fit"))
+  parser.add_argument("--smoke", action="store_true",
+                      help="600 images, 60 steps, one round.")
+  parser.add_argument("--output", help="Also write the results as JSON.")
+  parser.add_argument("--measure", help=argparse.SUPPRESS)
+  parser.add_argument("--images", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.measure:
+    print(json.dumps(_measure(args.measure, args.images, args.steps)))
+    return
+  sizes = [int(n) for n in args.files.split(",")]
+  steps, rounds = args.steps, args.rounds
+  if args.smoke:
+    sizes, steps, rounds = [600], 3 * _LOOP, 1
+  os.makedirs(args.work_dir, exist_ok=True)
+  results = {}
+  for files in sizes:
+    directory = os.path.join(args.work_dir, f"images-{files}")
+    if not os.path.isdir(directory):
+      write_images(directory, files)
+    results[files] = {variant: [] for variant in VARIANTS}
+    for _ in range(rounds):
+      for variant in VARIANTS:
+        results[files][variant].append(_run(variant, directory, steps))
+        print(f"{files:,} files, {variant}: {results[files][variant][-1]}",
+              file=sys.stderr, flush=True)
+  print(_table(results))
+  if args.output:
+    with open(args.output, "w", encoding="utf-8") as stream:
+      json.dump({str(k): v for k, v in results.items()}, stream, indent=2)
+
+
+if __name__ == "__main__":
+  main()
