@@ -155,6 +155,7 @@ def main() -> None:
   if args.measure:
     print(json.dumps(_measure(args.measure, args.images, args.steps)))
     return
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Writing the PNGs.
   sizes = [int(n) for n in args.files.split(",")]
   steps, rounds = args.steps, args.rounds
   if args.smoke:
