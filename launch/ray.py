@@ -74,6 +74,24 @@ def _prepare_worker() -> None:
   """Runs in each worker first: importing this module imported TF quietly."""
 
 
+def quiet_worker() -> None:
+  """Ray's `worker_process_setup_hook`: TF's start-up lines filtered.
+
+  For Ray workers the trainer does not start (Tune's trial processes):
+  `ray.init(runtime_env=launch.ray.runtime_env())`. Importing this module
+  (which Ray does to call this) imported TensorFlow quietly.
+  """
+
+
+def runtime_env(**entries) -> dict:
+  """A Ray `runtime_env` whose worker processes import TensorFlow quietly.
+
+  Args:
+    **entries: Other runtime_env entries (env_vars, working_dir, ...).
+  """
+  return dict(entries, worker_process_setup_hook="launch.ray.quiet_worker")
+
+
 class _QuietBackend(_TensorflowBackend):
   """Ray's TensorFlow backend (TF_CONFIG), this module loaded first."""
 
