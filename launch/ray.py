@@ -29,10 +29,15 @@ names used here were checked against 2.60).
 """
 
 import functools
+import importlib.util
 import logging as pylogging
 import re
 
 from launch.cli import console
+
+if importlib.util.find_spec("ray") is None:
+  raise ImportError("launch.ray needs Ray: pip install 'tfharness[ray]'"
+                    " (ray[train,tune]==2.60.0).")
 
 console.configure_logging()
 console.import_tensorflow()  # Before Ray's TensorFlow module imports it.

@@ -4,6 +4,7 @@ One Ray instance for the module (`ray_address`); the drivers are the docs'
 examples (docs/ray.md) run as a user runs them, joining it by RAY_ADDRESS.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -61,9 +62,9 @@ def _driver(script, args, ray_address, cwd, timeout=400):
   return result.returncode, result.stdout + result.stderr
 
 
-def _example(tmp_path, name: str, file_name: str):
-  path = tmp_path / file_name
-  path.write_text(docs_example("docs/ray.md", name))
+def _ray_train_example(directory):
+  path = directory / "ray_train.py"
+  path.write_text(docs_example("docs/ray.md", "ray-train"))
   return path
 
 
@@ -71,7 +72,7 @@ def _example(tmp_path, name: str, file_name: str):
 def ray_run(ray_address, tmp_path_factory):
   """The docs' Ray Train example, uninterrupted: (dir, output)."""
   root = tmp_path_factory.mktemp("ray-run")
-  script = _example(root, "ray-train", "ray_train.py")
+  script = _ray_train_example(root)
   code, output = _driver(script, [
       f"--model_dir={root / 'run'}", f"--storage_path={root / 'results'}",
       f"--train_steps={_STEPS}"], ray_address, root)
@@ -157,7 +158,7 @@ def test_two_ray_workers_equal_launch_local(ray_run, tmp_path):
   assert len(final) == 1 and f"at step {_STEPS}; checkpoint " in final[0]
   reported = checkpoints.checkpoint_arrays(final[0].split("checkpoint ")[1])
   assert all(np.array_equal(reported[name], on_ray[name]) for name in on_ray)
-  rows = [eval(row.replace("null", "None")) for row in  # pylint: disable=eval-used
+  rows = [json.loads(row) for row in
           (root / "run" / "metrics.jsonl").read_text().splitlines()]
   last_eval = [row for row in rows if row["split"] == "eval"][-1]
   assert final[0].startswith(f"accuracy {last_eval['accuracy']:.4f} ")
@@ -181,7 +182,7 @@ def test_killed_worker_is_restarted_and_ends_equal(ray_run, ray_address,
   uninterrupted, _ = ray_run
   pid_dir = tmp_path / "pids"
   pid_dir.mkdir()
-  script = _example(tmp_path, "ray-train", "ray_train.py")
+  script = _ray_train_example(tmp_path)
   # The example, its workers slowed by a callback (1 s per loop) and
   # telling their pids: a user's callback, not a change of the result.
   script.write_text(script.read_text().replace(
@@ -220,7 +221,8 @@ def test_killed_worker_is_restarted_and_ends_equal(ray_run, ray_address,
 
 def test_tune_reads_the_reported_metrics_and_asha_stops_the_weak_trial(
     ray_address, tmp_path):
-  script = _example(tmp_path, "ray-tune", "ray_tune.py")
+  script = tmp_path / "ray_tune.py"
+  script.write_text(docs_example("docs/ray.md", "ray-tune"))
   code, output = _driver(script, [str(tmp_path / "tune")], ray_address,
                          tmp_path)
   assert code == 0, output[-4000:]
@@ -237,7 +239,7 @@ def test_tune_reads_the_reported_metrics_and_asha_stops_the_weak_trial(
 
 
 def test_a_bad_option_is_one_sentence_on_the_driver(ray_address, tmp_path):
-  script = _example(tmp_path, "ray-train", "ray_train.py")
+  script = _ray_train_example(tmp_path)
   code, output = _driver(script, [
       f"--model_dir={tmp_path / 'run'}",
       f"--storage_path={tmp_path / 'results'}", "--learning_rate=-1",
@@ -248,3 +250,19 @@ def test_a_bad_option_is_one_sentence_on_the_driver(ray_address, tmp_path):
   assert "Traceback" not in output and "WorkerGroupError" not in output, (
       output[-4000:])
   assert not (tmp_path / "run").exists()  # Nothing written.
+
+
+def test_benchmark_runs_briefly(ray_address, tmp_path):
+  """benchmarks/ray_vs_local.py, one short round (its numbers: docs)."""
+  output = tmp_path / "ray_vs_local.json"
+  result = subprocess.run(
+      [sys.executable, "-m", "benchmarks.ray_vs_local", "--rounds=1",
+       "--train_steps=100", "--warmup_loops=1", f"--output={output}"],
+      env=harness_env(RAY_ADDRESS=ray_address, **_LOOPBACK_ENV),
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=400,
+      check=False)
+  assert result.returncode == 0, result.stderr[-4000:]
+  summary = json.loads(output.read_text())
+  for name in ("launch.local", "ray"):
+    assert summary[name]["examples_per_sec"] > 0
+    assert 0 < summary[name]["startup_s"] < summary[name]["wall_s"]
