@@ -226,6 +226,7 @@ def test_tune_reads_the_reported_metrics_and_asha_stops_the_weak_trial(
   code, output = _driver(script, [str(tmp_path / "tune")], ray_address,
                          tmp_path)
   assert code == 0, output[-4000:]
+  assert "\n0 trial(s) failed\n" in output  # The stopped one too.
   assert not [noise for noise in _TF_NOISE if noise in output], output[:4000]
   lines = {line.split(":")[0]: line for line in output.splitlines()
            if line.startswith("lr ")}
