@@ -183,7 +183,7 @@ def test_killed_worker_is_restarted_and_ends_equal(ray_run, ray_address,
   pid_dir = tmp_path / "pids"
   pid_dir.mkdir()
   script = _ray_train_example(tmp_path)
-  # The example, its workers slowed by a callback (1 s per loop) and
+  # The example, its workers slowed by a callback (0.5 s per loop) and
   # telling their pids: a user's callback, not a change of the result.
   script.write_text(script.read_text().replace(
       "global_batch_size=64, deterministic=True, progress=\"log\", **config)",
@@ -194,7 +194,7 @@ def test_killed_worker_is_restarted_and_ends_equal(ray_run, ray_address,
       "from trainer.callbacks import Callback\n\n\n"
       "class _Slow(Callback):\n"
       "  def on_train_loop_end(self, step, logs):\n"
-      "    time.sleep(1.0)\n\n\n"
+      "    time.sleep(0.5)\n\n\n"
       "def train(config):\n"
       f"  open(os.path.join({str(pid_dir)!r}, f'{{ray.train.get_context()"
       ".get_world_rank()}-{os.getpid()}'), 'w').close()\n"))
@@ -258,7 +258,7 @@ def test_benchmark_runs_briefly(ray_address, tmp_path):
   output = tmp_path / "ray_vs_local.json"
   result = subprocess.run(
       [sys.executable, "-m", "benchmarks.ray_vs_local", "--rounds=1",
-       "--train_steps=100", "--warmup_loops=1", f"--output={output}"],
+       "--train_steps=50", "--steps_per_loop=25", "--warmup_loops=1", f"--output={output}"],
       env=harness_env(RAY_ADDRESS=ray_address, **_LOOPBACK_ENV),
       cwd=REPO_ROOT, capture_output=True, text=True, timeout=400,
       check=False)
