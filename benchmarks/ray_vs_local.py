@@ -56,7 +56,8 @@ def _ray_driver(args) -> None:
   """This module as the Ray driver (`--as_ray_driver`)."""
   import launch.ray  # pylint: disable=import-outside-toplevel
   import ray  # pylint: disable=import-outside-toplevel
-  from ray.train import RunConfig, ScalingConfig  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from ray.train import RunConfig, ScalingConfig
   if not os.environ.get("RAY_ADDRESS"):
     ray.init(address="local", include_dashboard=False,
              num_cpus=args.workers, object_store_memory=80 * 2**20)

@@ -1,4 +1,4 @@
-"""Ray Train's `TensorflowTrainer` for `fit`: quiet start-up, one-sentence errors.
+"""Ray Train's `TensorflowTrainer` for `fit`: quiet, one-sentence errors.
 
     from launch.ray import TensorflowTrainer  # Before anything imports TF.
     from ray.train import ScalingConfig

@@ -37,14 +37,15 @@ def ray_session() -> str | None:
   """
   if "ray" not in sys.modules:
     return None
-  try:
-    from ray.train.v2._internal.util import _in_ray_train_worker  # pylint: disable=import-outside-toplevel
-    if _in_ray_train_worker():
+  # pylint: disable=import-outside-toplevel
+  try:  # Ray's own checks (private in Ray 2.60; its public calls raise).
+    from ray.train.v2._internal import util as train_util
+    if train_util._in_ray_train_worker():  # pylint: disable=protected-access
       return "train"
-    from ray.tune.trainable.trainable_fn_utils import _in_tune_session  # pylint: disable=import-outside-toplevel
-    if _in_tune_session():
+    from ray.tune.trainable import trainable_fn_utils
+    if trainable_fn_utils._in_tune_session():  # pylint: disable=protected-access
       return "tune"
-  except ImportError:  # Another Ray than 2.60's layout: say so once.
+  except (ImportError, AttributeError):  # Another Ray than 2.60's layout.
     logging.warning("this Ray's version is not one the harness reports to"
                     " (checked with ray 2.60); Ray sees no metrics.")
   return None
@@ -76,7 +77,8 @@ def build_reporter(plan):
   session = ray_session()
   if session is None:
     return None
-  from launch.distributed import ray_callback  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from launch.distributed import ray_callback
   config = plan.config
   num_examples = getattr(plan.train_source, "num_examples", None)
   steps_per_epoch = (num_examples / config.data.global_batch_size

@@ -258,7 +258,8 @@ def test_benchmark_runs_briefly(ray_address, tmp_path):
   output = tmp_path / "ray_vs_local.json"
   result = subprocess.run(
       [sys.executable, "-m", "benchmarks.ray_vs_local", "--rounds=1",
-       "--train_steps=50", "--steps_per_loop=25", "--warmup_loops=1", f"--output={output}"],
+       "--train_steps=50", "--steps_per_loop=25", "--warmup_loops=1",
+       f"--output={output}"],
       env=harness_env(RAY_ADDRESS=ray_address, **_LOOPBACK_ENV),
       cwd=REPO_ROOT, capture_output=True, text=True, timeout=400,
       check=False)
