@@ -31,19 +31,19 @@ _STATE_FILE = "checkpoint"  # tf.train's state file: the newest prefix.
 
 
 def ray_session() -> str | None:
-  """"train" in a Ray Train worker, "tune" in a Tune function, else None.
+  """The Ray session: "train" (a Ray Train worker), "tune" or None.
 
   Cheap outside Ray: only a process that imported `ray` can be either.
   """
   if "ray" not in sys.modules:
     return None
-  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel,protected-access
   try:  # Ray's own checks (private in Ray 2.60; its public calls raise).
     from ray.train.v2._internal import util as train_util
-    if train_util._in_ray_train_worker():  # pylint: disable=protected-access
+    if train_util._in_ray_train_worker():
       return "train"
     from ray.tune.trainable import trainable_fn_utils
-    if trainable_fn_utils._in_tune_session():  # pylint: disable=protected-access
+    if trainable_fn_utils._in_tune_session():
       return "tune"
   except (ImportError, AttributeError):  # Another Ray than 2.60's layout.
     logging.warning("this Ray's version is not one the harness reports to"
