@@ -20,6 +20,7 @@ Ray is never imported here unless the process already imported it (a Ray
 worker has): the harness runs without Ray installed.
 """
 
+import math
 import os
 import shutil
 import sys
@@ -81,7 +82,8 @@ def build_reporter(plan):
   from launch.distributed import ray_callback
   config = plan.config
   num_examples = getattr(plan.train_source, "num_examples", None)
-  steps_per_epoch = (num_examples / config.data.global_batch_size
+  # As `epochs` sets eval_every: an evaluation per epoch is epoch 1, 2...
+  steps_per_epoch = (math.ceil(num_examples / config.data.global_batch_size)
                      if config.epochs is not None and num_examples else None)
   if session == "train":
     import ray.train  # pylint: disable=import-outside-toplevel
