@@ -15,6 +15,7 @@ from absl import logging
 from launch.distributed import gpu_usage
 from launch.distributed import liveness
 from launch.distributed import preemption
+from launch.distributed import ray_train
 from launch.distributed import rendezvous
 from launch.distributed import strategy as strategy_lib
 from launch.errors import ConfigError, flag, spell
@@ -204,6 +205,9 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
     os.makedirs(config.train.model_dir, exist_ok=True)
     resume.write_config(config, fingerprint, changes=changes, step=step)
     checks.log_data_warnings(plan)
+  reporter = ray_train.build_reporter(plan)  # None outside Ray.
+  if reporter is not None:
+    callbacks = [*callbacks, reporter]
   try:
     result = trainer.fit(
         strategy=strategy, model=model, train_data=plan.train_source,
@@ -234,6 +238,8 @@ def _train(plan: plan_lib.Plan, model_class, callbacks, guard,
     raise _saved_interrupt(f"interrupted in the final loop; the run is"
                            f" complete at step {result.step}, saved and"
                            " exported.", result.step)
+  if reporter is not None:  # Ray's Result.metrics and .checkpoint.
+    reporter.finish(result.step, result.logs)
   return RunResult(result.model, result.logs, result.history, result.step)
 
 
