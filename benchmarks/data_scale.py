@@ -32,12 +32,12 @@ import os
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks import measuring
+
 _STARTED = time.perf_counter()
 VARIANTS = ("harness", "harness_cached", "pandas", "make_csv_dataset")
 _COLUMNS = 784
@@ -83,23 +83,9 @@ def _model():
   return model
 
 
-def _timer():
-  """A Keras callback noting when each training batch (loop) ends."""
-  import keras
-
-  class Timer(keras.callbacks.Callback):
-    ends = []
-
-    def on_train_batch_end(self, batch, logs=None):
-      del batch, logs
-      self.ends.append(time.perf_counter())
-
-  return Timer()
-
-
 def _measure(variant: str, csv_path: str, steps: int, cache_dir: str):
   """Trains in this process; returns the row of numbers."""
-  timer = _timer()
+  timer = measuring.loop_timer()
   if variant.startswith("harness"):
     from datasets import from_csv
     from launch import fit
@@ -129,9 +115,8 @@ def _measure(variant: str, csv_path: str, steps: int, cache_dir: str):
   else:
     raise ValueError(variant)
   ends = timer.ends
-  steps_per_end = _LOOP if variant.startswith("harness") else 1
-  rate = ((len(ends) - 1) * steps_per_end * _BATCH / (ends[-1] - ends[0])
-          if len(ends) > 1 else 0.0)
+  rate = measuring.examples_per_s(
+      ends, _LOOP if variant.startswith("harness") else 1, _BATCH)
   return {"startup_s": ends[0] - _STARTED,
           "peak_rss_mb": resource.getrusage(
               resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -142,16 +127,10 @@ def _run(variant: str, csv_path: str, steps: int, cache_dir: str) -> dict:
   """One measurement in a fresh process."""
   if variant == "harness":
     shutil.rmtree(cache_dir, ignore_errors=True)
-  command = [sys.executable, "-m", "benchmarks.data_scale", "--measure",
-             variant, f"--csv={csv_path}", f"--steps={steps}",
-             f"--cache_dir={cache_dir}"]
-  env = dict(os.environ, PYTHONPATH=_REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-  result = subprocess.run(command, cwd=_REPO_ROOT, capture_output=True,
-                          text=True, check=False, env=env)
-  if result.returncode:
-    sys.exit(f"error: {variant} on {csv_path} failed:\n"
-             f"{result.stderr[-3000:]}")
-  return json.loads(result.stdout.strip().splitlines()[-1])
+  return measuring.run_fresh(
+      "benchmarks.data_scale",
+      ["--measure", variant, f"--csv={csv_path}", f"--steps={steps}",
+       f"--cache_dir={cache_dir}"], f"{variant} on {csv_path}")
 
 
 def _table(results: dict) -> str:

@@ -24,12 +24,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks import measuring
+
 VARIANTS = ("harness", "harness_keras_data", "keras_fit")
 _SIZE = (32, 32)
 _BATCH = 256
@@ -66,20 +65,6 @@ def _model():
   return model
 
 
-def _timer():
-  """A Keras callback noting when each batch (harness: loop) ends."""
-  import keras
-
-  class Timer(keras.callbacks.Callback):
-    ends = []
-
-    def on_train_batch_end(self, batch, logs=None):
-      del batch, logs
-      self.ends.append(time.perf_counter())
-
-  return Timer()
-
-
 def _keras_dataset(directory: str):
   import keras
   return keras.utils.image_dataset_from_directory(
@@ -88,7 +73,7 @@ def _keras_dataset(directory: str):
 
 def _measure(variant: str, directory: str, steps: int) -> dict:
   """Trains in this process; returns examples/s after the first loop."""
-  timer, steps_per_end = _timer(), _LOOP
+  timer, steps_per_end = measuring.loop_timer(), _LOOP
   if variant == "keras_fit":
     steps_per_end = 1
     _model().fit(_keras_dataset(directory).repeat(), epochs=1,
@@ -105,22 +90,16 @@ def _measure(variant: str, directory: str, steps: int) -> dict:
       fit(_model, source, model_dir=model_dir, global_batch_size=_BATCH,
           train_steps=steps, steps_per_loop=_LOOP, cpu_devices=1,
           progress="none", callbacks=[timer])
-  ends = timer.ends
-  return {"examples_per_s": (len(ends) - 1) * steps_per_end * _BATCH
-          / (ends[-1] - ends[0]) if len(ends) > 1 else 0.0}
+  return {"examples_per_s": measuring.examples_per_s(
+      timer.ends, steps_per_end, _BATCH)}
 
 
 def _run(variant: str, directory: str, steps: int) -> dict:
   """One measurement in a fresh process."""
-  command = [sys.executable, "-m", "benchmarks.image_fit", "--measure",
-             variant, f"--images={directory}", f"--steps={steps}"]
-  env = dict(os.environ, PYTHONPATH=_REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-  result = subprocess.run(command, cwd=_REPO_ROOT, capture_output=True,
-                          text=True, check=False, env=env)
-  if result.returncode:
-    sys.exit(f"error: {variant} on {directory} failed:\n"
-             f"{result.stderr[-3000:]}")
-  return json.loads(result.stdout.strip().splitlines()[-1])
+  return measuring.run_fresh(
+      "benchmarks.image_fit",
+      ["--measure", variant, f"--images={directory}", f"--steps={steps}"],
+      f"{variant} on {directory}")
 
 
 def _table(results: dict) -> str:

@@ -85,24 +85,31 @@ def _plain_dataset(source, global_batch_size):
           .prefetch(tf.data.AUTOTUNE))
 
 
-def fused(*, model_name, num_replicas, global_batch_size, steps_per_call,
-          jit_compile, mixed_precision) -> Setup:
-  """The hand-written floor: a fused tf.range loop over strategy.run."""
-  del jit_compile, mixed_precision
-  strategy, dataset, network = _baseline(model_name, num_replicas,
-                                         global_batch_size)
+def _plain_step(strategy, network):
+  """The per-replica step of the hand-written loops (Adam, mean loss)."""
   loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True,
                                                        reduction=None)
   with strategy.scope():
     optimizer = keras.optimizers.Adam(3e-3)
     optimizer.build(network.trainable_variables)
-  iterator = iter(strategy.experimental_distribute_dataset(dataset))
 
   def step(x, y):
     with tf.GradientTape() as tape:
       loss = tf.nn.compute_average_loss(loss_fn(y, network(x, training=True)))
     gradients = tape.gradient(loss, network.trainable_variables)
     optimizer.apply_gradients(zip(gradients, network.trainable_variables))
+
+  return step
+
+
+def fused(*, model_name, num_replicas, global_batch_size, steps_per_call,
+          jit_compile, mixed_precision) -> Setup:
+  """The hand-written floor: a fused tf.range loop over strategy.run."""
+  del jit_compile, mixed_precision
+  strategy, dataset, network = _baseline(model_name, num_replicas,
+                                         global_batch_size)
+  step = _plain_step(strategy, network)
+  iterator = iter(strategy.experimental_distribute_dataset(dataset))
 
   @tf.function
   def loop(num_steps):
@@ -125,11 +132,7 @@ def orbit_trainer(*, model_name, num_replicas, global_batch_size,
   import orbit  # pylint: disable=import-outside-toplevel
   strategy, dataset, network = _baseline(model_name, num_replicas,
                                          global_batch_size)
-  loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True,
-                                                       reduction=None)
-  with strategy.scope():
-    optimizer = keras.optimizers.Adam(3e-3)
-    optimizer.build(network.trainable_variables)
+  step = _plain_step(strategy, network)
 
   class Trainer(orbit.StandardTrainer):
 
@@ -139,13 +142,6 @@ def orbit_trainer(*, model_name, num_replicas, global_batch_size,
           options=orbit.StandardTrainerOptions(use_tf_while_loop=True))
 
     def train_step(self, iterator):
-      def step(x, y):
-        with tf.GradientTape() as tape:
-          loss = tf.nn.compute_average_loss(
-              loss_fn(y, network(x, training=True)))
-        gradients = tape.gradient(loss, network.trainable_variables)
-        optimizer.apply_gradients(zip(gradients,
-                                      network.trainable_variables))
       strategy.run(step, args=next(iterator))
 
   trainer = Trainer()
