@@ -178,12 +178,12 @@ def test_cli_disk_full_at_a_save_exits_3_and_resumes(tmp_path):
                                    extra=["--keep_checkpoints=1"])
     assert code == EXIT_STORAGE, output[-3000:]
     # Usually the next save meets the full disk first; on a loaded machine
-    # a metrics row or event file can (measured in CI: metrics.csv). Either
+    # a metrics row or an event file can (seen in CI: metrics.csv). Either
     # way: one sentence naming what could not be written, the same fix.
     (error,) = _errors(output)
     assert re.fullmatch(
-        f"error: cannot write {re.escape(model_dir)}/(checkpoints|metrics"
-        r"\.csv|metrics\.jsonl|summaries/[^:]+): no space is left on its"
+        f"error: cannot write {re.escape(model_dir)}/[^:]+: no space is left"
+        r" on its"
         r" device; free space there \(or move model_dir to a larger disk\),"
         " then rerun the same command to resume from the last complete"
         r" checkpoint\.", error), error
