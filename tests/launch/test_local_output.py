@@ -1,18 +1,33 @@
 """launch.local writes each worker's output line whole."""
 
-import io
 import sys
 import threading
+import time
 
 from launch.local import worker
 
 
+class _SlowPipe:
+  """A stdout whose writes let other threads run, as a pipe's can."""
+
+  def __init__(self):
+    self.parts = []
+
+  def write(self, text):
+    self.parts.append(text)
+    time.sleep(0)  # Releases the GIL: another thread may write here.
+    return len(text)
+
+  def flush(self):
+    time.sleep(0)
+
+
 def test_lines_from_several_threads_never_merge(monkeypatch):
-  stream = io.StringIO()
-  monkeypatch.setattr(sys, "stdout", stream)
+  pipe = _SlowPipe()
+  monkeypatch.setattr(sys, "stdout", pipe)
 
   def write(name):
-    for index in range(2000):
+    for index in range(300):
       worker.say(f"[{name}] line {index}")
 
   threads = [threading.Thread(target=write, args=(f"worker:{i}",))
@@ -21,7 +36,7 @@ def test_lines_from_several_threads_never_merge(monkeypatch):
     thread.start()
   for thread in threads:
     thread.join()
-  lines = stream.getvalue().splitlines()
-  assert len(lines) == 6000
+  lines = "".join(pipe.parts).splitlines()
+  assert len(lines) == 900
   assert all(line.startswith("[worker:") and line.count("[") == 1
              for line in lines)
