@@ -106,7 +106,39 @@ def _same_stream(first: TextIO, second: TextIO) -> bool:
 TERMINAL = Terminal()
 
 
-class ProgressBar(writers.MetricWriter):
+class _ProgressWriter(writers.MetricWriter):
+  """What the bar and the log share: epoch means, rollbacks and the ETA.
+
+  A train loop's scalars go to `_show_loop(step, scalars, eta_seconds)`;
+  an evaluation's line (the epoch's train means and its metrics) to
+  `_show_epoch(line)`.
+  """
+
+  def __init__(self, total_steps: int, start_step: int):
+    self._total = total_steps
+    self._means = writers.EpochMeans(start_step)
+
+  def write(self, split, step, scalars):
+    if split == writers.RECOVERY_SPLIT:  # The controller logs the line.
+      self._means.roll_back(int(scalars["restored_step"]))
+      return
+    if split == "train":
+      self._means.add(step, scalars)
+      steps_per_sec = scalars.get("steps_per_sec", 0.0)
+      self._show_loop(step, scalars, (self._total - step) / steps_per_sec
+                      if steps_per_sec else math.inf)
+    else:
+      self._show_epoch(writers.epoch_line(
+          step, self._total, self._means.take(), scalars, split=split))
+
+  def _show_loop(self, step: int, scalars: dict, eta_seconds: float):
+    raise NotImplementedError
+
+  def _show_epoch(self, line: str):
+    raise NotImplementedError
+
+
+class ProgressBar(_ProgressWriter):
   """Draws train and eval progress; one permanent line per evaluation."""
 
   def __init__(self, total_steps: int, stream: TextIO | None = None, *,
@@ -122,39 +154,30 @@ class ProgressBar(writers.MetricWriter):
       terminal: The line owner shared with the log handler.
       say: Writes a permanent line (default: above the bar on `stream`).
     """
-    self._total = total_steps
+    super().__init__(total_steps, start_step)
     self._stream = stream or sys.stderr
     self._terminal = terminal
-    self._means = writers.EpochMeans(start_step)
     self._say = say or (lambda line: terminal.write_line(
         self._stream, _wrap(line, _columns(self._stream) - 1)))
 
-  def write(self, split, step, scalars):
-    if split == writers.RECOVERY_SPLIT:  # The controller logs the line.
-      self._means.roll_back(int(scalars["restored_step"]))
-      return
-    if split == "train":
-      self._means.add(step, scalars)
-      steps_per_sec = scalars.get("steps_per_sec", 0.0)
-      seconds = ((self._total - step) / steps_per_sec if steps_per_sec
-                 else float("inf"))
-      percent = 100 * step // max(self._total, 1)
-      rate = f" | {scalars.get('examples_per_sec', 0.0):,.0f} ex/s"
-      eta = f" | ETA {format_seconds(seconds)}"
-      loss = {"loss": scalars["loss"]} if "loss" in scalars else {}
-      # The richest tail that leaves the bar 10 characters on this width.
-      tails = [f"] {percent:3d}% {writers.format_metrics(scalars)}"
-               + rate + eta,
-               f"] {percent:3d}% {writers.format_metrics(scalars)}" + eta,
-               f"] {percent:3d}% {writers.format_metrics(loss)}" + eta]
-      head = f"step {step}/{self._total} ["
-      room = _columns(self._stream) - 1 - len(head)
-      tail = next((t for t in tails if room - len(t) >= 10), tails[-1])
-      self._draw_fitted(head, tail, step, self._total)
-    else:
-      self._terminal.clear()
-      self._say(writers.epoch_line(
-          step, self._total, self._means.take(), scalars, split=split))
+  def _show_loop(self, step, scalars, eta_seconds):
+    percent = 100 * step // max(self._total, 1)
+    rate = f" | {scalars.get('examples_per_sec', 0.0):,.0f} ex/s"
+    eta = f" | ETA {format_seconds(eta_seconds)}"
+    loss = {"loss": scalars["loss"]} if "loss" in scalars else {}
+    # The richest tail that leaves the bar 10 characters on this width.
+    tails = [f"] {percent:3d}% {writers.format_metrics(scalars)}"
+             + rate + eta,
+             f"] {percent:3d}% {writers.format_metrics(scalars)}" + eta,
+             f"] {percent:3d}% {writers.format_metrics(loss)}" + eta]
+    head = f"step {step}/{self._total} ["
+    room = _columns(self._stream) - 1 - len(head)
+    tail = next((t for t in tails if room - len(t) >= 10), tails[-1])
+    self._draw_fitted(head, tail, step, self._total)
+
+  def _show_epoch(self, line):
+    self._terminal.clear()
+    self._say(line)
 
   def _draw_fitted(self, head: str, tail: str, done: int, total: int):
     """head + bar + tail; the bar shrinks (to nothing) to fit the width."""
@@ -188,25 +211,17 @@ def format_seconds(seconds: float) -> str:
       f"{minutes}:{seconds:02d}")
 
 
-class ProgressLogger(writers.MetricWriter):
+class ProgressLogger(_ProgressWriter):
   """Logs one line per train loop (with ETA) and one per evaluation."""
 
   def __init__(self, total_steps: int, *, start_step: int = 0):
-    self._total_steps = total_steps
-    self._means = writers.EpochMeans(start_step)
+    super().__init__(total_steps, start_step)
 
-  def write(self, split, step, scalars):
-    if split == writers.RECOVERY_SPLIT:  # The controller logs the line.
-      self._means.roll_back(int(scalars["restored_step"]))
-      return
-    if split == "train":
-      self._means.add(step, scalars)
-      rate = scalars.get("steps_per_sec", 0.0)
-      eta = (self._total_steps - step) / rate if rate else math.inf
-      logging.info("step %d/%d %s | %s ex/s | ETA %s", step,
-                   self._total_steps, writers.format_metrics(scalars),
-                   f"{scalars.get('examples_per_sec', 0.0):,.0f}",
-                   format_seconds(eta))
-    else:
-      logging.info("%s", writers.epoch_line(step, self._total_steps,
-                                    self._means.take(), scalars, split=split))
+  def _show_loop(self, step, scalars, eta_seconds):
+    logging.info("step %d/%d %s | %s ex/s | ETA %s", step, self._total,
+                 writers.format_metrics(scalars),
+                 f"{scalars.get('examples_per_sec', 0.0):,.0f}",
+                 format_seconds(eta_seconds))
+
+  def _show_epoch(self, line):
+    logging.info("%s", line)
