@@ -7,6 +7,7 @@ and the last complete checkpoint intact: the same command resumes from it
 once the storage is fixed.
 """
 
+import glob
 import os
 import re
 import shutil
@@ -143,6 +144,16 @@ def _wait_for_checkpoint(process, model_dir, step: int,
     time.sleep(0.1)
 
 
+def _wait_for_one_checkpoint(model_dir, timeout: float = 60) -> None:
+  """Until the directory holds a single checkpoint's files (none rotating)."""
+  pattern = os.path.join(model_dir, "checkpoints", "ckpt-*")
+  deadline = time.monotonic() + timeout
+  while len({re.sub(r"\.(index|data-.*)$", "", path)
+              for path in glob.glob(pattern)}) != 1:
+    assert time.monotonic() < deadline, f"still rotating: {glob.glob(pattern)}"
+    time.sleep(0.05)
+
+
 def _errors(text: str) -> list[str]:
   return [line for line in text.splitlines() if line.startswith("error:")]
 
@@ -173,6 +184,10 @@ def test_cli_disk_full_at_a_save_exits_3_and_resumes(tmp_path):
     model_dir = os.path.join(disk, "run")
 
     def fill(unused_model_dir):
+      # Wait for the rotation after ckpt-200 (keep_checkpoints=1) to delete
+      # ckpt-100: filling before it frees ~1.8 MB, which then fits every
+      # next save forever (seen in CI: the run went on to step 24,600).
+      _wait_for_one_checkpoint(model_dir)
       mounts.fill(disk, leave_bytes=300_000)  # Small rows fit; a save not.
     code, output = _run_into_fault(tmp_path, fill, model_dir=model_dir,
                                    extra=["--keep_checkpoints=1"])
@@ -188,7 +203,8 @@ def test_cli_disk_full_at_a_save_exits_3_and_resumes(tmp_path):
         " then rerun the same command to resume from the last complete"
         r" checkpoint\.", error), error
     assert "Traceback" not in output
-    last = _steps(model_dir)[-1]
+    (last,) = _steps(model_dir)  # Complete; no half-written save is left.
+    assert last >= 200
     os.remove(os.path.join(disk, "ballast"))
     result = run_launch([*_cli_flags(model_dir, steps=last + 100),
                          "--keep_checkpoints=1"])
