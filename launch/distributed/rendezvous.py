@@ -18,6 +18,8 @@ import select
 import socket
 import time
 
+from absl import logging
+
 from launch.distributed import cluster as cluster_lib
 from launch.errors import ConfigError
 
@@ -82,13 +84,13 @@ def _send(connection: socket.socket, message: dict) -> bool:
   return True
 
 
-def _receive(connection: socket.socket, deadline: float) -> dict | None:
-  """One JSON line, or None if the peer closed or sent garbage."""
+def _read_line(connection: socket.socket, deadline: float) -> bytes:
+  """What the peer sent up to its first newline, the deadline or its end."""
   data = b""
-  while not data.endswith(b"\n"):
+  while not data.endswith(b"\n") and len(data) <= 65536:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-      return None
+      break
     try:
       ready, _, _ = select.select([connection], [], [],
                                   min(remaining, _POLL_SECONDS))
@@ -96,15 +98,33 @@ def _receive(connection: socket.socket, deadline: float) -> dict | None:
         continue
       chunk = connection.recv(4096)
     except OSError:  # Reset by the peer, or closed.
-      return None
-    if not chunk or len(data) > 65536:
-      return None
+      break
+    if not chunk:
+      break
     data += chunk
+  return data
+
+
+def _parse(data: bytes) -> dict | None:
+  """The JSON line's message, or None if it is not one."""
+  if not data.endswith(b"\n"):
+    return None
   try:
     message = json.loads(data)
   except ValueError:
     return None
   return message if isinstance(message, dict) else None
+
+
+def _receive(connection: socket.socket, deadline: float) -> dict | None:
+  """One JSON line, or None if the peer closed or sent garbage."""
+  return _parse(_read_line(connection, deadline))
+
+
+def _is_grpc_server(data: bytes) -> bool:
+  """Whether `data` opens like a gRPC server's answer: an HTTP/2 SETTINGS
+  frame (RFC 9113, 3.4), which TensorFlow's server sends on accepting."""
+  return len(data) >= 9 and data[3] == 0x04 and data[5:9] == b"\0\0\0\0"
 
 
 def _lead(cluster: cluster_lib.ClusterInfo, timeout: float,
@@ -187,12 +207,29 @@ def _follow(cluster: cluster_lib.ClusterInfo, timeout: float, token: str,
   deadline = time.monotonic() + timeout if timeout else float("inf")
   hello = {"token": token, "worker": cluster.worker_id, "error": error}
   strangers = 0  # Connections answered by something else than worker 0.
+  old_leader = False  # Answered by a TensorFlow server: see below.
   while time.monotonic() < deadline:
     try:
       with socket.create_connection(_host_port(leader),
                                     timeout=_POLL_SECONDS * 5) as connection:
-        greeting = _receive(connection, time.monotonic() + 2 * _HELLO_SECONDS)
+        data = _read_line(connection, time.monotonic() + 2 * _HELLO_SECONDS)
+        greeting = _parse(data)
         if not greeting or greeting.get("leader") != token:
+          if _is_grpc_server(data):
+            # Most likely this job's worker 0 of before a restart of this
+            # task alone (a Kubernetes pod recreated while the others still
+            # run): it fails on its own once it misses this task, and its
+            # successor leads. Wait for that, up to --startup_timeout.
+            if not old_leader:
+              logging.warning(
+                  "Port %d of worker 0 (%s) answers as a TensorFlow server,"
+                  " not as this job's rendezvous: a worker 0 from before"
+                  " this task restarted is still running; waiting for it to"
+                  " end and a new one to start.", _host_port(leader)[1],
+                  leader)
+              old_leader = True
+            time.sleep(_POLL_SECONDS * 5)
+            continue
           strangers += 1
           if strangers >= _STRANGER_LIMIT:
             raise ConfigError(
@@ -213,6 +250,12 @@ def _follow(cluster: cluster_lib.ClusterInfo, timeout: float, token: str,
       return
     if answer and answer.get("abort"):
       raise ConfigError(answer["abort"])
+  if old_leader:
+    raise StartupTimeout(
+        f"the first worker's port ({leader}) still answered as a TensorFlow"
+        f" server after --startup_timeout={timeout:g} s: an earlier run of"
+        " this job (or another job) is still using it; stop it, or give"
+        " worker 0 another port.")
   raise StartupTimeout(f"the first worker ({leader}) did not start the run"
                        f" within --startup_timeout={timeout:g} s.")
 

@@ -2,6 +2,8 @@
 
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 
@@ -136,3 +138,101 @@ def test_a_connection_reset_mid_hello_does_not_stop_the_first_worker():
   rendezvous.meet(infos[1], timeout=10.0)
   leader.join(timeout=20)
   assert outcomes == {0: "go"}
+
+
+_SETTINGS_FRAME = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # HTTP/2, empty.
+
+
+class _OldLeader:
+  """Stands in for a worker 0 from before a restart: TensorFlow's server on
+  the port, greeting every connection with an HTTP/2 SETTINGS frame."""
+
+  def __init__(self, port: int):
+    self._server = socket.socket()
+    self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    self._server.bind(("", port))
+    self._server.listen(8)
+    self._server.settimeout(0.1)
+    self._running = True
+    self.connections = 0
+    self._thread = threading.Thread(target=self._serve, daemon=True)
+    self._thread.start()
+
+  def _serve(self):
+    while self._running:
+      try:
+        connection, _ = self._server.accept()
+      except OSError:
+        continue
+      self.connections += 1
+      with connection:
+        connection.sendall(_SETTINGS_FRAME)
+        time.sleep(0.2)
+
+  def stop(self):
+    self._running = False
+    self._thread.join()
+    self._server.close()
+
+
+def test_a_real_tensorflow_server_is_told_from_other_programs():
+  (port,) = free_ports(1)
+  server = subprocess.Popen(  # Its own process: no server in pytest's.
+      [sys.executable, "-c",
+       "import sys, tensorflow as tf\n"
+       f"tf.distribute.Server({{'worker': ['localhost:{port}']}},"
+       " job_name='worker', task_index=0, protocol='grpc', start=True)\n"
+       "print('ready', flush=True)\nsys.stdin.read()"],
+      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+      text=True)
+  try:
+    assert server.stdout.readline() == "ready\n"
+    with socket.create_connection(("localhost", port)) as connection:
+      data = rendezvous._read_line(connection, time.monotonic() + 2)  # pylint: disable=protected-access
+  finally:
+    server.kill()
+    server.wait()
+  assert rendezvous._is_grpc_server(data), data  # pylint: disable=protected-access
+  assert not rendezvous._is_grpc_server(b"SSH-2.0-OpenSSH_9.2\r\n")  # pylint: disable=protected-access
+  assert not rendezvous._is_grpc_server(b"")  # pylint: disable=protected-access
+
+
+def test_a_restarted_worker_waits_for_the_old_first_worker_to_end(caplog):
+  # A Kubernetes Indexed Job recreates only the failed pod: the new worker
+  # 1 meets worker 0's TensorFlow server of before, until that one fails
+  # and its successor leads. Not a port held by another program (exit 2,
+  # which the manifests' podFailurePolicy turns into a failed Job).
+  infos = clusters(2)
+  port = int(infos[0].cluster["worker"][0].rsplit(":", 1)[1])
+  old = _OldLeader(port)
+  (follower,), outcomes = start_meeting(infos, timeout=30.0, start={1})
+  time.sleep(6)  # Longer than three strangers (~4 s each) would take.
+  assert 1 not in outcomes and old.connections >= 2
+  old.stop()
+  (leader,), leader_outcome = start_meeting(infos, timeout=30.0, start={0})
+  follower.join(timeout=20)
+  leader.join(timeout=20)
+  assert outcomes == {1: "go"} and leader_outcome == {0: "go"}
+  warnings = [record.getMessage() for record in caplog.records
+              if "answers as a TensorFlow server" in record.getMessage()]
+  assert warnings == [
+      f"Port {port} of worker 0 (localhost:{port}) answers as a TensorFlow"
+      " server, not as this job's rendezvous: a worker 0 from before this"
+      " task restarted is still running; waiting for it to end and a new one"
+      " to start."]
+
+
+def test_an_old_first_worker_that_never_ends_is_a_timeout_naming_it():
+  infos = clusters(2)
+  port = int(infos[0].cluster["worker"][0].rsplit(":", 1)[1])
+  old = _OldLeader(port)
+  try:
+    with pytest.raises(rendezvous.StartupTimeout) as raised:
+      rendezvous.meet(infos[1], timeout=2.0)
+  finally:
+    old.stop()
+  assert str(raised.value) == (
+      f"the first worker's port (localhost:{port}) still answered as a"
+      " TensorFlow server after --startup_timeout=2 s: an earlier run of this"
+      " job (or another job) is still using it; stop it, or give worker 0"
+      " another port.")
