@@ -134,14 +134,14 @@ def _log_start(model, train_data, eval_data, config: FitConfig,
                start_step: int) -> None:
   """Where the run starts, its data, task and network (the chief's log)."""
   train = config.train
+  if not config.is_chief:
+    return
   if start_step >= train.train_steps:
     logging.warning(
         "%s is complete at step %d (train_steps=%d): this run only evaluates"
         " its final checkpoint. Raise train_steps above %d to train on, or"
         " use a new model_dir to start over.",
         train.model_dir, start_step, train.train_steps, start_step)
-  if not config.is_chief:
-    return
   if 0 < start_step < train.train_steps:
     logging.info("Resuming from step %d of %d.", start_step,
                  train.train_steps)
@@ -270,7 +270,9 @@ def _fit(*, strategy, model, train_data, eval_data, config: FitConfig,
       stop_requested=stop_requested, agree=agree,
       callbacks=[*callback_list.build_callbacks(model, callbacks, config,
                                                 checkpointer, agree),
-                 callback_list.divergence_warning(train_data, model, config)],
+                 *([callback_list.divergence_warning(train_data, model,
+                                                     config)]
+                   if config.is_chief else [])],  # One run, one warning.
       recovery=recovery)
   try:
     on_training_started()

@@ -119,7 +119,8 @@ class Runner:
     with self._guard("a metric read"):  # A collective on every worker.
       observed = float(self._read_observed_loss())
     message = self._loss_watch.check(logs, observed)
-    if message:
+    # One run, one warning: the chief's (every worker reads the same loss).
+    if message and self._strategy.extended.should_checkpoint:
       logging.warning("%s", message)
     self._loss_unchecked = False  # Once: the first loop tells.
 

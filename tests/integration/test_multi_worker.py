@@ -63,6 +63,22 @@ def test_deterministic_two_worker_runs_are_bitwise_equal(tmp_path):
     np.testing.assert_array_equal(first, second)
 
 
+def test_a_run_level_warning_is_the_chiefs_alone(tmp_path):
+  # Every worker sees the same diverged loss and the same complete
+  # model_dir; the terminal of `launch.local` should show each once.
+  model_dir = tmp_path / "run"
+  args = [f"--model_dir={model_dir}", "--train_steps=40",
+          "--steps_per_loop=20", "--learning_rate=5"]
+  runs = [run_workers(args, 2) for _ in range(2)]  # The second: complete.
+  for results in runs:
+    assert [r.returncode for r in results] == [0, 0], results[0].stdout[-2000:]
+  diverged, complete = "warning: the training loss ended at", "is complete at"
+  assert diverged in runs[0][0].stdout and complete in runs[1][0].stdout
+  for results in runs:
+    assert diverged not in results[1].stdout
+    assert complete not in results[1].stdout
+
+
 COUNTED_MODULE = '''
 import os
 
