@@ -5,7 +5,7 @@
   python -m benchmarks.data_scale --smoke               # tiny (the test's)
 
 For each size, a CSV like a flattened MNIST (a `label` column 0..9 and
-784 pixel columns of whole numbers 0..255, ~600 bytes a row) is generated
+784 pixel columns of whole numbers 0..255, ~1.9 KB a row) is generated
 once in `--work_dir`. Each variant then trains the same model (Flatten ->
 Dense(64) -> Dense(10), Adam, batch 256, one CPU device) for `--steps`
 steps, in a fresh process:
