@@ -3,8 +3,9 @@
 * `.npy`: one array [N, ...] (a single-input model).
 * `.npz`: one array per named input (keys = input names), or a single array
   (any key) for a single-input model.
-* `.csv`: one example per row, numbers only; each row is reshaped to the
-  model's input shape (single-input models). A first row that is not all
+* `.csv`: one example per row, numbers only (read in chunks: memory is the
+  float32 array's); each row is reshaped to the model's input shape
+  (single-input models). A first row that is not all
   numbers is a header: with the training CSV's `feature_names` its columns
   are matched by name (others, e.g. the label column, are ignored).
 * Images (`load_images`): an image file or a folder of them (searched
@@ -17,6 +18,7 @@ import zipfile
 
 import numpy as np
 
+from datasets import csv_parse
 from datasets import labels
 from datasets.errors import DataError
 
@@ -62,19 +64,19 @@ def load_features(path: str, input_shape, feature_names=None):
 
 
 def _read_csv(path: str, feature_names):
-  """Rows of numbers; a header row picks `feature_names` by name."""
-  with open(path, newline="", encoding="utf-8-sig") as stream:
-    rows = [row for row in csv.reader(stream) if row]
-  if not rows:
+  """Rows of numbers; a header row picks `feature_names` by name.
+
+  Read in chunks straight into float32 (pandas' parser; Python's `csv`
+  for a file it does not take as given, to name the bad line): memory is
+  the array's, not ~5x the file's as a list of rows of strings.
+  """
+  first = _first_row(path)
+  if first is None:
     raise DataError(f"{path} holds no rows.")
-  header = [cell.strip() for cell in rows[0]]
+  header = [cell.strip() for cell in first]
   if all(labels.is_number(cell) for cell in header):
     header = None
-  else:
-    rows = rows[1:]
-    if not rows:
-      raise DataError(f"{path} holds a header row but no examples.")
-  columns = list(range(len(rows[0]) if rows else 0))
+  columns = list(range(len(first)))
   if header is not None and feature_names:
     missing = [name for name in feature_names if name not in header]
     if missing:
@@ -82,18 +84,90 @@ def _read_csv(path: str, feature_names):
                       f" model was trained on ({', '.join(feature_names)});"
                       " add it to the file.")
     columns = [header.index(name) for name in feature_names]
-  values = np.empty((len(rows), len(columns)), np.float32)
-  for index, row in enumerate(rows):
-    line = index + 1 + (header is not None)
-    if header is not None and len(row) != len(header):
-      raise DataError(f"{path} line {line} has {len(row)} cells, but the"
-                      f" header has {len(header)}.")
-    try:
-      values[index] = [float(row[column]) for column in columns]
-    except (ValueError, IndexError):
-      raise DataError(f"{path} line {line} does not hold"
-                      f" {len(columns)} numbers.") from None
+  try:
+    values = _fast_csv(path, len(first), columns, header is not None)
+  except _NeedsExact:
+    values = _exact_csv(path, len(first), columns, header is not None)
+  if values.shape[0] == 0:
+    raise DataError(f"{path} holds a header row but no examples.")
   return values
+
+
+class _NeedsExact(Exception):
+  """pandas met something only the exact reader can judge or name."""
+
+
+def _first_row(path: str):
+  with open(path, newline="", encoding="utf-8-sig") as stream:
+    return next((row for row in csv.reader(stream) if row), None)
+
+
+def _fast_csv(path, width, columns, has_header):
+  import pandas as pd  # pylint: disable=import-outside-toplevel
+  used = set(columns)
+  others = [column for column in range(width) if column not in used]
+  chunks = []
+  try:
+    # No `names`/`usecols`: with them pandas drops a long row's extra cells
+    # without a word; without, a ragged row is an error (named exactly
+    # by the exact reader).
+    with pd.read_csv(path, encoding="utf-8-sig", header=None,
+                     skiprows=_lines_through_header(path) if has_header
+                     else 0,
+                     dtype={column: np.float64 if column in used else object
+                            for column in range(width)},
+                     index_col=False, keep_default_na=False, na_values=[],
+                     skip_blank_lines=True, engine="c",
+                     chunksize=csv_parse.chunk_rows(width)) as reader:
+      for frame in reader:
+        if frame.shape[1] != width:
+          raise _NeedsExact()
+        values = frame[columns].to_numpy(np.float64)
+        # A short row (NaN or "" where cells are missing), or a "nan" cell.
+        if np.isnan(values).any() or (frame[others] == "").any(axis=None):
+          raise _NeedsExact()
+        chunks.append(values.astype(np.float32))
+  except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+    raise _NeedsExact() from None
+  if not chunks:
+    return np.empty((0, len(columns)), np.float32)
+  return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+
+
+def _lines_through_header(path: str) -> int:
+  """Physical lines up to the header (blank lines before it included)."""
+  with open(path, encoding="utf-8-sig") as stream:
+    for count, line in enumerate(stream, start=1):
+      if line.strip():
+        return count
+  return 0
+
+
+def _exact_csv(path, width, columns, has_header):
+  """As `float(cell)` takes each cell; names the first line that fails."""
+  size = csv_parse.chunk_rows(width)
+  chunks, chunk, used = [], np.empty((size, len(columns)), np.float32), 0
+  with open(path, newline="", encoding="utf-8-sig") as stream:
+    rows = ((line, row) for line, row
+            in enumerate(csv.reader(stream), start=1) if row)
+    if has_header:
+      next(rows)
+    for line, row in rows:
+      if len(row) != width:
+        raise DataError(f"{path} line {line} has {len(row)} cells, but the"
+                        f" {'header' if has_header else 'first row'} has"
+                        f" {width}.")
+      try:
+        chunk[used] = [float(row[column]) for column in columns]
+      except (ValueError, IndexError):
+        raise DataError(f"{path} line {line} does not hold"
+                        f" {len(columns)} numbers.") from None
+      used += 1
+      if used == size:
+        chunks.append(chunk)
+        chunk, used = np.empty_like(chunk), 0
+  chunks.append(chunk[:used])
+  return np.concatenate(chunks)
 
 
 def list_images(path: str) -> list[str]:
