@@ -37,15 +37,12 @@ import tempfile
 import numpy as np
 
 from datasets import csv_parse
+from datasets.csv_columns import DTYPES, Features, Labels, Statistics
 from datasets.errors import DataError, argument
 
 FORMAT_VERSION = 1
 MEMORY_LIMIT_BYTES = 64 << 20
-# Distinct label texts kept; a column with more is numbers or not classes.
-MAX_LABEL_TEXTS = 1 << 16
 _FEATURES, _LABELS, _META = "features.bin", "labels.npz", "table.json"
-_DTYPES = (np.uint8, np.int16, np.float32)  # Each holds the former's values.
-_NAN_TEXTS = ("nan", "+nan", "-nan")
 
 
 def default_cache_dir() -> str:
@@ -68,7 +65,7 @@ class Table:
     num_columns: D.
     label_values: float64 [N]: the label cells as numbers, NaN if text.
     label_codes: int32 [N] index into `label_texts`, or None if the column
-      holds more distinct texts than `MAX_LABEL_TEXTS`.
+      holds more distinct texts than `csv_columns.MAX_LABEL_TEXTS`.
     label_texts: The distinct label texts, or None.
     first_text: First row whose label is not a number, or -1.
     first_number: First row whose label is a number, or -1.
@@ -100,139 +97,10 @@ class Table:
     return dataclasses.replace(self, label_values=None, label_codes=None)
 
 
-def _narrowest(values: np.ndarray, at_least: int) -> int:
-  """Index into _DTYPES of the narrowest dtype holding `values` exactly."""
-  if at_least == len(_DTYPES) - 1 or not values.size:
-    return at_least
-  if not np.array_equal(values, np.round(values)):
-    return len(_DTYPES) - 1
-  low, high = values.min(), values.max()
-  for index in range(at_least, len(_DTYPES) - 1):
-    info = np.iinfo(_DTYPES[index])
-    if info.min <= low and high <= info.max:
-      return index
-  return len(_DTYPES) - 1
-
-
-class _Features:
-  """Feature chunks, appended in the narrowest dtype so far (widened)."""
-
-  def __init__(self, path: str | None):
-    self.path, self.kind, self.chunks = path, 0, []
-    self.stream = open(path, "wb") if path else None  # pylint: disable=consider-using-with
-
-  def mark(self):
-    return self.stream.tell() if self.stream else len(self.chunks)
-
-  def rewind(self, mark) -> None:
-    if self.stream:
-      self.stream.seek(mark)
-      self.stream.truncate()
-    else:
-      del self.chunks[mark:]
-
-  def append(self, values: np.ndarray) -> None:
-    kind = _narrowest(values, self.kind)
-    if kind != self.kind:
-      self._widen(kind)
-    chunk = values.astype(_DTYPES[self.kind])
-    if self.stream:
-      self.stream.write(chunk.tobytes())
-    else:
-      self.chunks.append(chunk)
-
-  def _widen(self, kind: int) -> None:
-    old, new = _DTYPES[self.kind], _DTYPES[kind]
-    self.kind = kind
-    if not self.stream:
-      self.chunks = [chunk.astype(new) for chunk in self.chunks]
-      return
-    self.stream.close()
-    wider = self.path + ".wider"
-    with open(self.path, "rb") as source, open(wider, "wb") as target:
-      while block := source.read(1 << 24):
-        target.write(np.frombuffer(block, old).astype(new).tobytes())
-    os.replace(wider, self.path)
-    self.stream = open(self.path, "ab")  # pylint: disable=consider-using-with
-
-  def finish(self, num_columns: int):
-    if self.stream:
-      self.stream.close()
-      return None
-    if not self.chunks:
-      return np.empty((0, num_columns), _DTYPES[self.kind])
-    return np.concatenate(self.chunks)
-
-
-class _Labels:
-  """Label cells as numbers, codes into distinct texts, first rows of kinds."""
-
-  def __init__(self):
-    self.values, self.codes, self.texts = [], [], {}
-    self.rows = 0
-    self.first = {"text": -1, "number": -1, "empty": -1}
-
-  def mark(self):
-    return (len(self.values), len(self.codes), dict(self.texts), self.rows,
-            dict(self.first))
-
-  def rewind(self, mark) -> None:
-    values, codes, self.texts, self.rows, self.first = mark
-    del self.values[values:], self.codes[codes:]
-
-  def _note(self, kind: str, mask: np.ndarray) -> None:
-    if self.first[kind] < 0 and mask.any():
-      self.first[kind] = self.rows + int(np.argmax(mask))
-
-  def append(self, cells: np.ndarray) -> None:
-    import pandas as pd  # pylint: disable=import-outside-toplevel
-    series = pd.Series(cells, dtype=object)
-    values = pd.to_numeric(series, errors="coerce").to_numpy(np.float64)
-    is_nan_text = series.str.lower().isin(_NAN_TEXTS).to_numpy()
-    is_text = np.isnan(values) & ~is_nan_text
-    self._note("empty", (series == "").to_numpy())
-    self._note("text", is_text)
-    self._note("number", ~is_text)
-    self.values.append(values)
-    if self.texts is not None:
-      codes, uniques = pd.factorize(series)
-      lookup = np.array([self.texts.setdefault(text, len(self.texts))
-                         for text in uniques], np.int32)
-      self.codes.append(lookup[codes])
-      if len(self.texts) > MAX_LABEL_TEXTS:
-        self.texts, self.codes = None, []
-    self.rows += len(cells)
-
-
-class Statistics:
-  """Per-column mean and squared deviations, merged chunk by chunk (Chan)."""
-
-  def __init__(self, num_columns: int):
-    self.count = 0
-    self.mean = np.zeros(num_columns)
-    self.m2 = np.zeros(num_columns)
-
-  def add(self, values: np.ndarray, *, is_exact: bool = False) -> None:
-    """Adds rows; `is_exact`: they are float32 values already (as trained)."""
-    if not is_exact:
-      values = values.astype(np.float32)
-    count = len(values)
-    if not count:
-      return
-    mean = values.mean(axis=0, dtype=np.float64)
-    deviations = values - mean
-    m2 = np.einsum("ij,ij->j", deviations, deviations)
-    total = self.count + count
-    delta = mean - self.mean
-    self.mean = self.mean + delta * count / total
-    self.m2 = self.m2 + m2 + delta ** 2 * self.count * count / total
-    self.count = total
-
-
-def _read_files(paths, label_column: str, features: _Features):
+def _read_files(paths, label_column: str, features: Features):
   """Reads every file into `features`; returns (names, rows, labels, stats)."""
   names, rows_per_file = None, []
-  labels, statistics = _Labels(), None
+  labels, statistics = Labels(), None
   for path in paths:
     header = csv_parse.read_header(path)
     if label_column not in header:
@@ -254,7 +122,7 @@ def _read_files(paths, label_column: str, features: _Features):
           features.append(values)
           labels.append(cells)
           # Whole numbers in int16's range are float32 values already.
-          statistics.add(values, is_exact=features.kind < len(_DTYPES) - 1)
+          statistics.add(values, is_exact=features.kind < len(DTYPES) - 1)
           rows += len(cells)
         break
       except csv_parse.NeedsExactParse:
@@ -296,7 +164,7 @@ def build_table(paths: list[str], label_column: str, *,
   stamps = _stamp(paths)
   if cache_dir is None:
     if sum(stamp["size"] for stamp in stamps) <= MEMORY_LIMIT_BYTES:
-      features = _Features(None)
+      features = Features(None)
       return _table(*_read_files(paths, label_column, features), features,
                     path=None)
     cache_dir = default_cache_dir()
@@ -320,7 +188,7 @@ def _write(paths, label_column, group, entry, stamps) -> Table:
                     f" ({error.strerror or type(error).__name__}); give a"
                     " writable cache_dir.") from None
   try:
-    features = _Features(os.path.join(staging, _FEATURES))
+    features = Features(os.path.join(staging, _FEATURES))
     names, rows, labels, statistics = _read_files(paths, label_column,
                                                   features)
     table = _table(names, rows, labels, statistics, features, path=None)
@@ -379,7 +247,7 @@ def _remove_orphans(root: str) -> None:
         break
 
 
-def _table(names, rows, labels: _Labels, statistics, features, *, path):
+def _table(names, rows, labels: Labels, statistics, features, *, path):
   codes = (np.concatenate(labels.codes) if labels.texts is not None
            and labels.codes else
            (np.zeros(0, np.int32) if labels.texts is not None else None))
@@ -387,7 +255,7 @@ def _table(names, rows, labels: _Labels, statistics, features, *, path):
   return Table(
       names=names, rows_per_file=rows,
       features=features.finish(num_columns), path=path,
-      dtype=np.dtype(_DTYPES[features.kind]), num_columns=num_columns,
+      dtype=np.dtype(DTYPES[features.kind]), num_columns=num_columns,
       label_values=(np.concatenate(labels.values) if labels.values
                     else np.zeros(0)),
       label_codes=codes,

@@ -8,6 +8,7 @@ of a Python list of cells, so millions of rows cost arrays, not strings.
 import numpy as np
 
 from datasets import csv_cache
+from datasets import csv_columns
 from datasets import labels as labels_lib
 from datasets.errors import DataError, argument
 
@@ -88,7 +89,7 @@ def _text_classes(table, task, column, class_names, where):
   """Text labels as indices of sorted class names (Keras's order)."""
   if table.label_texts is None:
     raise DataError(f"column {column!r} holds more than"
-                    f" {csv_cache.MAX_LABEL_TEXTS:,} distinct labels,"
+                    f" {csv_columns.MAX_LABEL_TEXTS:,} distinct labels,"
                     " too many for classes: check the label column, or give"
                     f" {argument('task')}=regression.")
   texts = table.label_texts

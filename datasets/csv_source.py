@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from datasets import csv_cache
+from datasets import csv_columns
 from datasets import csv_labels
 from datasets import csv_parse
 from datasets import labels as labels_lib
@@ -109,7 +110,7 @@ class CsvData:
       mean, variance = self.table.mean, self.table.m2 / self.num_examples
     else:  # A split's part: its rows read once, in file order.
       reader = FeatureReader(self.table)
-      totals = csv_cache.Statistics(self.table.num_columns)
+      totals = csv_columns.Statistics(self.table.num_columns)
       step = csv_parse.chunk_rows(self.table.num_columns)
       ordered = np.sort(self.rows)
       for start in range(0, len(ordered), step):
