@@ -20,6 +20,7 @@ from launch.cli import flags as flag_defs
 from launch.cli import usage
 from launch.errors import KEYWORD_SPELLING, ConfigError
 from launch.options import definitions as options_lib
+from launch.options import option as option_lib
 from launch.options import resolve as config_lib
 from launch.run import plan as plan_lib
 from launch.run import resume
@@ -51,7 +52,7 @@ def fixture_fakes(monkeypatch):
   monkeypatch.setattr(options_lib, "OPTIONS", options_lib.OPTIONS + _FAKES)
   # The config field the options fill (a real option adds it to the class).
   monkeypatch.setattr(config_lib, "TrainConfig", _TrainConfigWithFakes)
-  monkeypatch.setitem(options_lib._CLASSES, "train",  # pylint: disable=protected-access
+  monkeypatch.setitem(option_lib._CLASSES, "train",  # pylint: disable=protected-access
                       _TrainConfigWithFakes)
 
 
