@@ -57,7 +57,8 @@ def load_features(path: str, input_shape, feature_names=None):
       features = _read_csv(path, feature_names)
   except DataError:
     raise
-  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile,
+          csv.Error) as error:
     raise DataError(f"{path} is not a readable {suffix} file"
                     f" ({type(error).__name__}: {error}).") from None
   return _fit(path, features, input_shape)
@@ -87,6 +88,8 @@ def _read_csv(path: str, feature_names):
   try:
     values = _fast_csv(path, len(first), columns, header is not None)
   except _NeedsExact:
+    values = None  # Out of the handler first: it holds the parsed chunks.
+  if values is None:
     values = _exact_csv(path, len(first), columns, header is not None)
   if values.shape[0] == 0:
     raise DataError(f"{path} holds a header row but no examples.")
@@ -97,9 +100,15 @@ class _NeedsExact(Exception):
   """pandas met something only the exact reader can judge or name."""
 
 
+def _is_blank(row: list[str]) -> bool:
+  """A line pandas skips as blank: empty, or nothing but spaces."""
+  return not row or (len(row) == 1 and not row[0].strip())
+
+
 def _first_row(path: str):
   with open(path, newline="", encoding="utf-8-sig") as stream:
-    return next((row for row in csv.reader(stream) if row), None)
+    return next((row for row in csv.reader(stream) if not _is_blank(row)),
+                None)
 
 
 def _fast_csv(path, width, columns, has_header):
@@ -149,7 +158,7 @@ def _exact_csv(path, width, columns, has_header):
   chunks, chunk, used = [], np.empty((size, len(columns)), np.float32), 0
   with open(path, newline="", encoding="utf-8-sig") as stream:
     rows = ((line, row) for line, row
-            in enumerate(csv.reader(stream), start=1) if row)
+            in enumerate(csv.reader(stream), start=1) if not _is_blank(row))
     if has_header:
       next(rows)
     for line, row in rows:

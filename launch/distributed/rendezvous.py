@@ -202,12 +202,13 @@ def _abort_all(server: socket.socket, joined: dict, message: str,
 
 
 def _follow(cluster: cluster_lib.ClusterInfo, timeout: float, token: str,
-            error: str | None) -> None:
+            error: str | None, old_leader_grace: float | None = None) -> None:
   leader = _training_addresses(cluster)[0]
+  port = _host_port(leader)[1]
   deadline = time.monotonic() + timeout if timeout else float("inf")
   hello = {"token": token, "worker": cluster.worker_id, "error": error}
   strangers = 0  # Connections answered by something else than worker 0.
-  old_leader = False  # Answered by a TensorFlow server: see below.
+  old_leader_since = None  # When a TensorFlow server answered: see below.
   while time.monotonic() < deadline:
     try:
       with socket.create_connection(_host_port(leader),
@@ -218,27 +219,38 @@ def _follow(cluster: cluster_lib.ClusterInfo, timeout: float, token: str,
           if _is_grpc_server(data):
             # Most likely this job's worker 0 of before a restart of this
             # task alone (a Kubernetes pod recreated while the others still
-            # run): it fails on its own once it misses this task, and its
-            # successor leads. Wait for that, up to --startup_timeout.
-            if not old_leader:
+            # run): it fails once it misses this task (within its
+            # --collective_timeout), and its successor leads. Wait for
+            # that; a server that outlives the grace is not this job's.
+            now = time.monotonic()
+            if old_leader_since is None:
+              old_leader_since = now
               logging.warning(
                   "Port %d of worker 0 (%s) answers as a TensorFlow server,"
-                  " not as this job's rendezvous: a worker 0 from before"
-                  " this task restarted is still running; waiting for it to"
-                  " end and a new one to start.", _host_port(leader)[1],
-                  leader)
-              old_leader = True
+                  " not as this job's rendezvous: probably a worker 0 from"
+                  " before this task restarted, still running (or worker"
+                  " 0's address points at another job's server); waiting"
+                  " for it to end%s.", port, leader,
+                  f" (up to {old_leader_grace:g} s)" if old_leader_grace
+                  else "")
+            elif old_leader_grace and now - old_leader_since > old_leader_grace:
+              raise ConfigError(
+                  f"port {port} of worker 0 ({leader}) is held by a"
+                  " TensorFlow server that is not this job's first worker"
+                  f" (it still answered after {old_leader_grace:g} s, longer"
+                  " than a worker 0 of this job outlives a lost peer); stop"
+                  " that server or give worker 0 another address.")
             time.sleep(_POLL_SECONDS * 5)
             continue
           strangers += 1
           if strangers >= _STRANGER_LIMIT:
             raise ConfigError(
-                f"port {_host_port(leader)[1]} of worker 0 ({leader}) is"
+                f"port {port} of worker 0 ({leader}) is"
                 " held by another program that does not answer as this"
                 " job's first worker; give worker 0 another port.")
           time.sleep(_POLL_SECONDS)
           continue
-        strangers = 0
+        strangers, old_leader_since = 0, None
         _send(connection, hello)
         if error:
           return
@@ -250,7 +262,7 @@ def _follow(cluster: cluster_lib.ClusterInfo, timeout: float, token: str,
       return
     if answer and answer.get("abort"):
       raise ConfigError(answer["abort"])
-  if old_leader:
+  if old_leader_since is not None:
     raise StartupTimeout(
         f"the first worker's port ({leader}) still answered as a TensorFlow"
         f" server after --startup_timeout={timeout:g} s: an earlier run of"
@@ -260,12 +272,16 @@ def _follow(cluster: cluster_lib.ClusterInfo, timeout: float, token: str,
                        f" within --startup_timeout={timeout:g} s.")
 
 
-def meet(cluster: cluster_lib.ClusterInfo, *, timeout: float) -> None:
+def meet(cluster: cluster_lib.ClusterInfo, *, timeout: float,
+         old_leader_grace: float | None = None) -> None:
   """Returns once every training task of `cluster` has called `meet`.
 
   Args:
     cluster: A multi-worker cluster; this task is one of its training tasks.
     timeout: Seconds to wait for the others (0: forever).
+    old_leader_grace: Seconds a TensorFlow server on worker 0's port (an
+      earlier worker 0 of this job) may keep answering before it counts as
+      another program's (ConfigError); None: until `timeout`.
 
   Raises:
     ConfigError: If this or another task cannot open its port.
@@ -283,4 +299,4 @@ def meet(cluster: cluster_lib.ClusterInfo, *, timeout: float) -> None:
     except StartupTimeout:
       pass
     raise
-  _follow(cluster, timeout, token, None)
+  _follow(cluster, timeout, token, None, old_leader_grace)

@@ -54,7 +54,10 @@ def _strategy(plan: plan_lib.Plan):
     if plan.strategy_kind != "multi_worker":
       return 0.0
     started = time.monotonic()
-    rendezvous.meet(plan.cluster, timeout=config.startup_timeout)
+    # A worker 0 of before a restart fails within its collective timeout.
+    rendezvous.meet(plan.cluster, timeout=config.startup_timeout,
+                    old_leader_grace=(config.collective_timeout + 60
+                                      if config.collective_timeout else None))
     if not config.startup_timeout:
       return 0.0
     left = max(1.0, config.startup_timeout - (time.monotonic() - started))

@@ -65,3 +65,18 @@ def test_nan_cells_and_spaces_are_read_as_float_reads_them(tmp_path):
   path = _write(tmp_path, "\ufeff 1, 2 ,nan\n4,5,6\n")
   np.testing.assert_array_equal(files._read_csv(path, None),  # pylint: disable=protected-access
                                 [[1, 2, np.nan], [4, 5, 6]])
+
+
+def test_both_readers_skip_lines_of_spaces_alike(tmp_path):
+  # pandas skips a line of spaces; the exact reader (after a "nan") too.
+  for last in ("6", "nan"):
+    path = _write(tmp_path, f"1,2,3\n   \n4,5,{last}\n")
+    values = files._read_csv(path, None)  # pylint: disable=protected-access
+    assert values.shape == (2, 3), values
+
+
+def test_an_oversized_cell_is_one_sentence(tmp_path):
+  path = _write(tmp_path, "a,b,text\n1,2,x\n3,nan," + "y" * 200_000 + "\n")
+  with pytest.raises(DataError, match=r"is not a readable \.csv file \(Error:"
+                     " field larger than field limit"):
+    files.load_features(path, (2,), ["a", "b"])

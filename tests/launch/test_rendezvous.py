@@ -205,10 +205,12 @@ def test_a_restarted_worker_waits_for_the_old_first_worker_to_end(caplog):
   infos = clusters(2)
   port = int(infos[0].cluster["worker"][0].rsplit(":", 1)[1])
   old = _OldLeader(port)
-  (follower,), outcomes = start_meeting(infos, timeout=30.0, start={1})
-  time.sleep(6)  # Longer than three strangers (~4 s each) would take.
-  assert 1 not in outcomes and old.connections >= 2
-  old.stop()
+  try:
+    (follower,), outcomes = start_meeting(infos, timeout=30.0, start={1})
+    time.sleep(4)  # Three strangers would have ended it in ~1 s.
+    assert 1 not in outcomes and old.connections >= 3
+  finally:
+    old.stop()
   (leader,), leader_outcome = start_meeting(infos, timeout=30.0, start={0})
   follower.join(timeout=20)
   leader.join(timeout=20)
@@ -217,9 +219,43 @@ def test_a_restarted_worker_waits_for_the_old_first_worker_to_end(caplog):
               if "answers as a TensorFlow server" in record.getMessage()]
   assert warnings == [
       f"Port {port} of worker 0 (localhost:{port}) answers as a TensorFlow"
-      " server, not as this job's rendezvous: a worker 0 from before this"
-      " task restarted is still running; waiting for it to end and a new one"
-      " to start."]
+      " server, not as this job's rendezvous: probably a worker 0 from"
+      " before this task restarted, still running (or worker 0's address"
+      " points at another job's server); waiting for it to end."]
+
+
+def test_after_the_old_first_worker_a_timeout_blames_the_missing_worker():
+  infos = clusters(3)
+  port = int(infos[0].cluster["worker"][0].rsplit(":", 1)[1])
+  old = _OldLeader(port)
+  try:
+    (follower,), outcomes = start_meeting(infos, timeout=8.0, start={1})
+    time.sleep(2)
+  finally:
+    old.stop()
+  (leader,), leader_outcome = start_meeting(infos, timeout=5.0, start={0})
+  follower.join(timeout=20)
+  leader.join(timeout=20)  # Worker 2 never comes.
+  assert str(leader_outcome[0]).startswith("worker 2 (")
+  assert str(outcomes[1]) == (
+      f"the first worker ({infos[0].cluster['worker'][0]}) did not start the"
+      " run within --startup_timeout=8 s.")
+
+
+def test_a_tensorflow_server_outliving_the_grace_is_not_this_jobs():
+  infos = clusters(2)
+  port = int(infos[0].cluster["worker"][0].rsplit(":", 1)[1])
+  old = _OldLeader(port)
+  try:
+    with pytest.raises(ConfigError) as raised:
+      rendezvous.meet(infos[1], timeout=30.0, old_leader_grace=1.5)
+  finally:
+    old.stop()
+  assert str(raised.value) == (
+      f"port {port} of worker 0 (localhost:{port}) is held by a TensorFlow"
+      " server that is not this job's first worker (it still answered after"
+      " 1.5 s, longer than a worker 0 of this job outlives a lost peer); stop"
+      " that server or give worker 0 another address.")
 
 
 def test_an_old_first_worker_that_never_ends_is_a_timeout_naming_it():
