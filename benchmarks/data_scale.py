@@ -176,25 +176,19 @@ def main() -> None:
     sys.exit(f"error: --variants takes {', '.join(VARIANTS)}, not"
              f" {', '.join(sorted(unknown))}.")
   os.makedirs(args.work_dir, exist_ok=True)
-  results = {}
-  for rows in sizes:
+
+  def measure(rows: int, variant: str) -> dict:
     csv_path = os.path.join(args.work_dir, f"rows-{rows}.csv")
     if not os.path.isfile(csv_path):
       write_csv(csv_path, rows)
     cache_dir = os.path.join(args.work_dir, f"cache-{rows}")
-    results[rows] = {variant: [] for variant in variants}
-    for _ in range(rounds):
-      for variant in variants:
-        if variant == "harness_cached" and not os.path.isdir(cache_dir):
-          _run("harness", csv_path, 1, cache_dir)  # Fills the cache.
-        results[rows][variant].append(_run(variant, csv_path, steps,
-                                           cache_dir))
-        print(f"{rows:,} rows, {variant}: {results[rows][variant][-1]}",
-              flush=True)
+    if variant == "harness_cached" and not os.path.isdir(cache_dir):
+      _run("harness", csv_path, 1, cache_dir)  # Fills the cache.
+    return _run(variant, csv_path, steps, cache_dir)
+
+  results = measuring.interleaved(sizes, variants, rounds, measure, "rows")
   print(_table(results))
-  if args.output:
-    with open(args.output, "w", encoding="utf-8") as stream:
-      json.dump({str(k): v for k, v in results.items()}, stream, indent=2)
+  measuring.write_json(args.output, results)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 
 from benchmarks import measuring
@@ -37,20 +36,7 @@ _LOOP = 20  # The harness's steps per compiled call (Keras fit's: 1).
 
 def write_images(directory: str, count: int) -> None:
   """`count` learnable 32x32 RGB PNGs under `directory/c0` .. `c9`."""
-  import numpy as np
-  import tensorflow as tf
-  rng = np.random.default_rng(0)
-  prototypes = rng.integers(0, 256, (10, *_SIZE, 3))
-  staging = directory + ".partial"
-  for index in range(count):
-    label = index % 10
-    image = np.clip(prototypes[label] + rng.integers(-60, 61, (*_SIZE, 3)),
-                    0, 255).astype(np.uint8)
-    folder = os.path.join(staging, f"c{label}")
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, f"{index:06d}.png"), "wb") as stream:
-      stream.write(tf.io.encode_png(image).numpy())
-  os.replace(staging, directory)
+  measuring.write_pngs(directory, count, _SIZE, channels=3)
 
 
 def _model():
@@ -140,21 +126,16 @@ def main() -> None:
   if args.smoke:
     sizes, steps, rounds = [600], 3 * _LOOP, 1
   os.makedirs(args.work_dir, exist_ok=True)
-  results = {}
-  for files in sizes:
+
+  def measure(files: int, variant: str) -> dict:
     directory = os.path.join(args.work_dir, f"images-{files}")
     if not os.path.isdir(directory):
       write_images(directory, files)
-    results[files] = {variant: [] for variant in VARIANTS}
-    for _ in range(rounds):
-      for variant in VARIANTS:
-        results[files][variant].append(_run(variant, directory, steps))
-        print(f"{files:,} files, {variant}: {results[files][variant][-1]}",
-              file=sys.stderr, flush=True)
+    return _run(variant, directory, steps)
+
+  results = measuring.interleaved(sizes, VARIANTS, rounds, measure, "files")
   print(_table(results))
-  if args.output:
-    with open(args.output, "w", encoding="utf-8") as stream:
-      json.dump({str(k): v for k, v in results.items()}, stream, indent=2)
+  measuring.write_json(args.output, results)
 
 
 if __name__ == "__main__":

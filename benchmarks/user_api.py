@@ -21,29 +21,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks import measuring
+
 _SHAPE = (28, 28)
-
-
-def _write_pngs(directory: str, count: int) -> None:
-  """`count` learnable 28x28 PNGs (noisy class prototypes), 10 classes."""
-  import numpy as np
-  import tensorflow as tf
-  rng = np.random.default_rng(0)
-  prototypes = rng.integers(0, 256, (10, *_SHAPE, 1))
-  for index in range(count):
-    label = index % 10
-    image = np.clip(prototypes[label] + rng.integers(-60, 61, (*_SHAPE, 1)),
-                    0, 255).astype(np.uint8)
-    folder = os.path.join(directory, f"class_{label}")
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, f"{index:05d}.png"), "wb") as stream:
-      stream.write(tf.io.encode_png(image).numpy())
 
 
 def _pipeline_rate(directory: str, batches: int) -> float:
@@ -100,22 +84,16 @@ def _fit_rate(kind: str, steps: int) -> float:
 
 def _measure(kind: str, quick: bool) -> float:
   """One measurement in a fresh process."""
-  command = [sys.executable, "-m", "benchmarks.user_api", "--measure", kind]
-  if quick:
-    command.append("--quick")
-  result = subprocess.run(command, cwd=_REPO_ROOT, capture_output=True,
-                          text=True, check=False)
-  if result.returncode:
-    sys.exit(f"error: measuring {kind} failed:\n{result.stderr[-2000:]}")
-  return float(result.stdout.strip().splitlines()[-1])
+  return measuring.run_fresh(
+      "benchmarks.user_api", ["--measure", kind, *(["--quick"] * quick)],
+      f"measuring {kind}")
 
 
 def _one(kind: str, quick: bool) -> float:
   if kind == "images":
     directory = os.path.join(tempfile.gettempdir(), "tfharness-bench-pngs")
     if not os.path.isdir(directory):
-      _write_pngs(directory + ".tmp", 2000)
-      os.replace(directory + ".tmp", directory)
+      measuring.write_pngs(directory, 2000, _SHAPE, channels=1)
     return _pipeline_rate(directory, 5 if quick else 40)
   steps = {"cnn": 25 if quick else 150}.get(kind, 50 if quick else 1500)
   return _fit_rate(kind, steps)
