@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from benchmarks import gpu_checks
 from benchmarks import gpu_runs
 from benchmarks import gpu_scaling
 from benchmarks import gpu_table
@@ -65,12 +66,12 @@ gpu07:123:456 [0] NCCL INFO comm 0x7f rank 0 nranks 8 - Init COMPLETE
 """
 
 
-def checks(**kwargs) -> gpu_scaling.Checks:
+def checks(**kwargs) -> gpu_checks.Checks:
   values = dict(smoke=False, visible=["0", "1"], count=2, model="cnn",
                 sizes=GPU_SIZES, work_dir="/w", tfrecords=None,
                 run_timeout=lambda: 10.0)
   values.update(kwargs)
-  return gpu_scaling.Checks(**values)
+  return gpu_checks.Checks(**values)
 
 
 def result(log="", peak=None, rate=100.0, loss=1.0) -> gpu_runs.Result:
